@@ -1,0 +1,55 @@
+// swift-tools-version:6.2
+// swift-maglev: a software L4 load balancer after Google's Maglev (NSDI 2016).
+// Arrows point one way: MaglevCore <- (drivers) <- MaglevCLI <- maglev. See docs/architecture.md.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .treatAllWarnings(as: .error),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-maglev",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "maglev", targets: ["maglev"]),
+        .library(name: "MaglevCore", targets: ["MaglevCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The pure data plane: no I/O, no clock, no Foundation, no C modules.
+        .target(name: "MaglevCore", swiftSettings: strict),
+
+        // System libraries and the tiny C shim for macros Swift cannot import.
+        .systemLibrary(
+            name: "CLibURing", pkgConfig: "liburing",
+            providers: [.apt(["liburing-dev"])]),
+        .systemLibrary(
+            name: "CLibPcap", pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]),
+        .target(name: "CMaglevShim", dependencies: ["CLibURing"]),
+
+        // The only home of syscalls.
+        .target(
+            name: "MaglevLinux", dependencies: ["CLibURing", "CMaglevShim"],
+            swiftSettings: strict),
+
+        // Argument parsing and printing only.
+        .target(
+            name: "MaglevCLI",
+            dependencies: [
+                "MaglevCore", "MaglevLinux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(name: "maglev", dependencies: ["MaglevCLI"], swiftSettings: strict),
+
+        .testTarget(name: "MaglevCoreTests", dependencies: ["MaglevCore"], swiftSettings: strict),
+        .testTarget(
+            name: "MaglevCLITests", dependencies: ["MaglevCLI", "MaglevLinux"],
+            swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,87 @@
+/// How a frame begins.
+public enum LinkType: UInt8, Sendable {
+    /// Ethernet II, with any number (bounded) of 802.1Q / 802.1ad tags and MPLS labels.
+    case ethernet
+    /// An IP packet with no link-layer header; the version nibble says IPv4 or IPv6.
+    case rawIP
+}
+
+/// Where a packet sits in a fragmented datagram.
+public enum FragmentKind: UInt8, Sendable {
+    /// Not a fragment (an IPv6 "atomic" fragment, offset 0 and no more fragments, counts here).
+    case none
+    /// Offset 0, more fragments follow: carries the L4 header.
+    case first
+    /// Offset > 0: carries no ports.
+    case nonFirst
+}
+
+/// What the parser learned about one packet. Plain value, no references: building one
+/// allocates nothing.
+public struct ParsedPacket: Sendable {
+    /// Offset of the IP header from the start of the frame.
+    public var l3Offset: Int
+    /// Bytes of the IP packet present in the frame: the header's length claim, bounded by the
+    /// bytes captured (link-layer padding after the packet is excluded).
+    public var l3Length: Int
+    /// The length the IP header claims (IPv4 total length, or 40 + IPv6 payload length; the
+    /// captured length when the claim is 0, as in TSO captures and jumbograms).
+    public var l3ClaimedLength: Int
+    /// Offset of the L4 header from the start of the frame, or -1 when there is none
+    /// (non-first fragment, no-next-header, an unparsed protocol).
+    public var l4Offset: Int
+    /// The flow: 5-tuple, 3-tuple (ports 0) for fragments and port-less protocols; for ICMP
+    /// errors the quoted packet's flow, reversed.
+    public var key: FlowKey
+    /// TCP flags of an unfragmented or first-fragment TCP segment, else 0.
+    public var tcpFlags: UInt8
+    public var fragment: FragmentKind
+    /// IPv4 identification or the IPv6 fragment header's identification (0 if not a fragment).
+    public var fragmentID: UInt32
+    /// IPv4 DF bit; always true for IPv6 (routers never fragment IPv6).
+    public var dontFragment: Bool
+    /// An ICMP or ICMPv6 error (destination unreachable, time exceeded, packet too big,
+    /// parameter problem) whose quoted flow is in `key`.
+    public var isICMPError: Bool
+    /// IPv4 TOS or IPv6 traffic class.
+    public var trafficClass: UInt8
+
+    public init(
+        l3Offset: Int, l3Length: Int, l3ClaimedLength: Int, l4Offset: Int, key: FlowKey,
+        tcpFlags: UInt8, fragment: FragmentKind, fragmentID: UInt32, dontFragment: Bool,
+        isICMPError: Bool, trafficClass: UInt8
+    ) {
+        self.l3Offset = l3Offset
+        self.l3Length = l3Length
+        self.l3ClaimedLength = l3ClaimedLength
+        self.l4Offset = l4Offset
+        self.key = key
+        self.tcpFlags = tcpFlags
+        self.fragment = fragment
+        self.fragmentID = fragmentID
+        self.dontFragment = dontFragment
+        self.isICMPError = isICMPError
+        self.trafficClass = trafficClass
+    }
+
+    public var isIPv6: Bool { key.isIPv6 }
+    /// Whether the capture cut the packet short of its claimed length (snaplen).
+    public var isTruncated: Bool { l3Length < l3ClaimedLength }
+}
+
+/// TCP flag bits.
+public enum TCPFlags {
+    public static let fin: UInt8 = 0x01
+    public static let syn: UInt8 = 0x02
+    public static let rst: UInt8 = 0x04
+    public static let ack: UInt8 = 0x10
+}
+
+/// The parser's answer: a parsed packet, or why there is none.
+public enum ParseResult: Sendable {
+    case parsed(ParsedPacket)
+    /// Not an IP packet (ARP, LLDP, ...): not ours, left to the host.
+    case notIP
+    /// Malformed or truncated: dropped with a named reason.
+    case malformed(DropReason)
+}

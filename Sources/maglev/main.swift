@@ -1,0 +1,3 @@
+import MaglevCLI
+
+await maglevMain()
