@@ -1,0 +1,74 @@
+/// Writes outer IP + GRE headers in front of an inner IP packet, in place (the headers go into
+/// the bytes just before the inner packet; the payload is never copied).
+///
+///     Outer IPv4 (20 bytes) + GRE (4 bytes), RFC 791 / RFC 2784:
+///      0                   1                   2                   3
+///     +-------+-------+---------------+-------------------------------+
+///     |Ver=4  |IHL=5  | TOS (inner's) |  Total length = 24 + inner    |
+///     +-------+-------+---------------+-----+-------------------------+
+///     |        Identification = 0     |0|1|0|   Fragment offset = 0   |  (DF set)
+///     +---------------+---------------+-----+-------------------------+
+///     |    TTL = 64   |  Proto = 47   |        Header checksum        |
+///     +---------------+---------------+-------------------------------+
+///     |                Source = forwarder's IPv4 address              |
+///     |                Destination = backend's IPv4 address           |
+///     +---------------------------------------------------------------+
+///     |C|   Reserved0 = 0   |Ver=0|  Protocol = 0x0800 or 0x86DD    |  GRE
+///     +---------------------------------------------------------------+
+///     |                inner IP packet, byte-identical                |
+///
+///     Outer IPv6 (40 bytes) + GRE (4 bytes), RFC 8200 / RFC 7676:
+///     | Ver=6 | Traffic class (inner's) | Flow label = flow hash, 20 bits |
+///     | Payload length = 4 + inner | Next header = 47 | Hop limit = 64 |
+///     | Source = forwarder's IPv6 address (16) | Destination = backend (16) |
+///     | GRE: 0x0000, protocol 0x0800 or 0x86DD | inner IP packet |
+///
+/// The IPv6 flow label carries 20 bits of the flow hash so that routers and backends that
+/// hash on it spread flows; the outer IPv4 header has no such field and stays constant per
+/// backend (backends receive all flows from one source address).
+public enum GREEncapsulator {
+    public static let ipv4Overhead = 24
+    public static let ipv6Overhead = 44
+
+    @inline(__always)
+    public static func overhead(outerIPv6: Bool) -> Int { outerIPv6 ? ipv6Overhead : ipv4Overhead }
+
+    /// Writes the outer headers ending at `innerStart`; returns the offset where they begin.
+    /// The caller guarantees `innerStart >= overhead(outerIPv6:)`.
+    @inline(__always)
+    static func encapsulate(
+        _ base: UnsafeMutableRawPointer, innerStart: Int, innerLength: Int, innerIPv6: Bool,
+        trafficClass: UInt8, source: IPAddress, destination: IPAddress, flowHash: UInt64
+    ) -> Int {
+        let greProtocol: UInt16 = innerIPv6 ? 0x86DD : 0x0800
+        if destination.isIPv6 {
+            let start = innerStart &- ipv6Overhead
+            let p = base + start
+            let label = UInt32(truncatingIfNeeded: flowHash) & 0xF_FFFF
+            p.storeBE32(0x6000_0000 | UInt32(trafficClass) << 20 | label, 0)
+            p.storeBE16(UInt16(truncatingIfNeeded: innerLength &+ 4), 4)
+            p.storeBE8(IPProtocol.gre, 6)
+            p.storeBE8(64, 7)
+            source.store(to: p, 8)
+            destination.store(to: p, 24)
+            p.storeBE16(0, 40)
+            p.storeBE16(greProtocol, 42)
+            return start
+        }
+        let start = innerStart &- ipv4Overhead
+        let p = base + start
+        p.storeBE8(0x45, 0)
+        p.storeBE8(trafficClass, 1)
+        p.storeBE16(UInt16(truncatingIfNeeded: innerLength &+ 24), 2)
+        p.storeBE32(0x0000_4000, 4)  // id 0, DF
+        p.storeBE8(64, 8)
+        p.storeBE8(IPProtocol.gre, 9)
+        p.storeBE16(0, 10)
+        p.storeBE32(source.ipv4Value, 12)
+        p.storeBE32(destination.ipv4Value, 16)
+        p.storeBE16(internetChecksum(UnsafeRawPointer(p), count: 20), 10)
+        p.storeBE16(0, 20)
+        p.storeBE16(greProtocol, 22)
+        return start
+    }
+}

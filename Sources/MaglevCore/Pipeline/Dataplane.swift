@@ -1,0 +1,253 @@
+/// The only place a forwarding decision is made. One instance per worker (live) or per
+/// simulated forwarder (replay); never shared between threads.
+///
+/// Contract of `process`: no allocation, no lock, no throw, no clock read (time comes in as
+/// `now`, nanoseconds on any monotonic or capture clock), no I/O. It parses the frame, matches a
+/// VIP, picks a backend (connection table first, lookup table on a miss), and writes the GRE
+/// headers (or an ICMP reply) in place into the buffer, in front of the packet.
+///
+/// Headroom: the caller leaves at least `Dataplane.requiredHeadroom` bytes before the IP header
+/// (link-layer header bytes count), or the packet is dropped as `noHeadroom`.
+public final class Dataplane {
+    /// Bytes needed in front of an IP header: the larger of outer IPv6 + GRE (44) and an ICMPv6
+    /// reply's headers (48).
+    public static let requiredHeadroom = 48
+
+    public private(set) var snapshot: ForwardingSnapshot
+    public let connections: ConnectionTable
+    public let fragments: ConnectionTable
+    var counters: CounterBlock
+    // Token bucket for ICMP replies, in thousandths of a token.
+    var icmpTokens: Int
+    var icmpLastRefill: UInt64
+
+    public init(snapshot: ForwardingSnapshot, connectionCapacity: Int = 1 << 16, fragmentCapacity: Int = 1 << 12) {
+        self.snapshot = snapshot
+        self.connections = ConnectionTable(capacity: connectionCapacity, timeouts: snapshot.config.timeouts)
+        self.fragments = ConnectionTable(capacity: fragmentCapacity, timeouts: snapshot.config.timeouts)
+        self.counters = CounterBlock(vips: snapshot.vipCount, backends: snapshot.backendCount)
+        self.icmpTokens = snapshot.config.icmpBurst * 1000
+        self.icmpLastRefill = 0
+    }
+
+    deinit { counters.deallocate() }
+
+    /// Swaps in a new snapshot between batches. Connection entries stay; entries whose backend
+    /// is gone or down are reselected when their flow next shows up.
+    public func install(_ new: ForwardingSnapshot) {
+        if new.vipCount > counters.vipCapacity || new.backendCount > counters.backendCapacity {
+            let bigger = counters.resized(vips: new.vipCount, backends: new.backendCount)
+            counters.deallocate()
+            counters = bigger
+        }
+        connections.timeouts = new.config.timeouts
+        fragments.timeouts = new.config.timeouts
+        snapshot = new
+    }
+
+    /// A copy of the counters (control side).
+    public var statistics: DataplaneStatistics {
+        counters.statistics(vips: snapshot.vipCount, backends: snapshot.backendCount)
+    }
+
+    /// Processes a batch in order; each slot's verdict is filled in.
+    public func process(batch: UnsafeMutableBufferPointer<PacketSlot>, linkType: LinkType, now: UInt64) {
+        for i in batch.indices {
+            let s = batch[i]
+            batch[i].verdict = process(base: s.base, offset: s.offset, length: s.length, linkType: linkType, now: now)
+        }
+    }
+
+    /// Processes one frame at `base + offset` of `length` bytes.
+    public func process(
+        base: UnsafeMutableRawPointer, offset: Int, length: Int, linkType: LinkType, now: UInt64
+    ) -> Verdict {
+        counters.add(CounterBlock.packets)
+        counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: length))
+        let frame = UnsafeRawBufferPointer(start: base + offset, count: length)
+        let packet: ParsedPacket
+        switch PacketParser.parse(frame, linkType: linkType) {
+        case .parsed(let p): packet = p
+        case .notIP: return notForwarded(.notIP)
+        case .malformed(let reason): return notForwarded(reason)
+        }
+        let snapshot = self.snapshot
+        if packet.isTruncated && !snapshot.acceptTruncated { return notForwarded(.truncatedPacket) }
+
+        let hasPorts = packet.fragment != .nonFirst
+        let vip = snapshot.findVIP(packet.key, hasPorts: hasPorts)
+        if vip < 0 { return notForwarded(.unknownVIP) }
+        counters.vip(vip, bytes: packet.l3Length)
+
+        let nowMs = UInt32(truncatingIfNeeded: now / 1_000_000)
+        var newFlow = false
+        let backend = selectBackend(packet, vip: vip, snapshot: snapshot, nowMs: nowMs, newFlow: &newFlow)
+        if backend == ForwardingSnapshot.noBackend { return notForwarded(.noBackend, vip: vip) }
+
+        let record = snapshot.backends[Int(backend)]
+        let outerIPv6 = record.address.isIPv6
+        let overhead = GREEncapsulator.overhead(outerIPv6: outerIPv6)
+        let innerStart = offset &+ packet.l3Offset
+        if packet.l3ClaimedLength &+ overhead > snapshot.pathMTU {
+            return tooBig(packet, base: base, innerStart: innerStart, vip: vip, overhead: overhead, now: now)
+        }
+        if innerStart < overhead { return notForwarded(.noHeadroom, vip: vip) }
+
+        let hash = FlowHash.hash(packet.key, seed: snapshot.seed)
+        let start = GREEncapsulator.encapsulate(
+            base, innerStart: innerStart, innerLength: packet.l3Length, innerIPv6: packet.isIPv6,
+            trafficClass: packet.trafficClass,
+            source: outerIPv6 ? snapshot.encapSourceIPv6 : snapshot.encapSourceIPv4,
+            destination: record.address, flowHash: hash)
+        counters.add(CounterBlock.forwarded)
+        counters.backend(Int(backend), bytes: packet.l3Length, newFlow: newFlow)
+        return Verdict(
+            action: .forward, vip: Int32(vip), backend: Int32(backend), outputOffset: start,
+            outputLength: packet.l3Length &+ overhead, outputIsIPv6: outerIPv6)
+    }
+
+    @inline(__always)
+    func notForwarded(_ reason: DropReason, vip: Int = -1) -> Verdict {
+        counters.reason(reason)
+        return .notForwarded(reason, vip: Int32(vip))
+    }
+
+    /// Connection table first, lookup table on a miss; see docs/maglev.md for the policy.
+    @inline(__always)
+    func selectBackend(
+        _ packet: ParsedPacket, vip: Int, snapshot: ForwardingSnapshot, nowMs: UInt32, newFlow: inout Bool
+    ) -> UInt32 {
+        var key = packet.key
+
+        // Fragments.
+        if packet.fragment != .none {
+            if snapshot.fragmentPolicy == .fragmentTable {
+                let fragmentHash = FlowHash.hash(
+                    FlowKey(
+                        source: key.source, destination: key.destination, sourcePort: UInt16(truncatingIfNeeded: packet.fragmentID >> 16),
+                        destinationPort: UInt16(truncatingIfNeeded: packet.fragmentID), proto: key.proto),
+                    seed: snapshot.seed ^ 0x4652_4147)  // "FRAG"
+                if packet.fragment == .first {
+                    let b = selectConnection(packet, key: key, vip: vip, snapshot: snapshot, nowMs: nowMs, newFlow: &newFlow)
+                    if b != ForwardingSnapshot.noBackend {
+                        let i = fragments.find(hash: fragmentHash, now: nowMs)
+                        if i >= 0 {
+                            fragments.reassign(at: i, backend: b, state: .fragment, now: nowMs)
+                        } else {
+                            _ = fragments.insert(hash: fragmentHash, backend: b, state: .fragment, now: nowMs)
+                        }
+                    }
+                    return b
+                }
+                let i = fragments.find(hash: fragmentHash, now: nowMs)
+                if i >= 0 {
+                    let b = fragments.backend(at: i)
+                    if snapshot.backends[Int(b)].keepsConnections { return b }
+                }
+            }
+            key.sourcePort = 0
+            key.destinationPort = 0
+            return snapshot.select(vip: vip, hash: FlowHash.hash(key, seed: snapshot.seed))
+        }
+        return selectConnection(packet, key: key, vip: vip, snapshot: snapshot, nowMs: nowMs, newFlow: &newFlow)
+    }
+
+    @inline(__always)
+    func selectConnection(
+        _ packet: ParsedPacket, key: FlowKey, vip: Int, snapshot: ForwardingSnapshot, nowMs: UInt32,
+        newFlow: inout Bool
+    ) -> UInt32 {
+        let hash = FlowHash.hash(key, seed: snapshot.seed)
+        guard snapshot.connectionTracking else { return snapshot.select(vip: vip, hash: hash) }
+
+        let flags = packet.tcpFlags
+        let isTCP = key.proto == IPProtocol.tcp
+        let isSYN = isTCP && flags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn
+        let i = connections.find(hash: hash, now: nowMs)
+        if packet.isICMPError {
+            // An error about a flow: follow the flow, never create or refresh its entry.
+            if i >= 0 {
+                let b = connections.backend(at: i)
+                if snapshot.backends[Int(b)].keepsConnections { return b }
+            }
+            return snapshot.select(vip: vip, hash: hash)
+        }
+        if i >= 0 {
+            let b = connections.backend(at: i)
+            let old = connections.state(at: i)
+            let reopened = isSYN && old == .tcpClosing
+            if snapshot.backends[Int(b)].keepsConnections && !reopened {
+                connections.refresh(at: i, state: nextState(old, isTCP: isTCP, flags: flags), now: nowMs)
+                return b
+            }
+            // Backend gone or down, or a new connection on a closed 5-tuple: select again.
+            let fresh = snapshot.select(vip: vip, hash: hash)
+            if fresh != ForwardingSnapshot.noBackend {
+                connections.reassign(at: i, backend: fresh, state: initialState(isTCP: isTCP, flags: flags), now: nowMs)
+                if !reopened { counters.add(CounterBlock.reselected) }
+                newFlow = true
+            } else {
+                connections.remove(at: i)
+            }
+            return fresh
+        }
+        let b = snapshot.select(vip: vip, hash: hash)
+        if b != ForwardingSnapshot.noBackend {
+            _ = connections.insert(hash: hash, backend: b, state: initialState(isTCP: isTCP, flags: flags), now: nowMs)
+            newFlow = true
+        }
+        return b
+    }
+
+    @inline(__always)
+    func initialState(isTCP: Bool, flags: UInt8) -> ConnectionState {
+        guard isTCP else { return .datagram }
+        if flags & (TCPFlags.fin | TCPFlags.rst) != 0 { return .tcpClosing }
+        if flags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn { return .tcpHalfOpen }
+        return .tcpEstablished  // mid-stream: the connection predates us
+    }
+
+    @inline(__always)
+    func nextState(_ old: ConnectionState, isTCP: Bool, flags: UInt8) -> ConnectionState {
+        guard isTCP else { return old }
+        if flags & (TCPFlags.fin | TCPFlags.rst) != 0 { return .tcpClosing }
+        if old == .tcpHalfOpen && flags & TCPFlags.ack != 0 { return .tcpEstablished }
+        return old
+    }
+
+    /// A packet that would exceed the path MTU once encapsulated.
+    func tooBig(
+        _ packet: ParsedPacket, base: UnsafeMutableRawPointer, innerStart: Int, vip: Int, overhead: Int, now: UInt64
+    ) -> Verdict {
+        if !packet.dontFragment { return notForwarded(.packetTooBigNoDF, vip: vip) }
+        // Never answer an ICMP error with another, nor a fragment that is not the first.
+        if packet.isICMPError || packet.fragment == .nonFirst { return notForwarded(.tooBigForICMP, vip: vip) }
+        let room = packet.isIPv6 ? ICMPTooBig.ipv6HeaderRoom : ICMPTooBig.ipv4HeaderRoom
+        if innerStart < room { return notForwarded(.noHeadroom, vip: vip) }
+        if !takeICMPToken(now: now) { return notForwarded(.icmpRateLimited, vip: vip) }
+        let reply = ICMPTooBig.write(
+            base, packetStart: innerStart, packetLength: packet.l3Length, ipv6: packet.isIPv6,
+            client: packet.key.source, vip: packet.key.destination, mtu: snapshot.pathMTU &- overhead)
+        counters.add(CounterBlock.icmpReplies)
+        return Verdict(
+            action: .icmpReply, vip: Int32(vip), outputOffset: reply.start, outputLength: reply.length,
+            outputIsIPv6: packet.isIPv6)
+    }
+
+    /// Token bucket: `icmpRatePerSecond` sustained, `icmpBurst` at once.
+    @inline(__always)
+    func takeICMPToken(now: UInt64) -> Bool {
+        let capacity = snapshot.icmpBurst &* 1000
+        if now > icmpLastRefill {
+            let elapsedMs = (now &- icmpLastRefill) / 1_000_000
+            if elapsedMs > 0 {
+                let add = Int(min(elapsedMs, 1_000_000)) &* snapshot.icmpRatePerSecond
+                icmpTokens = min(capacity, icmpTokens &+ add)
+                icmpLastRefill = now
+            }
+        }
+        if icmpTokens < 1000 { return false }
+        icmpTokens &-= 1000
+        return true
+    }
+}

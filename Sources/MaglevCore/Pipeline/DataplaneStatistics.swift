@@ -1,0 +1,102 @@
+/// A copy of a data plane's counters, taken between batches (control side; allocates).
+public struct DataplaneStatistics: Sendable, Equatable {
+    public struct Load: Sendable, Equatable {
+        public var packets: UInt64 = 0
+        public var bytes: UInt64 = 0
+        /// Connections this forwarder selected the backend for (table misses recorded or not).
+        public var newFlows: UInt64 = 0
+    }
+
+    public var packets: UInt64 = 0
+    public var bytes: UInt64 = 0
+    public var forwarded: UInt64 = 0
+    public var icmpReplies: UInt64 = 0
+    /// Connection-table hits whose backend was no longer usable, sent to a new backend.
+    public var reselected: UInt64 = 0
+    /// Count per drop or pass reason, indexed by `DropReason.rawValue`.
+    public var reasons: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
+    /// Per VIP, config order.
+    public var vips: [Load] = []
+    /// Per backend id.
+    public var backends: [Load] = []
+
+    public func count(_ reason: DropReason) -> UInt64 { reasons[Int(reason.rawValue)] }
+    public var dropped: UInt64 { DropReason.allCases.filter { !$0.isPass }.reduce(0) { $0 + count($1) } }
+    public var passed: UInt64 { count(.notIP) + count(.unknownVIP) }
+}
+
+/// Counter storage: one flat block of UInt64, sized when a snapshot is installed, so the
+/// per-packet path only adds to memory it already owns.
+struct CounterBlock {
+    static let packets = 0
+    static let bytes = 1
+    static let forwarded = 2
+    static let icmpReplies = 3
+    static let reselected = 4
+    static let reasonBase = 5
+    static let vipBase = reasonBase + DropReason.allCases.count
+    static let perVIP = 2
+    static let perBackend = 3
+
+    var storage: UnsafeMutableBufferPointer<UInt64>
+    var vipCapacity: Int
+    var backendCapacity: Int
+
+    init(vips: Int, backends: Int) {
+        vipCapacity = vips
+        backendCapacity = backends
+        let count = CounterBlock.vipBase + vips * CounterBlock.perVIP + backends * CounterBlock.perBackend
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: 0)
+    }
+
+    var backendBase: Int { CounterBlock.vipBase + vipCapacity * CounterBlock.perVIP }
+
+    @inline(__always) func add(_ index: Int, _ value: UInt64 = 1) { storage[index] &+= value }
+    @inline(__always) func reason(_ r: DropReason) { storage[CounterBlock.reasonBase &+ Int(r.rawValue)] &+= 1 }
+    @inline(__always) func vip(_ v: Int, bytes: Int) {
+        let i = CounterBlock.vipBase &+ v &* CounterBlock.perVIP
+        storage[i] &+= 1
+        storage[i &+ 1] &+= UInt64(truncatingIfNeeded: bytes)
+    }
+    @inline(__always) func backend(_ b: Int, bytes: Int, newFlow: Bool) {
+        let i = backendBase &+ b &* CounterBlock.perBackend
+        storage[i] &+= 1
+        storage[i &+ 1] &+= UInt64(truncatingIfNeeded: bytes)
+        if newFlow { storage[i &+ 2] &+= 1 }
+    }
+
+    /// A block large enough for a new snapshot, carrying the counts over (control side).
+    func resized(vips: Int, backends: Int) -> CounterBlock {
+        let bigger = CounterBlock(vips: max(vips, vipCapacity), backends: max(backends, backendCapacity))
+        for i in 0..<CounterBlock.vipBase { bigger.storage[i] = storage[i] }
+        for i in 0..<(vipCapacity * CounterBlock.perVIP) {
+            bigger.storage[CounterBlock.vipBase + i] = storage[CounterBlock.vipBase + i]
+        }
+        for i in 0..<(backendCapacity * CounterBlock.perBackend) {
+            bigger.storage[bigger.backendBase + i] = storage[backendBase + i]
+        }
+        return bigger
+    }
+
+    func statistics(vips: Int, backends: Int) -> DataplaneStatistics {
+        var s = DataplaneStatistics()
+        s.packets = storage[CounterBlock.packets]
+        s.bytes = storage[CounterBlock.bytes]
+        s.forwarded = storage[CounterBlock.forwarded]
+        s.icmpReplies = storage[CounterBlock.icmpReplies]
+        s.reselected = storage[CounterBlock.reselected]
+        for r in DropReason.allCases { s.reasons[Int(r.rawValue)] = storage[CounterBlock.reasonBase + Int(r.rawValue)] }
+        for v in 0..<min(vips, vipCapacity) {
+            let i = CounterBlock.vipBase + v * CounterBlock.perVIP
+            s.vips.append(.init(packets: storage[i], bytes: storage[i + 1]))
+        }
+        for b in 0..<min(backends, backendCapacity) {
+            let i = backendBase + b * CounterBlock.perBackend
+            s.backends.append(.init(packets: storage[i], bytes: storage[i + 1], newFlows: storage[i + 2]))
+        }
+        return s
+    }
+
+    func deallocate() { storage.deallocate() }
+}

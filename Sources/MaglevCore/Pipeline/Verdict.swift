@@ -1,0 +1,72 @@
+/// What the data plane decided for one packet.
+public struct Verdict: Sendable, Equatable {
+    public enum Action: UInt8, Sendable {
+        /// Send `output` (outer IP + GRE + the inner packet) to `backend`.
+        case forward
+        /// Send `output` (an ICMP error) back to the client.
+        case icmpReply
+        /// Not our traffic (`reason` is `notIP` or `unknownVIP`): leave it to the host.
+        case pass
+        /// Dropped for `reason`.
+        case drop
+    }
+
+    public var action: Action
+    /// Why it was passed or dropped; `nil` for forward and ICMP replies.
+    public var reason: DropReason?
+    /// Index of the matched VIP in the snapshot's config, or -1.
+    public var vip: Int32
+    /// Stable backend id, or -1.
+    public var backend: Int32
+    /// Where the bytes to send begin, as an offset from the buffer's base (may lie before the
+    /// frame's own start: headers are written into headroom), and how many there are.
+    public var outputOffset: Int
+    public var outputLength: Int
+    /// Whether the output is an IPv6 packet (else IPv4).
+    public var outputIsIPv6: Bool
+
+    @inline(__always)
+    public init(
+        action: Action, reason: DropReason? = nil, vip: Int32 = -1, backend: Int32 = -1,
+        outputOffset: Int = 0, outputLength: Int = 0, outputIsIPv6: Bool = false
+    ) {
+        self.action = action
+        self.reason = reason
+        self.vip = vip
+        self.backend = backend
+        self.outputOffset = outputOffset
+        self.outputLength = outputLength
+        self.outputIsIPv6 = outputIsIPv6
+    }
+
+    @inline(__always)
+    static func notForwarded(_ reason: DropReason, vip: Int32 = -1) -> Verdict {
+        Verdict(action: reason.isPass ? .pass : .drop, reason: reason, vip: vip)
+    }
+
+    /// `forward`, `icmp`, `pass` or `drop:REASON`, as reports and CSV files write it.
+    public var label: String {
+        switch action {
+        case .forward: "forward"
+        case .icmpReply: "icmp"
+        case .pass: "pass"
+        case .drop: "drop:\(reason?.description ?? "unknown")"
+        }
+    }
+}
+
+/// One packet of a batch: where its frame is, and the verdict once processed.
+public struct PacketSlot {
+    /// The buffer; bytes before `offset` are headroom the data plane may write into.
+    public var base: UnsafeMutableRawPointer
+    public var offset: Int
+    public var length: Int
+    public var verdict: Verdict
+
+    public init(base: UnsafeMutableRawPointer, offset: Int, length: Int) {
+        self.base = base
+        self.offset = offset
+        self.length = length
+        self.verdict = Verdict(action: .drop)
+    }
+}
