@@ -31,6 +31,8 @@ let package = Package(
             name: "CLibPcap", pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]),
         .target(name: "CMaglevShim", dependencies: ["CLibURing"]),
+        // Counts mallocs process-wide (interposes glibc's allocator): bench and tests only.
+        .target(name: "CAllocationCounter"),
 
         // The only home of syscalls.
         .target(
@@ -41,13 +43,20 @@ let package = Package(
         .target(
             name: "MaglevCLI",
             dependencies: [
-                "MaglevCore", "MaglevLinux",
+                "MaglevCore", "MaglevLinux", "CAllocationCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
         .executableTarget(name: "maglev", dependencies: ["MaglevCLI"], swiftSettings: strict),
 
-        .testTarget(name: "MaglevCoreTests", dependencies: ["MaglevCore"], swiftSettings: strict),
+        // libFuzzer harness: `Tools/fuzz SECONDS` (builds with -sanitize=fuzzer -DFUZZING).
+        .executableTarget(
+            name: "MaglevFuzz", dependencies: ["MaglevCore"],
+            swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]),
+
+        .testTarget(
+            name: "MaglevCoreTests", dependencies: ["MaglevCore", "CAllocationCounter"],
+            swiftSettings: strict),
         .testTarget(
             name: "MaglevCLITests", dependencies: ["MaglevCLI", "MaglevLinux"],
             swiftSettings: strict),

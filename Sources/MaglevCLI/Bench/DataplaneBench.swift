@@ -1,0 +1,192 @@
+import CAllocationCounter
+import MaglevCore
+
+/// The in-memory benchmarks behind `maglev bench`.
+struct DataplaneBench {
+    let flows: Int
+    let connections: Int
+    let backends: Int
+    let ipv6Share: Double
+    let payload: Int
+    let seconds: Double
+
+    struct Results {
+        var hitPackets = 0
+        var hitSeconds = 0.0
+        var missPackets = 0
+        var missSeconds = 0.0
+        var tableBuildMs = 0.0
+        var tableBuildLargeMs = 0.0
+        var allocations: UInt64 = 0
+        var bytesPerEntry = 0
+        var connectionCapacity = 0
+        var flows = 0
+        var backends = 0
+        var refusedInserts: UInt64 = 0
+
+        var hitMpps: Double { Double(hitPackets) / hitSeconds / 1e6 }
+        var missMpps: Double { Double(missPackets) / missSeconds / 1e6 }
+        var allocationsPerPacket: Double { Double(allocations) / Double(max(1, hitPackets + missPackets)) }
+
+        var json: JSON {
+            .object([
+                ("dataplane_hit_mpps", .double(hitMpps, 3)),
+                ("dataplane_hit_ns_per_packet", .double(1000 / hitMpps, 1)),
+                ("dataplane_miss_mpps", .double(missMpps, 3)),
+                ("dataplane_miss_ns_per_packet", .double(1000 / missMpps, 1)),
+                ("table_build_ms", .double(tableBuildMs, 3)),
+                ("table_build_large_ms", .double(tableBuildLargeMs, 3)),
+                ("conntrack_bytes_per_entry", .int(bytesPerEntry)),
+                ("conntrack_capacity", .int(connectionCapacity)),
+                ("allocations_per_packet", .double(allocationsPerPacket, 6)),
+                ("flows", .int(flows)),
+                ("backends", .int(backends)),
+                ("build", .string(DataplaneBench.buildKind)),
+            ])
+        }
+
+        var text: String {
+            func f(_ v: Double, _ d: Int) -> String { JSON.format(v, digits: d) }
+            var lines = [
+                "maglev bench (\(DataplaneBench.buildKind) build, one thread, in memory)",
+                "  established flows  \(f(hitMpps, 2)) Mpps  \(f(1000 / hitMpps, 1)) ns/packet  (\(flows) flows, table \(connectionCapacity) entries)",
+                "  new flows          \(f(missMpps, 2)) Mpps  \(f(1000 / missMpps, 1)) ns/packet",
+                "  table build        \(f(tableBuildMs, 2)) ms at M=65537, \(f(tableBuildLargeMs, 2)) ms at M=655373 (N=1000)",
+                "  connection entry   \(bytesPerEntry) bytes",
+                "  allocations        \(f(allocationsPerPacket, 6)) per packet",
+            ]
+            if DataplaneBench.buildKind == "debug" {
+                lines.append("  note: debug build; run `swift build -c release` and .build/release/maglev bench for real figures")
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    static var buildKind: String {
+        #if DEBUG
+            "debug"
+        #else
+            "release"
+        #endif
+    }
+
+    func run(progress: Bool) throws -> Results {
+        var results = Results()
+        results.flows = flows
+        results.backends = backends
+        results.bytesPerEntry = ConnectionTable.bytesPerEntry
+
+        let vip4 = IPAddress("198.19.0.10")!
+        let vip6 = IPAddress("2001:db8:1::10")!
+        var pool: [BackendConfig] = []
+        for i in 0..<backends {
+            pool.append(BackendConfig(name: "backend-\(i)", address: IPAddress(ipv4: 0xC612_8000 | UInt32(i))))
+        }
+        let config = DataplaneConfig(
+            vips: [
+                VIPConfig(name: "web4", address: vip4, proto: IPProtocol.tcp, port: 80, backends: pool),
+                VIPConfig(name: "web6", address: vip6, proto: IPProtocol.tcp, port: 80, backends: pool),
+            ],
+            encapSourceIPv4: IPAddress("198.18.0.2")!)
+        let snapshot = try ForwardingSnapshot(config: config)
+        let clock = ContinuousClock()
+
+        // Established flows: one warm-up pass records them, then passes until time is up.
+        do {
+            let frames = BenchFrames(
+                flows: flows, ipv6Share: ipv6Share, payload: payload, flags: TCPFlags.ack, vip4: vip4, vip6: vip6)
+            defer { frames.deallocate() }
+            let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: connections)
+            results.connectionCapacity = dataplane.connections.capacity
+            var now: UInt64 = 1_000_000_000
+            _ = pass(dataplane, frames, now: now, newFlows: nil)
+            let before = cmaglev_allocation_count()
+            let start = clock.now
+            var packets = 0
+            var forwarded = 0
+            while true {
+                now &+= 1_000_000
+                forwarded += pass(dataplane, frames, now: now, newFlows: nil)
+                packets += frames.count
+                if (clock.now - start).seconds >= seconds { break }
+            }
+            results.hitSeconds = (clock.now - start).seconds
+            results.allocations += cmaglev_allocation_count() - before
+            results.hitPackets = packets
+            guard forwarded == packets else { throw CLIError("bench: only \(forwarded) of \(packets) packets were forwarded") }
+        }
+
+        // New flows: every packet carries a client address never seen before.
+        do {
+            let frames = BenchFrames(
+                flows: min(flows, 65_536), ipv6Share: ipv6Share, payload: payload, flags: TCPFlags.syn, vip4: vip4,
+                vip6: vip6)
+            defer { frames.deallocate() }
+            let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: connections)
+            var now: UInt64 = 1_000_000_000
+            var generation: UInt32 = 0
+            let before = cmaglev_allocation_count()
+            let start = clock.now
+            var packets = 0
+            var forwarded = 0
+            while true {
+                now &+= 1_000_000
+                forwarded += pass(dataplane, frames, now: now, newFlows: &generation)
+                packets += frames.count
+                if (clock.now - start).seconds >= seconds { break }
+            }
+            results.missSeconds = (clock.now - start).seconds
+            results.allocations += cmaglev_allocation_count() - before
+            results.missPackets = packets
+            results.refusedInserts = 0
+            guard forwarded == packets else { throw CLIError("bench: only \(forwarded) of \(packets) packets were forwarded") }
+        }
+
+        // Table builds: the median of several.
+        results.tableBuildMs = try medianBuildMs(size: 65537, runs: 9, clock: clock)
+        results.tableBuildLargeMs = try medianBuildMs(size: 655_373, runs: 5, clock: clock)
+        return results
+    }
+
+    /// Processes every frame once; with `newFlows`, first stamps a fresh client address into it.
+    func pass(_ dataplane: Dataplane, _ frames: BenchFrames, now: UInt64, newFlows: UnsafeMutablePointer<UInt32>?) -> Int {
+        var forwarded = 0
+        BenchFrames.ethernetIPv4.withUnsafeBytes { eth4 in
+            BenchFrames.ethernetIPv6.withUnsafeBytes { eth6 in
+                for i in 0..<frames.count {
+                    let base = frames.frame(i)
+                    let p = base + BenchFrames.headroom
+                    let isIPv6 = p.load(fromByteOffset: 12, as: UInt8.self) == 0x86
+                    p.copyMemory(from: isIPv6 ? eth6.baseAddress! : eth4.baseAddress!, byteCount: 14)
+                    if let newFlows {
+                        newFlows.pointee &+= 1
+                        p.storeBytes(of: newFlows.pointee.bigEndian, toByteOffset: isIPv6 ? 14 + 20 : 14 + 12, as: UInt32.self)
+                    }
+                    let v = dataplane.process(
+                        base: base, offset: BenchFrames.headroom, length: frames.lengths[i], linkType: .ethernet, now: now)
+                    if v.action == .forward { forwarded &+= 1 }
+                }
+            }
+        }
+        return forwarded
+    }
+
+    func medianBuildMs(size: Int, runs: Int, clock: ContinuousClock) throws -> Double {
+        let specs = (0..<1000).map { BackendSpec(name: "backend-\($0)") }
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let start = clock.now
+            let table = try LookupTableBuilder.build(.maglev, backends: specs, size: size)
+            times.append((clock.now - start).seconds * 1000)
+            precondition(table.entries.count == size)
+        }
+        return times.sorted()[runs / 2]
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) / 1e18
+    }
+}
