@@ -61,6 +61,10 @@ public struct ConnectionTableStatistics: Sendable, Equatable {
 /// million live flows the chance is about 2^-25, and the only effect is that one flow follows
 /// the other's backend.
 ///
+/// Sizing: a full bucket turns new flows away (or evicts) while other buckets have room. Measured
+/// with random hashes, 734k established flows into 1M entries (70% load) had 3.9% of inserts
+/// refused; give the table some 1.5-2x headroom over the live flows you expect.
+///
 /// Time is the caller's: milliseconds in a `UInt32` that may wrap. An entry's age is
 /// `now &- lastSeen` read as a signed 32-bit number, so the table survives wraparound and a
 /// clock that steps back a little (replayed captures) makes entries younger, never expired.
