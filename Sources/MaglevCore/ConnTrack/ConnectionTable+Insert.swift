@@ -1,0 +1,119 @@
+extension ConnectionTable {
+    /// Records a new flow; returns the index used, or -1 when not recorded.
+    ///
+    /// If the bucket already holds `hash` (live or expired) that entry is updated in place: a
+    /// hash never occupies two ways. Otherwise the flow takes an empty way, else an expired one
+    /// (counted in `expired`), else a live victim chosen by this policy:
+    ///
+    /// 1. the oldest `tcpHalfOpen`, else the oldest `fragment`, else the oldest `datagram`, else
+    ///    the oldest `tcpClosing` (each eviction counted by the victim's state);
+    /// 2. if all 8 ways are live `tcpEstablished`: nothing is evicted, the insert is refused
+    ///    (-1, counted in `insertsRefused`). The caller still forwards the packet by Maglev
+    ///    hashing, which sends it to the same backend while membership is unchanged, so refusing
+    ///    is safe; and a SYN flood (all `tcpHalfOpen`) can never push out an established flow.
+    /// 3. One exception: an insert whose own state is `tcpEstablished` (a mid-stream flow, e.g.
+    ///    moved here by an ECMP change) may evict the oldest established entry if that entry has
+    ///    been idle for more than half the established timeout (counted in
+    ///    `evictedEstablished`). Such an entry is most likely dead (its FIN went through another
+    ///    forwarder), while the new flow is certainly alive. Entries active within the last half
+    ///    timeout are never evicted, whatever arrives.
+    ///
+    /// "Oldest" means the longest idle (largest `now - lastSeen`).
+    public func insert(hash: UInt64, backend: UInt32, state: ConnectionState, now: UInt32) -> Int {
+        precondition(backend <= Self.maxBackend, "backend id \(backend) exceeds 24 bits")
+        let fingerprint = Self.fingerprint(hash)
+        let first = firstWay(hash)
+        let bucket = entries + first
+        let new = ConnectionEntry(
+            fingerprint: fingerprint, lastSeen: now,
+            backendAndState: backend | UInt32(state.rawValue) &<< 24)
+
+        // One pass: the same hash wins; otherwise remember the first empty and expired ways.
+        var emptyWay = -1
+        var expiredWay = -1
+        var way = 0
+        while way < Self.ways {
+            let entry = bucket[way]
+            if entry.fingerprint == fingerprint {
+                if !isLive(entry, now: now) {
+                    counters.pointee.expired &+= 1
+                    counters.pointee.inserts &+= 1
+                }
+                bucket[way] = new
+                return first &+ way
+            }
+            if entry.fingerprint == 0 {
+                if emptyWay < 0 { emptyWay = way }
+            } else if expiredWay < 0 && !isLive(entry, now: now) {
+                expiredWay = way
+            }
+            way &+= 1
+        }
+        if emptyWay >= 0 {
+            bucket[emptyWay] = new
+            counters.pointee.inserts &+= 1
+            return first &+ emptyWay
+        }
+        if expiredWay >= 0 {
+            bucket[expiredWay] = new
+            counters.pointee.expired &+= 1
+            counters.pointee.inserts &+= 1
+            return first &+ expiredWay
+        }
+
+        let victim = evictionVictim(bucket, now: now, insertingEstablished: state == .tcpEstablished)
+        guard victim >= 0 else {
+            counters.pointee.insertsRefused &+= 1
+            return -1
+        }
+        switch bucket[victim].stateRaw {
+        case ConnectionState.tcpHalfOpen.rawValue: counters.pointee.evictedHalfOpen &+= 1
+        case ConnectionState.fragment.rawValue: counters.pointee.evictedFragment &+= 1
+        case ConnectionState.datagram.rawValue: counters.pointee.evictedDatagram &+= 1
+        case ConnectionState.tcpClosing.rawValue: counters.pointee.evictedClosing &+= 1
+        default: counters.pointee.evictedEstablished &+= 1
+        }
+        bucket[victim] = new
+        counters.pointee.inserts &+= 1
+        return first &+ victim
+    }
+
+    /// How readily a live entry of a state gives up its way: higher goes first, 0 never (except
+    /// under rule 3 of `insert`).
+    @inline(__always)
+    static func evictionRank(_ stateRaw: UInt8) -> UInt64 {
+        switch stateRaw {
+        case ConnectionState.tcpHalfOpen.rawValue: 4
+        case ConnectionState.fragment.rawValue: 3
+        case ConnectionState.datagram.rawValue: 2
+        case ConnectionState.tcpClosing.rawValue: 1
+        default: 0
+        }
+    }
+
+    /// The way to overwrite in a bucket of 8 live entries, or -1 to refuse.
+    @inline(__always)
+    func evictionVictim(
+        _ bucket: UnsafeMutablePointer<ConnectionEntry>, now: UInt32, insertingEstablished: Bool
+    ) -> Int {
+        // Score = rank in the high word, idle time in the low word: the largest score is the
+        // oldest entry of the most expendable state.
+        var best = -1
+        var bestScore: UInt64 = 0
+        var way = 0
+        while way < Self.ways {
+            let entry = bucket[way]
+            let idle = UInt64(UInt32(clamping: max(Self.age(entry, now: now), 0)))
+            let score = Self.evictionRank(entry.stateRaw) &<< 32 | idle
+            if best < 0 || score > bestScore {
+                best = way
+                bestScore = score
+            }
+            way &+= 1
+        }
+        if bestScore >> 32 != 0 { return best }
+        // Only established entries left: rule 3.
+        let halfTimeout = UInt64(timeoutByState[Int(ConnectionState.tcpEstablished.rawValue)] / 2)
+        return insertingEstablished && bestScore > halfTimeout ? best : -1
+    }
+}
