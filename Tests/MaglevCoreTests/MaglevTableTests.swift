@@ -170,3 +170,13 @@ import Testing
         #expect(TableError.sizeTooSmall(size: 7, backends: 10).description.contains("1009"))
     }
 }
+
+@Suite struct MaglevFillOrderTests {
+    /// The ASCII fast path (String's `<`) must agree with byte order on awkward ASCII names.
+    @Test func asciiFastPathIsByteOrder() {
+        let names = ["b", "B", "a-1", "a", "a_", "a~", "10.0.0.1:80", "10.0.0.10:80", "10.0.0.2:80", "", " x", "A"]
+        let fast = LookupTableBuilder.sortedByName(names.map { BackendSpec(name: $0) }).map(\.name)
+        let bytes = names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        #expect(fast == bytes)
+    }
+}

@@ -76,18 +76,22 @@ public enum MaglevTable {
             for i in 0..<n {
                 let step = skip[i]
                 var c = position[i]
-                while table[c] >= 0 {
-                    c += step
-                    if c >= size { c -= size }
-                }
+                while table[c] >= 0 { c = advance(c, step, size) }
                 table[c] = owner[i]
-                c += step
-                if c >= size { c -= size }
+                c = advance(c, step, size)
                 position[i] = c
                 filled += 1
                 if filled == size { return }
             }
         }
+    }
+
+    /// `(c + step) mod size` for `c, step` in `0..<size`, without a division or a branch (the
+    /// wrap is taken at random, so a branch would be mispredicted often).
+    @inline(__always)
+    private static func advance(_ c: Int, _ step: Int, _ size: Int) -> Int {
+        let d = c &+ step &- size
+        return d &+ (size & (d >> (Int.bitWidth - 1)))
     }
 
     /// Envoy's weighted turns, in Envoy's double arithmetic (see the type's documentation).
@@ -112,13 +116,9 @@ public enum MaglevTable {
                 target[i] += maxNormalized
                 let step = skip[i]
                 var c = position[i]
-                while table[c] >= 0 {
-                    c += step
-                    if c >= size { c -= size }
-                }
+                while table[c] >= 0 { c = advance(c, step, size) }
                 table[c] = owner[i]
-                c += step
-                if c >= size { c -= size }
+                c = advance(c, step, size)
                 position[i] = c
                 filled += 1
                 if filled == size { return }
