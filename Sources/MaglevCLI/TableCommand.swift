@@ -8,12 +8,14 @@ struct TableCommand: ParsableCommand {
         commandName: "table",
         abstract: "Build a Maglev lookup table and report its balance, disruption and build time.",
         discussion: """
-            Backends are sorted by name (byte-wise UTF-8) before the fill, so the table does not
-            depend on the order of --backend options. Hashing and weights follow Envoy: offset =
-            XXH64(name, 0) % M, skip = XXH64(name, 1) % (M-1) + 1. "max/mean" is the largest
-            ratio of a backend's slots to its fair share (paper §5.3). Disruption counts slots
-            whose owner changed: "all" includes the removed backends' slots, "extra" only slots
-            whose old owner is still there. Fractions are of all slots; text shows percentages.
+            Backends are sorted by name (byte-wise UTF-8) before the fill, so the table does not \
+            depend on the order of --backend options. Hashing and weights follow Envoy: offset = \
+            XXH64(name, 0) % M, skip = XXH64(name, 1) % (M-1) + 1.
+
+            "max/mean" is the largest ratio of a backend's slots to its fair share (paper §5.3). \
+            Disruption counts slots whose owner changed: "all" includes the removed backends' \
+            slots, "extra" only slots whose old owner is still there. Fractions are of all slots; \
+            text output shows them as percentages.
 
             Examples:
               maglev table --size 7 --backend 127.0.0.1:90 --backend 127.0.0.1:91 --dump
