@@ -23,14 +23,19 @@ private struct SplitMix64: RandomNumberGenerator {
         var malformed = [Int](repeating: 0, count: DropReason.allCases.count)
         var failures = 0
 
-        mutating func parse(_ bytes: UnsafeRawBufferPointer, _ linkType: LinkType, _ context: @autoclosure () -> String) {
+        mutating func parse(
+            _ bytes: UnsafeRawBufferPointer, _ linkType: LinkType,
+            _ context: @autoclosure () -> String
+        ) {
             let result = PacketParser.parse(bytes, linkType: linkType)
             switch result {
             case .parsed: parsed += 1
             case .notIP: notIP += 1
             case .malformed(let reason): malformed[Int(reason.rawValue)] += 1
             }
-            if failures < 10 && !checkParsedPacketInvariants(result, frameLength: bytes.count, context()) {
+            if failures < 10
+                && !checkParsedPacketInvariants(result, frameLength: bytes.count, context())
+            {
                 failures += 1
             }
         }
@@ -80,15 +85,20 @@ private struct SplitMix64: RandomNumberGenerator {
             }
             let length = Int.random(in: 0...buffer.count, using: &rng)
             buffer.withUnsafeBytes { all in
-                tally.parse(UnsafeRawBufferPointer(rebasing: all[0..<length]), linkType, "random frame \(i)")
+                tally.parse(
+                    UnsafeRawBufferPointer(rebasing: all[0..<length]), linkType, "random frame \(i)"
+                )
             }
         }
         #expect(tally.failures == 0)
         // The steering worked: many frames reached the L4 and deeper checks.
         #expect(tally.parsed > 10_000, "parsed \(tally.parsed)")
         #expect(tally.notIP > 1_000)
-        for reason in [DropReason.truncatedL2, .badIPVersion, .truncatedIPv4Header, .badIPv4HeaderLength,
-                       .badIPv4TotalLength, .truncatedIPv6Header, .truncatedIPv6ExtensionHeader, .truncatedL4Header] {
+        for reason in [
+            DropReason.truncatedL2, .badIPVersion, .truncatedIPv4Header, .badIPv4HeaderLength,
+            .badIPv4TotalLength, .truncatedIPv6Header, .truncatedIPv6ExtensionHeader,
+            .truncatedL4Header,
+        ] {
             #expect(tally.malformed[Int(reason.rawValue)] > 0, "\(reason) never seen")
         }
     }
@@ -106,20 +116,27 @@ private struct SplitMix64: RandomNumberGenerator {
                     // Mostly in the headers, where the parser looks.
                     let limit = min(buffer.count, Bool.random(using: &rng) ? 96 : buffer.count)
                     let at = Int.random(in: 0..<limit, using: &rng)
-                    buffer[at] = Bool.random(using: &rng)
-                        ? UInt8.random(in: 0...255, using: &rng) : buffer[at] ^ (1 << UInt8.random(in: 0..<8, using: &rng))
+                    buffer[at] =
+                        Bool.random(using: &rng)
+                        ? UInt8.random(in: 0...255, using: &rng)
+                        : buffer[at] ^ (1 << UInt8.random(in: 0..<8, using: &rng))
                 }
-                let length = Bool.random(using: &rng) ? buffer.count : Int.random(in: 0...buffer.count, using: &rng)
+                let length =
+                    Bool.random(using: &rng)
+                    ? buffer.count : Int.random(in: 0...buffer.count, using: &rng)
                 buffer.withUnsafeBytes { all in
                     tally.parse(
-                        UnsafeRawBufferPointer(rebasing: all[0..<length]), c.linkType, "\(c.name) mutation \(m)")
+                        UnsafeRawBufferPointer(rebasing: all[0..<length]), c.linkType,
+                        "\(c.name) mutation \(m)")
                 }
             }
         }
         #expect(tally.failures == 0)
         #expect(tally.parsed > 50_000, "parsed \(tally.parsed)")
-        for reason in [DropReason.tooManyL2Headers, .ipv6ExtensionChainTooLong, .firstFragmentTooShort,
-                       .truncatedICMPQuote, .badICMPQuote] {
+        for reason in [
+            DropReason.tooManyL2Headers, .ipv6ExtensionChainTooLong, .firstFragmentTooShort,
+            .truncatedICMPQuote, .badICMPQuote,
+        ] {
             #expect(tally.malformed[Int(reason.rawValue)] > 0, "\(reason) never seen")
         }
     }

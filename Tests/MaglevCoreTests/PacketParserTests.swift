@@ -3,21 +3,23 @@ import Testing
 @testable import MaglevCore
 
 // Addresses used throughout: a client, a VIP, a router that sends ICMP errors.
-fileprivate let client4 = "198.51.100.7"
-fileprivate let vip4 = "192.0.2.10"
-fileprivate let router4 = "203.0.113.1"
-fileprivate let client6 = "2001:db8:1::7"
-fileprivate let vip6 = "2001:db8::10"
-fileprivate let router6 = "2001:db8:ff::1"
+private let client4 = "198.51.100.7"
+private let vip4 = "192.0.2.10"
+private let router4 = "203.0.113.1"
+private let client6 = "2001:db8:1::7"
+private let vip6 = "2001:db8::10"
+private let router6 = "2001:db8:ff::1"
 
-fileprivate func key(_ source: String, _ sourcePort: UInt16, _ destination: String, _ destinationPort: UInt16,
-         _ proto: UInt8) -> FlowKey {
+private func key(
+    _ source: String, _ sourcePort: UInt16, _ destination: String, _ destinationPort: UInt16,
+    _ proto: UInt8
+) -> FlowKey {
     FlowKey(
         source: FrameBuilder.address(source), destination: FrameBuilder.address(destination),
         sourcePort: sourcePort, destinationPort: destinationPort, proto: proto)
 }
 
-fileprivate func parse(_ frame: [UInt8], _ linkType: LinkType = .ethernet) -> ParseResult {
+private func parse(_ frame: [UInt8], _ linkType: LinkType = .ethernet) -> ParseResult {
     FrameBuilder.parse(frame, linkType: linkType)
 }
 
@@ -52,7 +54,10 @@ struct ParserCase: Sendable, CustomTestStringConvertible {
     var expected: ParserExpectation
     var testDescription: String { name }
 
-    init(_ name: String, _ frame: [UInt8], _ linkType: LinkType = .ethernet, _ expected: ParserExpectation) {
+    init(
+        _ name: String, _ frame: [UInt8], _ linkType: LinkType = .ethernet,
+        _ expected: ParserExpectation
+    ) {
         self.name = name
         self.frame = frame
         self.linkType = linkType
@@ -64,8 +69,7 @@ struct ParserCase: Sendable, CustomTestStringConvertible {
     }
 }
 
-fileprivate func describe(_ r: ParseResult) -> String { FrameBuilder.describe(r) }
-
+private func describe(_ r: ParseResult) -> String { FrameBuilder.describe(r) }
 
 // MARK: The cases
 
@@ -104,7 +108,12 @@ enum ParserCases {
         ParserCase(
             "raw IPv6 UDP", udp6.rawIP(), .parsed(.init(key: udp6Key, l3Offset: 0, l4Offset: 40))),
         ParserCase(
-            "IPv4 TOS, DF, TTL", tcp4.ipv4 { $0.tos = 0xB8; $0.dontFragment = true; $0.ttl = 1 },
+            "IPv4 TOS, DF, TTL",
+            tcp4.ipv4 {
+                $0.tos = 0xB8
+                $0.dontFragment = true
+                $0.ttl = 1
+            },
             .parsed(
                 .init(
                     key: tcp4Key, l4Offset: 34, tcpFlags: TCPFlags.syn, dontFragment: true,
@@ -114,7 +123,11 @@ enum ParserCases {
             tcp4.ipv4 { $0.identification = 0x1234 },
             .parsed(.init(key: tcp4Key, l4Offset: 34, tcpFlags: TCPFlags.syn))),
         ParserCase(
-            "IPv6 traffic class", tcp6.ipv6 { $0.trafficClass = 0xA4; $0.flowLabel = 0xFFFFF },
+            "IPv6 traffic class",
+            tcp6.ipv6 {
+                $0.trafficClass = 0xA4
+                $0.flowLabel = 0xFFFFF
+            },
             .parsed(.init(key: tcp6Key, l4Offset: 54, tcpFlags: TCPFlags.ack, trafficClass: 0xA4))),
         ParserCase(
             "IPv4 with 8 bytes of options", tcp4.ipv4 { $0.options = [0x94, 4, 0, 0, 1, 1, 1, 0] },
@@ -152,7 +165,8 @@ enum ParserCases {
             "QinQ 802.1ad + 802.1Q", udp6.vlan(10, tpid: 0x88A8).vlan(20),
             .parsed(.init(key: udp6Key, l3Offset: 22, l4Offset: 62))),
         ParserCase(
-            "3 tags (0x9100, 0x88A8, 0x8100)", tcp4.vlan(1, tpid: 0x9100).vlan(2, tpid: 0x88A8).vlan(3),
+            "3 tags (0x9100, 0x88A8, 0x8100)",
+            tcp4.vlan(1, tpid: 0x9100).vlan(2, tpid: 0x88A8).vlan(3),
             .parsed(.init(key: tcp4Key, l3Offset: 26, l4Offset: 46, tcpFlags: TCPFlags.syn))),
         ParserCase(
             "8 tags: the most allowed",
@@ -178,11 +192,13 @@ enum ParserCases {
             (0..<4).reduce(udp4) { f, i in f.vlan(UInt16(i)).mpls(UInt32(i)) },
             .parsed(.init(key: udp4Key, l3Offset: 46, l4Offset: 66))),
         ParserCase(
-            "4 tags + 5 labels", (0..<5).reduce(udp4.vlan(1).vlan(2).vlan(3).vlan(4)) { f, i in f.mpls(UInt32(i)) },
+            "4 tags + 5 labels",
+            (0..<5).reduce(udp4.vlan(1).vlan(2).vlan(3).vlan(4)) { f, i in f.mpls(UInt32(i)) },
             .malformed(.tooManyL2Headers)),
         ParserCase(
             "MPLS carrying an Ethernet pseudowire (control word 0)",
-            FrameBuilder.nonIP(etherType: 0x8847, body: [0x00, 0x06, 0x41, 0x40, 0, 0, 0, 0] + tcp4.bytes),
+            FrameBuilder.nonIP(
+                etherType: 0x8847, body: [0x00, 0x06, 0x41, 0x40, 0, 0, 0, 0] + tcp4.bytes),
             .notIP),
         ParserCase(
             "Ethernet padding is not part of the packet",
@@ -191,39 +207,81 @@ enum ParserCases {
         ParserCase(
             "trailer after an IPv6 packet is not part of it", udp6.trailer([1, 2, 3, 4]),
             .parsed(.init(key: udp6Key, l4Offset: 54, l3Length: 40 + 8 + 3))),
-        ParserCase("ARP", FrameBuilder.nonIP(etherType: 0x0806, body: [UInt8](repeating: 0, count: 28)), .notIP),
+        ParserCase(
+            "ARP", FrameBuilder.nonIP(etherType: 0x0806, body: [UInt8](repeating: 0, count: 28)),
+            .notIP),
         ParserCase("LLDP", FrameBuilder.nonIP(etherType: 0x88CC, body: [2, 7, 4]), .notIP),
-        ParserCase("802.3 length field", FrameBuilder.nonIP(etherType: 46, body: [UInt8](repeating: 0xAA, count: 46)), .notIP),
-        ParserCase("VLAN-tagged ARP", FrameBuilder.nonIP(etherType: 0x0806, body: [0, 1]).vlan(5), .notIP),
-        ParserCase("13-byte frame", [UInt8](repeating: 0, count: 13), .ethernet, .malformed(.truncatedL2)),
+        ParserCase(
+            "802.3 length field",
+            FrameBuilder.nonIP(etherType: 46, body: [UInt8](repeating: 0xAA, count: 46)), .notIP),
+        ParserCase(
+            "VLAN-tagged ARP", FrameBuilder.nonIP(etherType: 0x0806, body: [0, 1]).vlan(5), .notIP),
+        ParserCase(
+            "13-byte frame", [UInt8](repeating: 0, count: 13), .ethernet, .malformed(.truncatedL2)),
         ParserCase("empty frame", [], .ethernet, .malformed(.truncatedL2)),
-        ParserCase("VLAN tag cut", Array(tcp4.vlan(1).bytes.prefix(16)), .ethernet, .malformed(.truncatedL2)),
-        ParserCase("MPLS label cut", Array(tcp4.mpls(1).bytes.prefix(17)), .ethernet, .malformed(.truncatedL2)),
-        ParserCase("nothing after MPLS", Array(tcp4.mpls(1).bytes.prefix(18)), .ethernet, .malformed(.truncatedPacket)),
+        ParserCase(
+            "VLAN tag cut", Array(tcp4.vlan(1).bytes.prefix(16)), .ethernet,
+            .malformed(.truncatedL2)),
+        ParserCase(
+            "MPLS label cut", Array(tcp4.mpls(1).bytes.prefix(17)), .ethernet,
+            .malformed(.truncatedL2)),
+        ParserCase(
+            "nothing after MPLS", Array(tcp4.mpls(1).bytes.prefix(18)), .ethernet,
+            .malformed(.truncatedPacket)),
         ParserCase("empty raw IP packet", [], .rawIP, .malformed(.truncatedPacket)),
     ]
 
     static let ipErrors: [ParserCase] = [
-        ParserCase("raw IP version 5", [0x55] + [UInt8](repeating: 0, count: 39), .rawIP, .malformed(.badIPVersion)),
-        ParserCase("raw IP version 0", [UInt8](repeating: 0, count: 40), .rawIP, .malformed(.badIPVersion)),
+        ParserCase(
+            "raw IP version 5", [0x55] + [UInt8](repeating: 0, count: 39), .rawIP,
+            .malformed(.badIPVersion)),
+        ParserCase(
+            "raw IP version 0", [UInt8](repeating: 0, count: 40), .rawIP, .malformed(.badIPVersion)),
         ParserCase("ethertype IPv4, version 6", tcp6.etherType(0x0800), .malformed(.badIPVersion)),
         ParserCase("ethertype IPv6, version 4", tcp4.etherType(0x86DD), .malformed(.badIPVersion)),
         ParserCase("IPv4 version field 5", tcp4.ipv4 { $0.version = 5 }, .malformed(.badIPVersion)),
         ParserCase("IPv6 version field 7", tcp6.ipv6 { $0.version = 7 }, .malformed(.badIPVersion)),
-        ParserCase("IHL 4", tcp4.ipv4 { $0.headerLengthWords = 4 }, .malformed(.badIPv4HeaderLength)),
-        ParserCase("IHL 0", tcp4.ipv4 { $0.headerLengthWords = 0 }, .malformed(.badIPv4HeaderLength)),
-        ParserCase("IHL 15 beyond the frame", tcp4.ipv4 { $0.headerLengthWords = 15 }, .malformed(.truncatedIPv4Header)),
-        ParserCase("IPv4 header cut", Array(tcp4.bytes.prefix(33)), .ethernet, .malformed(.truncatedIPv4Header)),
-        ParserCase("IPv4 options cut", Array(tcp4.ipv4 { $0.options = [1, 1, 1, 1] }.bytes.prefix(37)), .ethernet, .malformed(.truncatedIPv4Header)),
-        ParserCase("IPv4 total length 19", tcp4.ipv4 { $0.totalLength = 19 }, .malformed(.badIPv4TotalLength)),
-        ParserCase("IPv4 total length below options", tcp4.ipv4 { $0.options = [1, 1, 1, 1]; $0.totalLength = 23 }, .malformed(.badIPv4TotalLength)),
-        ParserCase("IPv6 header cut", Array(tcp6.bytes.prefix(53)), .ethernet, .malformed(.truncatedIPv6Header)),
-        ParserCase("TCP header cut by the capture", Array(tcp4.bytes.prefix(53)), .ethernet, .malformed(.truncatedL4Header)),
-        ParserCase("TCP header cut by the total length (padding follows)",
-                   tcp4.ipv4 { $0.totalLength = 30 }, .malformed(.truncatedL4Header)),
-        ParserCase("UDP header cut", Array(udp6.bytes.prefix(61)), .ethernet, .malformed(.truncatedL4Header)),
-        ParserCase("SCTP header cut", Array(FrameBuilder.sctp(client4, 1, vip4, 2).bytes.prefix(45)), .ethernet, .malformed(.truncatedL4Header)),
-        ParserCase("ICMP header cut", Array(FrameBuilder.icmp(client4, vip4, .echoRequest(id: 1)).bytes.prefix(41)), .ethernet, .malformed(.truncatedL4Header)),
+        ParserCase(
+            "IHL 4", tcp4.ipv4 { $0.headerLengthWords = 4 }, .malformed(.badIPv4HeaderLength)),
+        ParserCase(
+            "IHL 0", tcp4.ipv4 { $0.headerLengthWords = 0 }, .malformed(.badIPv4HeaderLength)),
+        ParserCase(
+            "IHL 15 beyond the frame", tcp4.ipv4 { $0.headerLengthWords = 15 },
+            .malformed(.truncatedIPv4Header)),
+        ParserCase(
+            "IPv4 header cut", Array(tcp4.bytes.prefix(33)), .ethernet,
+            .malformed(.truncatedIPv4Header)),
+        ParserCase(
+            "IPv4 options cut", Array(tcp4.ipv4 { $0.options = [1, 1, 1, 1] }.bytes.prefix(37)),
+            .ethernet, .malformed(.truncatedIPv4Header)),
+        ParserCase(
+            "IPv4 total length 19", tcp4.ipv4 { $0.totalLength = 19 },
+            .malformed(.badIPv4TotalLength)),
+        ParserCase(
+            "IPv4 total length below options",
+            tcp4.ipv4 {
+                $0.options = [1, 1, 1, 1]
+                $0.totalLength = 23
+            }, .malformed(.badIPv4TotalLength)),
+        ParserCase(
+            "IPv6 header cut", Array(tcp6.bytes.prefix(53)), .ethernet,
+            .malformed(.truncatedIPv6Header)),
+        ParserCase(
+            "TCP header cut by the capture", Array(tcp4.bytes.prefix(53)), .ethernet,
+            .malformed(.truncatedL4Header)),
+        ParserCase(
+            "TCP header cut by the total length (padding follows)",
+            tcp4.ipv4 { $0.totalLength = 30 }, .malformed(.truncatedL4Header)),
+        ParserCase(
+            "UDP header cut", Array(udp6.bytes.prefix(61)), .ethernet,
+            .malformed(.truncatedL4Header)),
+        ParserCase(
+            "SCTP header cut", Array(FrameBuilder.sctp(client4, 1, vip4, 2).bytes.prefix(45)),
+            .ethernet, .malformed(.truncatedL4Header)),
+        ParserCase(
+            "ICMP header cut",
+            Array(FrameBuilder.icmp(client4, vip4, .echoRequest(id: 1)).bytes.prefix(41)),
+            .ethernet, .malformed(.truncatedL4Header)),
     ]
 
     static let lengths: [ParserCase] = [
@@ -238,11 +296,17 @@ enum ParserCases {
         ParserCase(
             "snaplen-truncated IPv4: parsed, claim kept",
             Array(tcp4.payload(1000).bytes.prefix(96)), .ethernet,
-            .parsed(.init(key: tcp4Key, l4Offset: 34, l3Length: 82, claimed: 1040, tcpFlags: TCPFlags.syn))),
+            .parsed(
+                .init(
+                    key: tcp4Key, l4Offset: 34, l3Length: 82, claimed: 1040, tcpFlags: TCPFlags.syn)
+            )),
         ParserCase(
             "snaplen-truncated IPv6: parsed, claim kept",
             Array(tcp6.payload(1000).bytes.prefix(74)), .ethernet,
-            .parsed(.init(key: tcp6Key, l4Offset: 54, l3Length: 60, claimed: 1060, tcpFlags: TCPFlags.ack))),
+            .parsed(
+                .init(
+                    key: tcp6Key, l4Offset: 54, l3Length: 60, claimed: 1060, tcpFlags: TCPFlags.ack)
+            )),
         ParserCase(
             "IPv4 total length larger than the frame", udp4.ipv4 { $0.totalLength = 9000 },
             .parsed(.init(key: udp4Key, l4Offset: 34, l3Length: 38, claimed: 9000))),
@@ -267,15 +331,21 @@ enum ParserCases {
         return [
             ParserCase(
                 "IPv4 first fragment", frags4[0], .ethernet,
-                .parsed(.init(key: key4, l4Offset: 34, fragment: .first, fragmentID: 0xBEEF, tcpFlags: TCPFlags.ack))),
+                .parsed(
+                    .init(
+                        key: key4, l4Offset: 34, fragment: .first, fragmentID: 0xBEEF,
+                        tcpFlags: TCPFlags.ack))),
             ParserCase(
                 "IPv4 middle fragment", frags4[1], .ethernet,
-                .parsed(.init(key: threeTuple4, l4Offset: -1, fragment: .nonFirst, fragmentID: 0xBEEF))),
+                .parsed(
+                    .init(key: threeTuple4, l4Offset: -1, fragment: .nonFirst, fragmentID: 0xBEEF))),
             ParserCase(
                 "IPv4 last fragment", frags4[2], .ethernet,
-                .parsed(.init(key: threeTuple4, l4Offset: -1, fragment: .nonFirst, fragmentID: 0xBEEF))),
+                .parsed(
+                    .init(key: threeTuple4, l4Offset: -1, fragment: .nonFirst, fragmentID: 0xBEEF))),
             ParserCase(
-                "IPv4 first fragment with DF clear and a UDP header of exactly 8 bytes", udpFrags4[0], .ethernet,
+                "IPv4 first fragment with DF clear and a UDP header of exactly 8 bytes",
+                udpFrags4[0], .ethernet,
                 .parsed(.init(key: udp4Key, l4Offset: 34, fragment: .first, fragmentID: 7))),
             ParserCase(
                 "IPv4 first fragment too short for the TCP header", tooShort4[0], .ethernet,
@@ -285,19 +355,29 @@ enum ParserCases {
                 Array(frags4[0].prefix(50)), .ethernet, .malformed(.truncatedL4Header)),
             ParserCase(
                 "IPv4 non-first fragment with a tiny payload", tooShort4[1], .ethernet,
-                .parsed(.init(key: threeTuple4, l4Offset: -1, fragment: .nonFirst, fragmentID: 0xBEEF))),
+                .parsed(
+                    .init(key: threeTuple4, l4Offset: -1, fragment: .nonFirst, fragmentID: 0xBEEF))),
             ParserCase(
                 "IPv6 first fragment", frags6[0], .ethernet,
-                .parsed(.init(key: key6, l4Offset: 62, fragment: .first, fragmentID: 0xDEAD_BEEF, tcpFlags: TCPFlags.ack))),
+                .parsed(
+                    .init(
+                        key: key6, l4Offset: 62, fragment: .first, fragmentID: 0xDEAD_BEEF,
+                        tcpFlags: TCPFlags.ack))),
             ParserCase(
                 "IPv6 last fragment", frags6[1], .ethernet,
-                .parsed(.init(key: threeTuple6, l4Offset: -1, fragment: .nonFirst, fragmentID: 0xDEAD_BEEF))),
+                .parsed(
+                    .init(
+                        key: threeTuple6, l4Offset: -1, fragment: .nonFirst, fragmentID: 0xDEAD_BEEF
+                    ))),
             ParserCase(
                 "IPv6 first fragment too short for the TCP header", tooShort6[0], .ethernet,
                 .malformed(.firstFragmentTooShort)),
             ParserCase(
                 "IPv6 fragments after a hop-by-hop header", frags6Ext[0], .ethernet,
-                .parsed(.init(key: key6, l4Offset: 70, fragment: .first, fragmentID: 5, tcpFlags: TCPFlags.ack))),
+                .parsed(
+                    .init(
+                        key: key6, l4Offset: 70, fragment: .first, fragmentID: 5,
+                        tcpFlags: TCPFlags.ack))),
             ParserCase(
                 "IPv6 non-first fragment after a hop-by-hop header", frags6Ext[1], .ethernet,
                 .parsed(.init(key: threeTuple6, l4Offset: -1, fragment: .nonFirst, fragmentID: 5))),
@@ -332,7 +412,9 @@ enum ParserCases {
             .malformed(.truncatedIPv6ExtensionHeader)),
         ParserCase(
             "extension header cut by the capture",
-            Array(udp6.extensionHeaders([.hopByHop(options: [UInt8](repeating: 1, count: 14))]).bytes.prefix(64)),
+            Array(
+                udp6.extensionHeaders([.hopByHop(options: [UInt8](repeating: 1, count: 14))]).bytes
+                    .prefix(64)),
             .ethernet, .malformed(.truncatedIPv6ExtensionHeader)),
         ParserCase(
             "no next header (59)", FrameBuilder.ip(client6, vip6, proto: 59).payload(8),
@@ -348,11 +430,13 @@ enum ParserCases {
     ]
 
     static let icmp: [ParserCase] = {
-        let echo4 = FrameBuilder.icmp(client4, vip4, .echoRequest(id: 0x1234, sequence: 9)).payload(56)
+        let echo4 = FrameBuilder.icmp(client4, vip4, .echoRequest(id: 0x1234, sequence: 9)).payload(
+            56)
         let echoReply4 = FrameBuilder.icmp(vip4, client4, .echoReply(id: 0x1234, sequence: 9))
         let echo6 = FrameBuilder.icmp(client6, vip6, .echoRequest(id: 77))
         let echoReply6 = FrameBuilder.icmp(vip6, client6, .echoReply(id: 77))
-        let fragmentedReply4 = reply4.ipv4 { $0.identification = 5 }.ipv4Fragments(payloadPerFragment: 64)
+        let fragmentedReply4 = reply4.ipv4 { $0.identification = 5 }.ipv4Fragments(
+            payloadPerFragment: 64)
         let fragmentedReply6 = reply6.ipv6Fragments(payloadPerFragment: 64, identification: 5)
         let tcpBack4 = key(client4, 40000, vip4, 80, IPProtocol.tcp)
         let udpBack4 = key(client4, 5353, vip4, 53, IPProtocol.udp)
@@ -373,53 +457,80 @@ enum ParserCases {
                 .parsed(.init(key: key(vip6, 77, client6, 0, 58), l4Offset: 54))),
             ParserCase(
                 "ICMPv4 destination unreachable quoting TCP (header + 8 bytes)",
-                FrameBuilder.icmp(router4, vip4, .destinationUnreachable(code: 1, quoting: reply4, quoteLength: 28)),
+                FrameBuilder.icmp(
+                    router4, vip4,
+                    .destinationUnreachable(code: 1, quoting: reply4, quoteLength: 28)),
                 .parsed(.init(key: tcpBack4, l4Offset: 34, isICMPError: true))),
             ParserCase(
                 "ICMPv4 port unreachable quoting UDP",
-                FrameBuilder.icmp(client4, vip4, .destinationUnreachable(code: 3, quoting: replyUDP4)),
+                FrameBuilder.icmp(
+                    client4, vip4, .destinationUnreachable(code: 3, quoting: replyUDP4)),
                 .parsed(.init(key: udpBack4, l4Offset: 34, isICMPError: true))),
             ParserCase(
                 "ICMPv4 fragmentation needed quoting TCP, through a VLAN",
-                FrameBuilder.icmp(router4, vip4, .packetTooBig(mtu: 1400, quoting: reply4.ipv4 { $0.dontFragment = true }, quoteLength: 576)).vlan(3),
+                FrameBuilder.icmp(
+                    router4, vip4,
+                    .packetTooBig(
+                        mtu: 1400, quoting: reply4.ipv4 { $0.dontFragment = true }, quoteLength: 576
+                    )
+                ).vlan(3),
                 .parsed(.init(key: tcpBack4, l3Offset: 18, l4Offset: 38, isICMPError: true))),
             ParserCase(
-                "ICMPv4 time exceeded quoting TCP", FrameBuilder.icmp(router4, vip4, .timeExceeded(quoting: reply4)),
+                "ICMPv4 time exceeded quoting TCP",
+                FrameBuilder.icmp(router4, vip4, .timeExceeded(quoting: reply4)),
                 .parsed(.init(key: tcpBack4, l4Offset: 34, isICMPError: true))),
             ParserCase(
-                "ICMPv4 parameter problem quoting UDP", FrameBuilder.icmp(router4, vip4, .parameterProblem(pointer: 1 << 24, quoting: replyUDP4)),
+                "ICMPv4 parameter problem quoting UDP",
+                FrameBuilder.icmp(
+                    router4, vip4, .parameterProblem(pointer: 1 << 24, quoting: replyUDP4)),
                 .parsed(.init(key: udpBack4, l4Offset: 34, isICMPError: true))),
             ParserCase(
                 "ICMPv4 error quoting options and TCP",
-                FrameBuilder.icmp(router4, vip4, .destinationUnreachable(quoting: reply4.ipv4 { $0.options = [1, 1, 1, 1] }, quoteLength: 32)),
+                FrameBuilder.icmp(
+                    router4, vip4,
+                    .destinationUnreachable(
+                        quoting: reply4.ipv4 { $0.options = [1, 1, 1, 1] }, quoteLength: 32)),
                 .parsed(.init(key: tcpBack4, l4Offset: 34, isICMPError: true))),
             ParserCase(
                 "ICMPv4 error whose quote stops after the IP header: 3-tuple",
-                FrameBuilder.icmp(router4, vip4, .destinationUnreachable(quoting: reply4, quoteLength: 20)),
+                FrameBuilder.icmp(
+                    router4, vip4, .destinationUnreachable(quoting: reply4, quoteLength: 20)),
                 .parsed(.init(key: key(client4, 0, vip4, 0, 6), l4Offset: 34, isICMPError: true))),
             ParserCase(
                 "ICMPv4 error whose quote stops inside the options: 3-tuple",
-                FrameBuilder.icmp(router4, vip4, .destinationUnreachable(quoting: reply4.ipv4 { $0.options = [1, 1, 1, 1] }, quoteLength: 22)),
+                FrameBuilder.icmp(
+                    router4, vip4,
+                    .destinationUnreachable(
+                        quoting: reply4.ipv4 { $0.options = [1, 1, 1, 1] }, quoteLength: 22)),
                 .parsed(.init(key: key(client4, 0, vip4, 0, 6), l4Offset: 34, isICMPError: true))),
             ParserCase(
                 "ICMPv4 error quoting a non-first fragment: 3-tuple",
-                FrameBuilder.icmp(router4, vip4, .timeExceeded(code: 1, quoting: Array(fragmentedReply4[1].dropFirst(14)))),
+                FrameBuilder.icmp(
+                    router4, vip4,
+                    .timeExceeded(code: 1, quoting: Array(fragmentedReply4[1].dropFirst(14)))),
                 .parsed(.init(key: key(client4, 0, vip4, 0, 6), l4Offset: 34, isICMPError: true))),
             ParserCase(
                 "ICMPv4 error quoting a first fragment",
-                FrameBuilder.icmp(router4, vip4, .timeExceeded(code: 1, quoting: Array(fragmentedReply4[0].dropFirst(14)))),
+                FrameBuilder.icmp(
+                    router4, vip4,
+                    .timeExceeded(code: 1, quoting: Array(fragmentedReply4[0].dropFirst(14)))),
                 .parsed(.init(key: tcpBack4, l4Offset: 34, isICMPError: true))),
             ParserCase(
                 "ICMPv4 error quoting an echo reply: the echo flow's key",
                 FrameBuilder.icmp(router4, vip4, .timeExceeded(quoting: echoReply4)),
-                .parsed(.init(key: key(client4, 0x1234, vip4, 0, 1), l4Offset: 34, isICMPError: true))),
+                .parsed(
+                    .init(key: key(client4, 0x1234, vip4, 0, 1), l4Offset: 34, isICMPError: true))),
             ParserCase(
                 "ICMPv4 error quoting GRE: 3-tuple",
-                FrameBuilder.icmp(router4, vip4, .destinationUnreachable(quoting: FrameBuilder.ip(vip4, client4, proto: 47).payload(8))),
+                FrameBuilder.icmp(
+                    router4, vip4,
+                    .destinationUnreachable(
+                        quoting: FrameBuilder.ip(vip4, client4, proto: 47).payload(8))),
                 .parsed(.init(key: key(client4, 0, vip4, 0, 47), l4Offset: 34, isICMPError: true))),
             ParserCase(
                 "ICMPv4 error quote too short for the addresses",
-                FrameBuilder.icmp(router4, vip4, .destinationUnreachable(quoting: reply4, quoteLength: 19)),
+                FrameBuilder.icmp(
+                    router4, vip4, .destinationUnreachable(quoting: reply4, quoteLength: 19)),
                 .malformed(.truncatedICMPQuote)),
             ParserCase(
                 "ICMPv4 error with no quote",
@@ -427,80 +538,122 @@ enum ParserCases {
                 .malformed(.truncatedICMPQuote)),
             ParserCase(
                 "ICMPv4 error quote cut by the outer total length",
-                FrameBuilder.icmp(router4, vip4, .destinationUnreachable(quoting: reply4, quoteLength: 28)).ipv4 { $0.totalLength = 20 + 8 + 12 },
+                FrameBuilder.icmp(
+                    router4, vip4, .destinationUnreachable(quoting: reply4, quoteLength: 28)
+                ).ipv4 { $0.totalLength = 20 + 8 + 12 },
                 .malformed(.truncatedICMPQuote)),
             ParserCase(
-                "ICMPv4 error quoting IPv6", FrameBuilder.icmp(router4, vip4, .destinationUnreachable(quoting: reply6, quoteLength: 48)),
+                "ICMPv4 error quoting IPv6",
+                FrameBuilder.icmp(
+                    router4, vip4, .destinationUnreachable(quoting: reply6, quoteLength: 48)),
                 .malformed(.badICMPQuote)),
             ParserCase(
-                "ICMPv4 error quoting IHL 4", FrameBuilder.icmp(router4, vip4, .destinationUnreachable(quoting: reply4.ipv4 { $0.headerLengthWords = 4 }, quoteLength: 28)),
+                "ICMPv4 error quoting IHL 4",
+                FrameBuilder.icmp(
+                    router4, vip4,
+                    .destinationUnreachable(
+                        quoting: reply4.ipv4 { $0.headerLengthWords = 4 }, quoteLength: 28)),
                 .malformed(.badICMPQuote)),
             ParserCase(
                 "ICMPv4 redirect: not an error we follow, 3-tuple",
-                FrameBuilder.icmp(router4, vip4, .other(type: 5, code: 1, rest: 0x0A00_0001, body: reply4.quote(28))),
+                FrameBuilder.icmp(
+                    router4, vip4,
+                    .other(type: 5, code: 1, rest: 0x0A00_0001, body: reply4.quote(28))),
                 .parsed(.init(key: key(router4, 0, vip4, 0, 1), l4Offset: 34))),
             ParserCase(
                 "ICMPv6 packet too big quoting TCP",
-                FrameBuilder.icmp(router6, vip6, .packetTooBig(mtu: 1280, quoting: reply6, quoteLength: 1232)),
+                FrameBuilder.icmp(
+                    router6, vip6, .packetTooBig(mtu: 1280, quoting: reply6, quoteLength: 1232)),
                 .parsed(.init(key: tcpBack6, l4Offset: 54, isICMPError: true))),
             ParserCase(
                 "ICMPv6 destination unreachable quoting UDP",
-                FrameBuilder.icmp(router6, vip6, .destinationUnreachable(code: 4, quoting: replyUDP6)),
+                FrameBuilder.icmp(
+                    router6, vip6, .destinationUnreachable(code: 4, quoting: replyUDP6)),
                 .parsed(.init(key: udpBack6, l4Offset: 54, isICMPError: true))),
             ParserCase(
                 "ICMPv6 time exceeded quoting UDP behind a hop-by-hop and a routing header",
-                FrameBuilder.icmp(router6, vip6, .timeExceeded(quoting: replyUDP6.extensionHeaders([.hopByHop(), .routing(addresses: [FrameBuilder.address(router6)])]))),
+                FrameBuilder.icmp(
+                    router6, vip6,
+                    .timeExceeded(
+                        quoting: replyUDP6.extensionHeaders([
+                            .hopByHop(), .routing(addresses: [FrameBuilder.address(router6)]),
+                        ]))),
                 .parsed(.init(key: udpBack6, l4Offset: 54, isICMPError: true))),
             ParserCase(
-                "ICMPv6 parameter problem quoting TCP", FrameBuilder.icmp(router6, vip6, .parameterProblem(pointer: 6, quoting: reply6, quoteLength: 60)),
+                "ICMPv6 parameter problem quoting TCP",
+                FrameBuilder.icmp(
+                    router6, vip6, .parameterProblem(pointer: 6, quoting: reply6, quoteLength: 60)),
                 .parsed(.init(key: tcpBack6, l4Offset: 54, isICMPError: true))),
             ParserCase(
                 "ICMPv6 error quoting a non-first fragment: 3-tuple",
-                FrameBuilder.icmp(router6, vip6, .packetTooBig(mtu: 1280, quoting: Array(fragmentedReply6[1].dropFirst(14)))),
+                FrameBuilder.icmp(
+                    router6, vip6,
+                    .packetTooBig(mtu: 1280, quoting: Array(fragmentedReply6[1].dropFirst(14)))),
                 .parsed(.init(key: key(client6, 0, vip6, 0, 6), l4Offset: 54, isICMPError: true))),
             ParserCase(
                 "ICMPv6 error quoting a first fragment",
-                FrameBuilder.icmp(router6, vip6, .packetTooBig(mtu: 1280, quoting: Array(fragmentedReply6[0].dropFirst(14)))),
+                FrameBuilder.icmp(
+                    router6, vip6,
+                    .packetTooBig(mtu: 1280, quoting: Array(fragmentedReply6[0].dropFirst(14)))),
                 .parsed(.init(key: tcpBack6, l4Offset: 54, isICMPError: true))),
             ParserCase(
                 "ICMPv6 error whose quote stops after the IPv6 header: 3-tuple",
-                FrameBuilder.icmp(router6, vip6, .packetTooBig(mtu: 1280, quoting: reply6, quoteLength: 40)),
+                FrameBuilder.icmp(
+                    router6, vip6, .packetTooBig(mtu: 1280, quoting: reply6, quoteLength: 40)),
                 .parsed(.init(key: key(client6, 0, vip6, 0, 6), l4Offset: 54, isICMPError: true))),
             ParserCase(
                 "ICMPv6 error quote too short for the addresses",
-                FrameBuilder.icmp(router6, vip6, .packetTooBig(mtu: 1280, quoting: reply6, quoteLength: 39)),
+                FrameBuilder.icmp(
+                    router6, vip6, .packetTooBig(mtu: 1280, quoting: reply6, quoteLength: 39)),
                 .malformed(.truncatedICMPQuote)),
             ParserCase(
                 "ICMPv6 error whose quote cuts an extension header",
-                FrameBuilder.icmp(router6, vip6, .timeExceeded(quoting: replyUDP6.extensionHeaders([.hopByHop()]), quoteLength: 44)),
+                FrameBuilder.icmp(
+                    router6, vip6,
+                    .timeExceeded(
+                        quoting: replyUDP6.extensionHeaders([.hopByHop()]), quoteLength: 44)),
                 .malformed(.truncatedICMPQuote)),
             ParserCase(
-                "ICMPv6 error quoting IPv4", FrameBuilder.icmp(router6, vip6, .destinationUnreachable(quoting: reply4)),
+                "ICMPv6 error quoting IPv4",
+                FrameBuilder.icmp(router6, vip6, .destinationUnreachable(quoting: reply4)),
                 .malformed(.badICMPQuote)),
             ParserCase(
                 "ICMPv6 error quoting a 9-header chain",
-                FrameBuilder.icmp(router6, vip6, .timeExceeded(quoting: replyUDP6.extensionHeaders([IPv6Extension](repeating: .destinationOptions(), count: 9)))),
+                FrameBuilder.icmp(
+                    router6, vip6,
+                    .timeExceeded(
+                        quoting: replyUDP6.extensionHeaders(
+                            [IPv6Extension](repeating: .destinationOptions(), count: 9)))),
                 .malformed(.badICMPQuote)),
             ParserCase(
                 "ICMPv6 neighbour solicitation: 3-tuple",
-                FrameBuilder.icmp(client6, vip6, .other(type: 135, body: [UInt8](repeating: 0, count: 16))),
+                FrameBuilder.icmp(
+                    client6, vip6, .other(type: 135, body: [UInt8](repeating: 0, count: 16))),
                 .parsed(.init(key: key(client6, 0, vip6, 0, 58), l4Offset: 54))),
             ParserCase(
                 "ICMPv6 behind extension headers",
-                FrameBuilder.icmp(router6, vip6, .packetTooBig(mtu: 1280, quoting: reply6, quoteLength: 60)).extensionHeaders([.destinationOptions()]),
+                FrameBuilder.icmp(
+                    router6, vip6, .packetTooBig(mtu: 1280, quoting: reply6, quoteLength: 60)
+                ).extensionHeaders([.destinationOptions()]),
                 .parsed(.init(key: tcpBack6, l4Offset: 62, isICMPError: true))),
             ParserCase(
                 "ICMPv4 error sent as a non-first fragment: no ICMP header",
-                FrameBuilder.icmp(router4, vip4, .destinationUnreachable(quoting: reply4)).ipv4 { $0.fragmentOffset = 64; $0.identification = 3 },
-                .parsed(.init(key: key(router4, 0, vip4, 0, 1), l4Offset: -1, fragment: .nonFirst, fragmentID: 3))),
+                FrameBuilder.icmp(router4, vip4, .destinationUnreachable(quoting: reply4)).ipv4 {
+                    $0.fragmentOffset = 64
+                    $0.identification = 3
+                },
+                .parsed(
+                    .init(
+                        key: key(router4, 0, vip4, 0, 1), l4Offset: -1, fragment: .nonFirst,
+                        fragmentID: 3))),
         ]
     }()
 
-    static let all: [ParserCase] = basics + linkLayer + ipErrors + lengths + fragments + ipv6Chains + icmp
+    static let all: [ParserCase] =
+        basics + linkLayer + ipErrors + lengths + fragments + ipv6Chains + icmp
 }
 
 typealias IPv6Extension = FrameBuilder.IPv6Extension
-
 
 // MARK: Tests
 
@@ -553,7 +706,8 @@ typealias IPv6Extension = FrameBuilder.IPv6Extension
             switch result {
             case .parsed(let p):
                 if length < needed {
-                    Issue.record("\(c.name): prefix \(length) < \(needed) parsed: \(describe(result))")
+                    Issue.record(
+                        "\(c.name): prefix \(length) < \(needed) parsed: \(describe(result))")
                 }
                 if case .parsed(let f) = full, !f.isICMPError {
                     #expect(p.key == f.key, "\(c.name) prefix \(length)")
@@ -562,7 +716,9 @@ typealias IPv6Extension = FrameBuilder.IPv6Extension
                 parsedBefore = true
             case .notIP, .malformed:
                 if parsedBefore {
-                    Issue.record("\(c.name): prefix \(length) \(describe(result)) after a shorter one parsed")
+                    Issue.record(
+                        "\(c.name): prefix \(length) \(describe(result)) after a shorter one parsed"
+                    )
                 }
             }
         }
@@ -570,7 +726,8 @@ typealias IPv6Extension = FrameBuilder.IPv6Extension
 
     @Test func notIPIsNeverADropForNonIPEthertypes() {
         for etherType: UInt16 in [0x0806, 0x88CC, 0x8035, 0x88E5, 0x8906, 0x0842, 0x22F0] {
-            let frame = FrameBuilder.nonIP(etherType: etherType, body: [UInt8](repeating: 0x45, count: 46))
+            let frame = FrameBuilder.nonIP(
+                etherType: etherType, body: [UInt8](repeating: 0x45, count: 46))
             guard case .notIP = parse(frame.bytes) else {
                 Issue.record("ethertype \(etherType): \(describe(parse(frame.bytes)))")
                 continue
@@ -580,11 +737,15 @@ typealias IPv6Extension = FrameBuilder.IPv6Extension
 
     @Test func partlyTaggedConnectionHasOneKey() {
         let plain = ParserCases.tcp4
-        let keys = [plain, plain.vlan(1), plain.vlan(2, tpid: 0x88A8).vlan(3), plain.mpls(9), plain.rawIP()]
-            .map { f -> FlowKey? in
-                if case .parsed(let p) = parse(f.bytes, f.link == .rawIP ? .rawIP : .ethernet) { return p.key }
-                return nil
+        let keys = [
+            plain, plain.vlan(1), plain.vlan(2, tpid: 0x88A8).vlan(3), plain.mpls(9), plain.rawIP(),
+        ]
+        .map { f -> FlowKey? in
+            if case .parsed(let p) = parse(f.bytes, f.link == .rawIP ? .rawIP : .ethernet) {
+                return p.key
             }
+            return nil
+        }
         #expect(Set(keys.compactMap { $0 }).count == 1)
         #expect(keys.allSatisfy { $0 != nil })
     }
@@ -592,7 +753,9 @@ typealias IPv6Extension = FrameBuilder.IPv6Extension
     @Test func icmpErrorFollowsTheConnection() {
         // The client's flow and the error about the backend's reply share one key.
         let forward = parse(ParserCases.tcp4.bytes)
-        let error = parse(FrameBuilder.icmp(router4, vip4, .packetTooBig(mtu: 1400, quoting: ParserCases.reply4)).bytes)
+        let error = parse(
+            FrameBuilder.icmp(router4, vip4, .packetTooBig(mtu: 1400, quoting: ParserCases.reply4))
+                .bytes)
         guard case .parsed(let f) = forward, case .parsed(let e) = error else {
             Issue.record("not parsed")
             return
@@ -601,7 +764,10 @@ typealias IPv6Extension = FrameBuilder.IPv6Extension
         // The same for echo: request, reply and an error about the reply share one key.
         let request = parse(FrameBuilder.icmp(client4, vip4, .echoRequest(id: 5)).bytes)
         let replyError = parse(
-            FrameBuilder.icmp(router4, vip4, .timeExceeded(quoting: FrameBuilder.icmp(vip4, client4, .echoReply(id: 5)))).bytes)
+            FrameBuilder.icmp(
+                router4, vip4,
+                .timeExceeded(quoting: FrameBuilder.icmp(vip4, client4, .echoReply(id: 5)))
+            ).bytes)
         guard case .parsed(let r) = request, case .parsed(let re) = replyError else {
             Issue.record("not parsed")
             return
@@ -631,7 +797,7 @@ typealias IPv6Extension = FrameBuilder.IPv6Extension
 
 /// The shortest frame that can parse to `p`: its IP header, plus the transport header the
 /// parser reads (and an ICMP error's quoted addresses).
-fileprivate func minimumLength(of p: ParsedPacket) -> Int {
+private func minimumLength(of p: ParsedPacket) -> Int {
     let ipHeader = p.l3Offset + (p.isIPv6 ? 40 : 20)
     guard p.l4Offset >= 0 else { return ipHeader }
     if p.isICMPError { return p.l4Offset + 8 + (p.isIPv6 ? 40 : 20) }
@@ -646,7 +812,9 @@ fileprivate func minimumLength(of p: ParsedPacket) -> Int {
 
 /// The promises every parsed packet keeps, whatever the input. Returns whether they held.
 @discardableResult
-func checkParsedPacketInvariants(_ result: ParseResult, frameLength: Int, _ context: @autoclosure () -> String) -> Bool {
+func checkParsedPacketInvariants(
+    _ result: ParseResult, frameLength: Int, _ context: @autoclosure () -> String
+) -> Bool {
     guard case .parsed(let p) = result else { return true }
     var problems: [String] = []
     if p.l3Offset < 0 { problems.append("l3Offset < 0") }
@@ -659,7 +827,8 @@ func checkParsedPacketInvariants(_ result: ParseResult, frameLength: Int, _ cont
     if p.l4Offset >= frameLength { problems.append("l4Offset >= frame length") }
     if p.key.source.isIPv6 != p.key.destination.isIPv6 { problems.append("mixed families") }
     if p.fragment == .nonFirst
-        && (p.l4Offset != -1 || p.key.sourcePort != 0 || p.key.destinationPort != 0 || p.tcpFlags != 0)
+        && (p.l4Offset != -1 || p.key.sourcePort != 0 || p.key.destinationPort != 0
+            || p.tcpFlags != 0)
     {
         problems.append("non-first fragment with L4 fields")
     }

@@ -40,7 +40,9 @@
 /// gives `.nonFirst`; offset 0 with M set gives `.first`; offset 0 with M clear is an atomic
 /// fragment, `.none`, with ports. `fragmentID` comes from the fragment header when there is one.
 /// Next header 59 (no next header): protocol 59, no ports, `l4Offset` -1. `dontFragment` is
-/// always true for IPv6.
+/// always true for IPv6. Known limit: when extension headers follow the fragment header (rare;
+/// destination options), a non-first fragment's protocol is the fragment header's next-header
+/// value while the first fragment's is the upper-layer protocol, so their 3-tuples differ.
 ///
 /// **Transport** (unfragmented packets and first fragments). The fixed header must lie within
 /// the IP packet: TCP 20 bytes, UDP 8, SCTP 12, ICMP/ICMPv6 8. When it does not:

@@ -722,14 +722,14 @@ extension FrameBuilder {
 
     /// One line for failure messages.
     static func describe(_ r: ParseResult) -> String {
-    switch r {
-    case .parsed(let p):
-        "parsed(\(p.key), l3 \(p.l3Offset)+\(p.l3Length)/\(p.l3ClaimedLength), l4 \(p.l4Offset), "
-            + "\(p.fragment) id \(p.fragmentID), flags \(p.tcpFlags), icmpError \(p.isICMPError), "
-            + "df \(p.dontFragment), tc \(p.trafficClass))"
-    case .notIP: "notIP"
-    case .malformed(let reason): "malformed(\(reason))"
-    }
+        switch r {
+        case .parsed(let p):
+            "parsed(\(p.key), l3 \(p.l3Offset)+\(p.l3Length)/\(p.l3ClaimedLength), l4 \(p.l4Offset), "
+                + "\(p.fragment) id \(p.fragmentID), flags \(p.tcpFlags), icmpError \(p.isICMPError), "
+                + "df \(p.dontFragment), tc \(p.trafficClass))"
+        case .notIP: "notIP"
+        case .malformed(let reason): "malformed(\(reason))"
+        }
     }
 }
 
