@@ -27,8 +27,10 @@ public struct ParsedPacket: Sendable {
     /// The length the IP header claims (IPv4 total length, or 40 + IPv6 payload length; the
     /// captured length when the claim is 0, as in TSO captures and jumbograms).
     public var l3ClaimedLength: Int
-    /// Offset of the L4 header from the start of the frame, or -1 when there is none
-    /// (non-first fragment, no-next-header, an unparsed protocol).
+    /// Offset of the L4 header from the start of the frame (for protocols the parser does not
+    /// read, such as GRE or ESP, where their header begins), or -1 when there is none:
+    /// non-first fragment, no-next-header (59), or a packet that ends where it would begin.
+    /// When set, it lies inside the IP packet: `l3Offset < l4Offset < l3Offset + l3Length`.
     public var l4Offset: Int
     /// The flow: 5-tuple, 3-tuple (ports 0) for fragments and port-less protocols; for ICMP
     /// errors the quoted packet's flow, reversed.
@@ -36,7 +38,8 @@ public struct ParsedPacket: Sendable {
     /// TCP flags of an unfragmented or first-fragment TCP segment, else 0.
     public var tcpFlags: UInt8
     public var fragment: FragmentKind
-    /// IPv4 identification or the IPv6 fragment header's identification (0 if not a fragment).
+    /// IPv4 identification of a fragment (0 if not a fragment), or the identification of the
+    /// IPv6 fragment header when there is one (atomic fragments included; 0 without one).
     public var fragmentID: UInt32
     /// IPv4 DF bit; always true for IPv6 (routers never fragment IPv6).
     public var dontFragment: Bool

@@ -26,6 +26,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case truncatedL4Header
     case firstFragmentTooShort
     case truncatedICMPQuote
+    /// An ICMP error whose quote is not an IP header of the outer packet's family (or whose
+    /// quoted IPv6 extension chain is too long): there is no flow to follow.
+    case badICMPQuote
 
     // Decisions.
     case noBackend
@@ -52,6 +55,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .truncatedL4Header: "truncated_l4_header"
         case .firstFragmentTooShort: "first_fragment_too_short"
         case .truncatedICMPQuote: "truncated_icmp_quote"
+        case .badICMPQuote: "bad_icmp_quote"
         case .noBackend: "no_backend"
         case .packetTooBigNoDF: "packet_too_big_no_df"
         case .icmpRateLimited: "icmp_rate_limited"

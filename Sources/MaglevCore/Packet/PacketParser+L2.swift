@@ -1,0 +1,58 @@
+// Link layer: Ethernet II, VLAN tags, MPLS label stacks.
+
+extension PacketParser {
+    /// Ethertypes the link layer walks.
+    enum EtherType {
+        static let ipv4: UInt16 = 0x0800
+        static let ipv6: UInt16 = 0x86DD
+        static let vlan: UInt16 = 0x8100
+        static let qinq: UInt16 = 0x88A8
+        static let qinqLegacy: UInt16 = 0x9100
+        static let mplsUnicast: UInt16 = 0x8847
+        static let mplsMulticast: UInt16 = 0x8848
+    }
+
+    /// Ethernet II: destination MAC, source MAC, ethertype (14 bytes); then tags and labels.
+    @inline(__always)
+    static func parseEthernet(_ p: UnsafeRawPointer, end: Int) -> ParseResult {
+        guard end >= 14 else { return .malformed(.truncatedL2) }
+        var etherType = p.loadBE16(12)
+        var offset = 14
+        var headers = 0
+        while true {
+            switch etherType {
+            case EtherType.ipv4:
+                return parseIPv4(p, at: offset, end: end)
+            case EtherType.ipv6:
+                return parseIPv6(p, at: offset, end: end)
+            case EtherType.vlan, EtherType.qinq, EtherType.qinqLegacy:
+                // Tag control information (2 bytes), then the next ethertype.
+                headers += 1
+                guard headers <= maxL2Headers else { return .malformed(.tooManyL2Headers) }
+                guard end - offset >= 4 else { return .malformed(.truncatedL2) }
+                etherType = p.loadBE16(offset + 2)
+                offset += 4
+            case EtherType.mplsUnicast, EtherType.mplsMulticast:
+                // Label (20 bits), traffic class (3), bottom of stack (1), TTL (8).
+                while true {
+                    headers += 1
+                    guard headers <= maxL2Headers else { return .malformed(.tooManyL2Headers) }
+                    guard end - offset >= 4 else { return .malformed(.truncatedL2) }
+                    let bottomOfStack = p.loadBE8(offset + 2) & 1 != 0
+                    offset += 4
+                    if bottomOfStack { break }
+                }
+                // MPLS does not say what it carries: the IP version nibble does. Anything else
+                // (an Ethernet pseudowire's control word begins with 0) is not ours.
+                guard offset < end else { return .malformed(.truncatedPacket) }
+                switch p.loadBE8(offset) >> 4 {
+                case 4: return parseIPv4(p, at: offset, end: end)
+                case 6: return parseIPv6(p, at: offset, end: end)
+                default: return .notIP
+                }
+            default:
+                return .notIP
+            }
+        }
+    }
+}
