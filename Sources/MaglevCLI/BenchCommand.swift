@@ -41,6 +41,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Seconds per packet benchmark.")
     var seconds = 1.0
 
+    @Flag(name: .customLong("huge-pages"), inversion: .prefixedNo, help: "Back the connection table with transparent huge pages.")
+    var hugePages = true
+
     @Option(help: "Output format: text or json.")
     var format: OutputFormat = .text
 
@@ -54,7 +57,7 @@ struct BenchCommand: ParsableCommand {
 
         let results = try DataplaneBench(
             flows: flows, connections: connections, backends: backends, ipv6Share: ipv6Share,
-            payload: payload, seconds: seconds
+            payload: payload, seconds: seconds, hugePages: hugePages
         ).run(progress: format == .text)
         print(format == .json ? results.json.render() : results.text)
     }

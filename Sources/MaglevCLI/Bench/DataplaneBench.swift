@@ -1,14 +1,22 @@
 import CAllocationCounter
 import MaglevCore
+import MaglevLinux
 
 /// The in-memory benchmarks behind `maglev bench`.
 struct DataplaneBench {
+    /// Packets per batch, as one io_uring completion drain would hand a worker.
+    static let batchSize = 64
     let flows: Int
     let connections: Int
     let backends: Int
     let ipv6Share: Double
     let payload: Int
     let seconds: Double
+    let hugePages: Bool
+
+    var memory: TableMemory {
+        hugePages ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate) : .heap
+    }
 
     struct Results {
         var hitPackets = 0
@@ -22,6 +30,7 @@ struct DataplaneBench {
         var connectionCapacity = 0
         var flows = 0
         var backends = 0
+        var hugePages = false
         var refusedInserts: UInt64 = 0
 
         var hitMpps: Double { Double(hitPackets) / hitSeconds / 1e6 }
@@ -41,6 +50,7 @@ struct DataplaneBench {
                 ("allocations_per_packet", .double(allocationsPerPacket, 6)),
                 ("flows", .int(flows)),
                 ("backends", .int(backends)),
+                ("huge_pages", .bool(hugePages)),
                 ("build", .string(DataplaneBench.buildKind)),
             ])
         }
@@ -49,7 +59,7 @@ struct DataplaneBench {
             func f(_ v: Double, _ d: Int) -> String { JSON.format(v, digits: d) }
             var lines = [
                 "maglev bench (\(DataplaneBench.buildKind) build, one thread, in memory)",
-                "  established flows  \(f(hitMpps, 2)) Mpps  \(f(1000 / hitMpps, 1)) ns/packet  (\(flows) flows, table \(connectionCapacity) entries)",
+                "  established flows  \(f(hitMpps, 2)) Mpps  \(f(1000 / hitMpps, 1)) ns/packet  (\(flows) flows, table \(connectionCapacity) entries\(hugePages ? ", huge pages" : ""))",
                 "  new flows          \(f(missMpps, 2)) Mpps  \(f(1000 / missMpps, 1)) ns/packet",
                 "  table build        \(f(tableBuildMs, 2)) ms at M=65537, \(f(tableBuildLargeMs, 2)) ms at M=655373 (N=1000)",
                 "  connection entry   \(bytesPerEntry) bytes",
@@ -74,6 +84,7 @@ struct DataplaneBench {
         var results = Results()
         results.flows = flows
         results.backends = backends
+        results.hugePages = hugePages
         results.bytesPerEntry = ConnectionTable.bytesPerEntry
 
         let vip4 = IPAddress("198.19.0.10")!
@@ -96,7 +107,7 @@ struct DataplaneBench {
             let frames = BenchFrames(
                 flows: flows, ipv6Share: ipv6Share, payload: payload, flags: TCPFlags.ack, vip4: vip4, vip6: vip6)
             defer { frames.deallocate() }
-            let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: connections)
+            let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: connections, memory: memory)
             results.connectionCapacity = dataplane.connections.capacity
             var now: UInt64 = 1_000_000_000
             _ = pass(dataplane, frames, now: now, newFlows: nil)
@@ -122,7 +133,7 @@ struct DataplaneBench {
                 flows: min(flows, 65_536), ipv6Share: ipv6Share, payload: payload, flags: TCPFlags.syn, vip4: vip4,
                 vip6: vip6)
             defer { frames.deallocate() }
-            let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: connections)
+            let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: connections, memory: memory)
             var now: UInt64 = 1_000_000_000
             var generation: UInt32 = 0
             let before = cmaglev_allocation_count()
@@ -148,23 +159,32 @@ struct DataplaneBench {
         return results
     }
 
-    /// Processes every frame once; with `newFlows`, first stamps a fresh client address into it.
+    /// Processes every frame once, in batches of `batchSize` as a worker would; with
+    /// `newFlows`, first stamps a fresh client address into each frame.
     func pass(_ dataplane: Dataplane, _ frames: BenchFrames, now: UInt64, newFlows: UnsafeMutablePointer<UInt32>?) -> Int {
         var forwarded = 0
+        let batch = UnsafeMutableBufferPointer<PacketSlot>.allocate(capacity: DataplaneBench.batchSize)
+        defer { batch.deallocate() }
         BenchFrames.ethernetIPv4.withUnsafeBytes { eth4 in
             BenchFrames.ethernetIPv6.withUnsafeBytes { eth6 in
-                for i in 0..<frames.count {
-                    let base = frames.frame(i)
-                    let p = base + BenchFrames.headroom
-                    let isIPv6 = p.load(fromByteOffset: 12, as: UInt8.self) == 0x86
-                    p.copyMemory(from: isIPv6 ? eth6.baseAddress! : eth4.baseAddress!, byteCount: 14)
-                    if let newFlows {
-                        newFlows.pointee &+= 1
-                        p.storeBytes(of: newFlows.pointee.bigEndian, toByteOffset: isIPv6 ? 14 + 20 : 14 + 12, as: UInt32.self)
+                var i = 0
+                while i < frames.count {
+                    let n = min(DataplaneBench.batchSize, frames.count - i)
+                    for j in 0..<n {
+                        let base = frames.frame(i + j)
+                        let p = base + BenchFrames.headroom
+                        let isIPv6 = p.load(fromByteOffset: 12, as: UInt8.self) == 0x86
+                        p.copyMemory(from: isIPv6 ? eth6.baseAddress! : eth4.baseAddress!, byteCount: 14)
+                        if let newFlows {
+                            newFlows.pointee &+= 1
+                            p.storeBytes(of: newFlows.pointee.bigEndian, toByteOffset: isIPv6 ? 14 + 20 : 14 + 12, as: UInt32.self)
+                        }
+                        batch[j] = PacketSlot(base: base, offset: BenchFrames.headroom, length: frames.lengths[i + j])
                     }
-                    let v = dataplane.process(
-                        base: base, offset: BenchFrames.headroom, length: frames.lengths[i], linkType: .ethernet, now: now)
-                    if v.action == .forward { forwarded &+= 1 }
+                    let slots = UnsafeMutableBufferPointer(rebasing: batch[0..<n])
+                    dataplane.process(batch: slots, linkType: .ethernet, now: now)
+                    for j in 0..<n where slots[j].verdict.action == .forward { forwarded &+= 1 }
+                    i += n
                 }
             }
         }

@@ -92,6 +92,7 @@ public final class ConnectionTable {
 
     /// Number of entries (ways), a power of two and a multiple of 8.
     public let capacity: Int
+    let memory: TableMemory
 
     /// Idle timeouts per state; may be changed at any time (hot reload). A shorter timeout
     /// takes effect at once for lookups; entries are not rewritten.
@@ -106,8 +107,8 @@ public final class ConnectionTable {
     public var byteCount: Int { capacity &* Self.bytesPerEntry }
 
     /// A table for at least `capacity` entries (at least 8), rounded up to a power-of-two number
-    /// of 8-way buckets. All memory is allocated here, zeroed.
-    public init(capacity: Int, timeouts: ConnectionTimeouts = .init()) {
+    /// of 8-way buckets. All memory is allocated here (entries from `memory`), zeroed.
+    public init(capacity: Int, timeouts: ConnectionTimeouts = .init(), memory: TableMemory = .heap) {
         precondition(
             capacity >= Self.ways && capacity <= 1 << 32,
             "ConnectionTable capacity must be in 8...2^32, got \(capacity)")
@@ -117,8 +118,8 @@ public final class ConnectionTable {
         self.bucketMask = UInt64(buckets &- 1)
         self.timeouts = timeouts
 
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: self.capacity &* MemoryLayout<ConnectionEntry>.stride, alignment: 128)
+        self.memory = memory
+        let raw = memory.allocate(self.capacity &* MemoryLayout<ConnectionEntry>.stride)
         self.entries = raw.initializeMemory(
             as: ConnectionEntry.self, repeating: .empty, count: self.capacity)
         self.timeoutByState = .allocate(capacity: 8)
@@ -130,7 +131,7 @@ public final class ConnectionTable {
 
     deinit {
         entries.deinitialize(count: capacity)
-        UnsafeMutableRawPointer(entries).deallocate()
+        memory.deallocate(UnsafeMutableRawPointer(entries), capacity &* MemoryLayout<ConnectionEntry>.stride)
         timeoutByState.deallocate()
         counters.deallocate()
     }
@@ -186,6 +187,13 @@ public final class ConnectionTable {
             way &+= 1
         }
         return -1
+    }
+
+    /// Reads the first word of `hash`'s bucket and returns it, so that a batch can start the
+    /// bucket's cache misses for many packets at once before any of them is looked up.
+    @inline(__always)
+    public func touch(hash: UInt64) -> UInt64 {
+        entries[firstWay(hash)].fingerprint
     }
 
     /// The backend id of the entry at `index`.

@@ -5,18 +5,27 @@
 ///
 /// Definition (docs/maglev.md has the same):
 ///
-///     words = [src.high, src.low, dst.high, dst.low, proto << 32 | sport << 16 | dport]
-///     h = seed ^ 0x9E3779B97F4A7C15
-///     for w in words: h = mix(h ^ w) where mix(x) = rotl(x * 0xC2B2AE3D27D4EB4F, 31) * 0x9E3779B185EBCA87
-///     return fmix64(h ^ 37)          // fmix64: MurmurHash3's 64-bit finaliser
+///     ports = proto << 32 | sport << 16 | dport
+///     a = mix(src.low ^ seed)
+///     b = mix(dst.low ^ ports ^ 0x9E3779B97F4A7C15)
+///     c = mix(src.high ^ rotl(dst.high, 32) ^ ~seed)
+///     return fmix64(a ^ rotl(b, 21) ^ rotl(c, 42))
+///       where mix(x) = rotl(x * 0xC2B2AE3D27D4EB4F, 31) * 0x9E3779B185EBCA87 (a bijection)
+///       and fmix64 is MurmurHash3's 64-bit finaliser
 ///
-/// IPv4 addresses enter as IPv4-mapped IPv6 (`::ffff:a.b.c.d`), so the family needs no word.
+/// The three lanes are independent, so their multiplications overlap in the CPU: the hash costs
+/// about one lane's latency plus the finaliser. IPv4 addresses enter as IPv4-mapped IPv6
+/// (`::ffff:a.b.c.d`), so the family needs no word. Not a keyed PRF: someone who knows the
+/// seed can aim flows at one backend, as with any stateless balancer hash.
 public enum FlowHash {
     @inline(__always)
     static func mix(_ x: UInt64) -> UInt64 {
         let y = x &* 0xC2B2_AE3D_27D4_EB4F
         return ((y << 31) | (y >> 33)) &* 0x9E37_79B1_85EB_CA87
     }
+
+    @inline(__always)
+    static func rotl(_ x: UInt64, _ r: UInt64) -> UInt64 { (x << r) | (x >> (64 &- r)) }
 
     /// MurmurHash3's 64-bit finaliser: full avalanche of every input bit.
     @inline(__always)
@@ -33,13 +42,11 @@ public enum FlowHash {
     /// The flow hash of `key` under `seed`.
     @inline(__always)
     public static func hash(_ key: FlowKey, seed: UInt64) -> UInt64 {
-        var h = seed ^ 0x9E37_79B9_7F4A_7C15
-        h = mix(h ^ key.source.high)
-        h = mix(h ^ key.source.low)
-        h = mix(h ^ key.destination.high)
-        h = mix(h ^ key.destination.low)
-        h = mix(h ^ (UInt64(key.proto) << 32 | UInt64(key.sourcePort) << 16 | UInt64(key.destinationPort)))
-        return fmix64(h ^ 37)
+        let ports = UInt64(key.proto) << 32 | UInt64(key.sourcePort) << 16 | UInt64(key.destinationPort)
+        let a = mix(key.source.low ^ seed)
+        let b = mix(key.destination.low ^ ports ^ 0x9E37_79B9_7F4A_7C15)
+        let c = mix(key.source.high ^ rotl(key.destination.high, 32) ^ ~seed)
+        return fmix64(a ^ rotl(b, 21) ^ rotl(c, 42))
     }
 
     /// Maps a 64-bit hash onto `0..<size` without a division (Lemire's multiply-shift on the

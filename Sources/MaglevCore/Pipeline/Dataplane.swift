@@ -14,23 +14,43 @@ public final class Dataplane {
     public static let requiredHeadroom = 48
 
     public private(set) var snapshot: ForwardingSnapshot
+    /// `snapshot.view`, copied here so the per-packet path reads it without retaining anything.
+    var view: SnapshotView
     public let connections: ConnectionTable
     public let fragments: ConnectionTable
     var counters: CounterBlock
     // Token bucket for ICMP replies, in thousandths of a token.
     var icmpTokens: Int
     var icmpLastRefill: UInt64
+    // Per-batch scratch, allocated once.
+    let scratchResults: UnsafeMutablePointer<ParseResult>
+    let scratchHashes: UnsafeMutablePointer<UInt64>
+    var touchSink: UInt64 = 0
 
-    public init(snapshot: ForwardingSnapshot, connectionCapacity: Int = 1 << 16, fragmentCapacity: Int = 1 << 12) {
+    /// A data plane with its own connection and fragment tables; `memory` backs both (pass
+    /// huge-page memory from the driver where it is available).
+    public init(
+        snapshot: ForwardingSnapshot, connectionCapacity: Int = 1 << 16, fragmentCapacity: Int = 1 << 12,
+        memory: TableMemory = .heap
+    ) {
         self.snapshot = snapshot
-        self.connections = ConnectionTable(capacity: connectionCapacity, timeouts: snapshot.config.timeouts)
-        self.fragments = ConnectionTable(capacity: fragmentCapacity, timeouts: snapshot.config.timeouts)
+        self.view = snapshot.view
+        self.connections = ConnectionTable(capacity: connectionCapacity, timeouts: snapshot.config.timeouts, memory: memory)
+        self.fragments = ConnectionTable(capacity: fragmentCapacity, timeouts: snapshot.config.timeouts, memory: memory)
         self.counters = CounterBlock(vips: snapshot.vipCount, backends: snapshot.backendCount)
         self.icmpTokens = snapshot.config.icmpBurst * 1000
         self.icmpLastRefill = 0
+        self.scratchResults = .allocate(capacity: Dataplane.batchChunk)
+        self.scratchResults.initialize(repeating: .notIP, count: Dataplane.batchChunk)
+        self.scratchHashes = .allocate(capacity: Dataplane.batchChunk)
+        self.scratchHashes.initialize(repeating: 0, count: Dataplane.batchChunk)
     }
 
-    deinit { counters.deallocate() }
+    deinit {
+        counters.deallocate()
+        scratchResults.deallocate()
+        scratchHashes.deallocate()
+    }
 
     /// Swaps in a new snapshot between batches. Connection entries stay; entries whose backend
     /// is gone or down are reselected when their flow next shows up.
@@ -43,6 +63,7 @@ public final class Dataplane {
         connections.timeouts = new.config.timeouts
         fragments.timeouts = new.config.timeouts
         snapshot = new
+        view = new.view
     }
 
     /// A copy of the counters (control side).
@@ -50,11 +71,33 @@ public final class Dataplane {
         counters.statistics(vips: snapshot.vipCount, backends: snapshot.backendCount)
     }
 
+    /// Packets a batch is processed in at once: parsed and hashed first, then their
+    /// connection-table buckets touched together (so their cache misses overlap), then decided.
+    public static let batchChunk = 32
+
     /// Processes a batch in order; each slot's verdict is filled in.
     public func process(batch: UnsafeMutableBufferPointer<PacketSlot>, linkType: LinkType, now: UInt64) {
-        for i in batch.indices {
-            let s = batch[i]
-            batch[i].verdict = process(base: s.base, offset: s.offset, length: s.length, linkType: linkType, now: now)
+        var start = 0
+        let seed = view.seed
+        while start < batch.count {
+            let n = min(Dataplane.batchChunk, batch.count &- start)
+            for i in 0..<n {
+                let s = batch[start &+ i]
+                let result = PacketParser.parse(
+                    UnsafeRawBufferPointer(start: s.base + s.offset, count: s.length), linkType: linkType)
+                scratchResults[i] = result
+                if case .parsed(let p) = result { scratchHashes[i] = FlowHash.hash(p.key, seed: seed) }
+            }
+            var touched: UInt64 = 0
+            for i in 0..<n { touched &+= connections.touch(hash: scratchHashes[i]) }
+            touchSink = touched
+            for i in 0..<n {
+                let s = batch[start &+ i]
+                batch[start &+ i].verdict = decide(
+                    scratchResults[i], flowHash: scratchHashes[i], base: s.base, offset: s.offset, length: s.length,
+                    now: now)
+            }
+            start &+= n
         }
     }
 
@@ -62,43 +105,53 @@ public final class Dataplane {
     public func process(
         base: UnsafeMutableRawPointer, offset: Int, length: Int, linkType: LinkType, now: UInt64
     ) -> Verdict {
+        let result = PacketParser.parse(UnsafeRawBufferPointer(start: base + offset, count: length), linkType: linkType)
+        var hash: UInt64 = 0
+        if case .parsed(let p) = result { hash = FlowHash.hash(p.key, seed: view.seed) }
+        return decide(result, flowHash: hash, base: base, offset: offset, length: length, now: now)
+    }
+
+    /// Everything after parsing; `flowHash` is the hash of the parsed key.
+    @inline(__always)
+    func decide(
+        _ result: ParseResult, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
+        now: UInt64
+    ) -> Verdict {
         counters.add(CounterBlock.packets)
         counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: length))
-        let frame = UnsafeRawBufferPointer(start: base + offset, count: length)
         let packet: ParsedPacket
-        switch PacketParser.parse(frame, linkType: linkType) {
+        switch result {
         case .parsed(let p): packet = p
         case .notIP: return notForwarded(.notIP)
         case .malformed(let reason): return notForwarded(reason)
         }
-        let snapshot = self.snapshot
-        if packet.isTruncated && !snapshot.acceptTruncated { return notForwarded(.truncatedPacket) }
+        if packet.isTruncated && !view.acceptTruncated { return notForwarded(.truncatedPacket) }
 
         let hasPorts = packet.fragment != .nonFirst
-        let vip = snapshot.findVIP(packet.key, hasPorts: hasPorts)
+        let vip = view.findVIP(packet.key, hasPorts: hasPorts)
         if vip < 0 { return notForwarded(.unknownVIP) }
         counters.vip(vip, bytes: packet.l3Length)
 
         let nowMs = UInt32(truncatingIfNeeded: now / 1_000_000)
         var newFlow = false
-        let backend = selectBackend(packet, vip: vip, snapshot: snapshot, nowMs: nowMs, newFlow: &newFlow)
+        let backend = selectBackend(
+            packet, flowHash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow)
         if backend == ForwardingSnapshot.noBackend { return notForwarded(.noBackend, vip: vip) }
 
-        let record = snapshot.backends[Int(backend)]
+        let record = view.backends[Int(backend)]
         let outerIPv6 = record.address.isIPv6
         let overhead = GREEncapsulator.overhead(outerIPv6: outerIPv6)
         let innerStart = offset &+ packet.l3Offset
-        if packet.l3ClaimedLength &+ overhead > snapshot.pathMTU {
+        if packet.l3ClaimedLength &+ overhead > view.pathMTU {
             return tooBig(packet, base: base, innerStart: innerStart, vip: vip, overhead: overhead, now: now)
         }
         if innerStart < overhead { return notForwarded(.noHeadroom, vip: vip) }
 
-        let hash = FlowHash.hash(packet.key, seed: snapshot.seed)
         let start = GREEncapsulator.encapsulate(
             base, innerStart: innerStart, innerLength: packet.l3Length, innerIPv6: packet.isIPv6,
             trafficClass: packet.trafficClass,
-            source: outerIPv6 ? snapshot.encapSourceIPv6 : snapshot.encapSourceIPv4,
-            destination: record.address, flowHash: hash)
+            source: outerIPv6 ? view.encapSourceIPv6 : view.encapSourceIPv4,
+            destination: record.address, flowHash: flowHash)
         counters.add(CounterBlock.forwarded)
         counters.backend(Int(backend), bytes: packet.l3Length, newFlow: newFlow)
         return Verdict(
@@ -115,7 +168,8 @@ public final class Dataplane {
     /// Connection table first, lookup table on a miss; see docs/maglev.md for the policy.
     @inline(__always)
     func selectBackend(
-        _ packet: ParsedPacket, vip: Int, snapshot: ForwardingSnapshot, nowMs: UInt32, newFlow: inout Bool
+        _ packet: ParsedPacket, flowHash: UInt64, vip: Int, snapshot: SnapshotView, nowMs: UInt32,
+        newFlow: inout Bool
     ) -> UInt32 {
         var key = packet.key
 
@@ -128,7 +182,7 @@ public final class Dataplane {
                         destinationPort: UInt16(truncatingIfNeeded: packet.fragmentID), proto: key.proto),
                     seed: snapshot.seed ^ 0x4652_4147)  // "FRAG"
                 if packet.fragment == .first {
-                    let b = selectConnection(packet, key: key, vip: vip, snapshot: snapshot, nowMs: nowMs, newFlow: &newFlow)
+                    let b = selectConnection(packet, hash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow)
                     if b != ForwardingSnapshot.noBackend {
                         let i = fragments.find(hash: fragmentHash, now: nowMs)
                         if i >= 0 {
@@ -149,15 +203,15 @@ public final class Dataplane {
             key.destinationPort = 0
             return snapshot.select(vip: vip, hash: FlowHash.hash(key, seed: snapshot.seed))
         }
-        return selectConnection(packet, key: key, vip: vip, snapshot: snapshot, nowMs: nowMs, newFlow: &newFlow)
+        return selectConnection(packet, hash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow)
     }
 
     @inline(__always)
     func selectConnection(
-        _ packet: ParsedPacket, key: FlowKey, vip: Int, snapshot: ForwardingSnapshot, nowMs: UInt32,
+        _ packet: ParsedPacket, hash: UInt64, vip: Int, snapshot: SnapshotView, nowMs: UInt32,
         newFlow: inout Bool
     ) -> UInt32 {
-        let hash = FlowHash.hash(key, seed: snapshot.seed)
+        let key = packet.key
         guard snapshot.connectionTracking else { return snapshot.select(vip: vip, hash: hash) }
 
         let flags = packet.tcpFlags
@@ -227,7 +281,7 @@ public final class Dataplane {
         if !takeICMPToken(now: now) { return notForwarded(.icmpRateLimited, vip: vip) }
         let reply = ICMPTooBig.write(
             base, packetStart: innerStart, packetLength: packet.l3Length, ipv6: packet.isIPv6,
-            client: packet.key.source, vip: packet.key.destination, mtu: snapshot.pathMTU &- overhead)
+            client: packet.key.source, vip: packet.key.destination, mtu: view.pathMTU &- overhead)
         counters.add(CounterBlock.icmpReplies)
         return Verdict(
             action: .icmpReply, vip: Int32(vip), outputOffset: reply.start, outputLength: reply.length,
@@ -237,11 +291,11 @@ public final class Dataplane {
     /// Token bucket: `icmpRatePerSecond` sustained, `icmpBurst` at once.
     @inline(__always)
     func takeICMPToken(now: UInt64) -> Bool {
-        let capacity = snapshot.icmpBurst &* 1000
+        let capacity = view.icmpBurst &* 1000
         if now > icmpLastRefill {
             let elapsedMs = (now &- icmpLastRefill) / 1_000_000
             if elapsedMs > 0 {
-                let add = Int(min(elapsedMs, 1_000_000)) &* snapshot.icmpRatePerSecond
+                let add = Int(min(elapsedMs, 1_000_000)) &* view.icmpRatePerSecond
                 icmpTokens = min(capacity, icmpTokens &+ add)
                 icmpLastRefill = now
             }

@@ -66,25 +66,14 @@ public final class ForwardingSnapshot: @unchecked Sendable {
     /// Per VIP: the backend id of each index of `tables[v].backends`.
     public let tableBackendIDs: [[UInt32]]
 
-    let vipMatches: UnsafeMutableBufferPointer<VIPMatch>
-    let backends: UnsafeMutableBufferPointer<BackendRecord>
-    /// All VIPs' tables, concatenated: slot -> backend id, or `noBackend`.
-    let tableStorage: UnsafeMutableBufferPointer<UInt32>
-    let seed: UInt64
-    let pathMTU: Int
-    let encapSourceIPv4: IPAddress
-    let encapSourceIPv6: IPAddress
-    // Scalars copied out of `config` so the per-packet path touches no arrays of it.
-    let connectionTracking: Bool
-    let fragmentPolicy: FragmentPolicy
-    let acceptTruncated: Bool
-    let icmpRatePerSecond: Int
-    let icmpBurst: Int
+    /// What the per-packet path reads: plain pointers and scalars, no references, so reading
+    /// it costs no reference counting. Valid while this snapshot lives.
+    let view: SnapshotView
 
     static let noBackend = UInt32.max
 
-    public var vipCount: Int { vipMatches.count }
-    public var backendCount: Int { backends.count }
+    public var vipCount: Int { view.vipMatches.count }
+    public var backendCount: Int { view.backends.count }
 
     /// Builds a snapshot; `previous` keeps backend ids stable across reloads.
     public init(config: DataplaneConfig, previous: ForwardingSnapshot? = nil) throws(SnapshotError) {
@@ -124,7 +113,7 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         var records = [BackendRecord](
             repeating: BackendRecord(address: IPAddress(ipv4: 0), keepsConnections: false), count: names.count)
         if let previous {
-            for id in 0..<previous.backends.count { records[id].address = previous.backends[id].address }
+            for id in 0..<previous.view.backends.count { records[id].address = previous.view.backends[id].address }
         }
         for vip in config.vips {
             for b in vip.backends {
@@ -171,27 +160,25 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         self.backendPresent = present
         self.tables = tables
         self.tableBackendIDs = ids
-        self.seed = config.hashSeed
-        self.pathMTU = config.pathMTU
-        self.encapSourceIPv4 = config.encapSourceIPv4 ?? IPAddress(ipv4: 0)
-        self.encapSourceIPv6 = config.encapSourceIPv6 ?? IPAddress(high: 0, low: 0, isIPv6: true)
-        self.connectionTracking = config.connectionTracking
-        self.fragmentPolicy = config.fragmentPolicy
-        self.acceptTruncated = config.acceptTruncated
-        self.icmpRatePerSecond = config.icmpRatePerSecond
-        self.icmpBurst = config.icmpBurst
-        self.vipMatches = .allocate(capacity: matches.count)
-        _ = self.vipMatches.initialize(from: matches)
-        self.backends = .allocate(capacity: records.count)
-        _ = self.backends.initialize(from: records)
-        self.tableStorage = .allocate(capacity: storage.count)
-        _ = self.tableStorage.initialize(from: storage)
+        let vipMatches = UnsafeMutableBufferPointer<VIPMatch>.allocate(capacity: matches.count)
+        _ = vipMatches.initialize(from: matches)
+        let backends = UnsafeMutableBufferPointer<BackendRecord>.allocate(capacity: records.count)
+        _ = backends.initialize(from: records)
+        let tableStorage = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: storage.count)
+        _ = tableStorage.initialize(from: storage)
+        self.view = SnapshotView(
+            vipMatches: vipMatches, backends: backends, tableStorage: tableStorage, seed: config.hashSeed,
+            pathMTU: config.pathMTU, encapSourceIPv4: config.encapSourceIPv4 ?? IPAddress(ipv4: 0),
+            encapSourceIPv6: config.encapSourceIPv6 ?? IPAddress(high: 0, low: 0, isIPv6: true),
+            connectionTracking: config.connectionTracking, fragmentPolicy: config.fragmentPolicy,
+            acceptTruncated: config.acceptTruncated, icmpRatePerSecond: config.icmpRatePerSecond,
+            icmpBurst: config.icmpBurst)
     }
 
     deinit {
-        vipMatches.deallocate()
-        backends.deallocate()
-        tableStorage.deallocate()
+        view.vipMatches.deallocate()
+        view.backends.deallocate()
+        view.tableStorage.deallocate()
     }
 
     static func match(for vip: VIPConfig, tableOffset: Int, tableSize: Int) -> VIPMatch {
@@ -206,6 +193,31 @@ public final class ForwardingSnapshot: @unchecked Sendable {
             matchesAnyPort: vip.port == nil, port: vip.port ?? 0,
             tableOffset: tableOffset, tableSize: tableSize)
     }
+
+    /// The backend id that a flow hash selects in VIP `vip` (control side: simulators, tests).
+    public func backendID(vip: Int, hash: UInt64) -> Int? {
+        let id = view.select(vip: vip, hash: hash)
+        return id == ForwardingSnapshot.noBackend ? nil : Int(id)
+    }
+
+    public func address(ofBackend id: Int) -> IPAddress { view.backends[id].address }
+}
+
+/// The per-packet part of a snapshot: pointers into the snapshot's storage and scalar settings.
+struct SnapshotView {
+    var vipMatches: UnsafeMutableBufferPointer<VIPMatch>
+    var backends: UnsafeMutableBufferPointer<BackendRecord>
+    /// All VIPs' tables, concatenated: slot -> backend id, or `noBackend`.
+    var tableStorage: UnsafeMutableBufferPointer<UInt32>
+    var seed: UInt64
+    var pathMTU: Int
+    var encapSourceIPv4: IPAddress
+    var encapSourceIPv6: IPAddress
+    var connectionTracking: Bool
+    var fragmentPolicy: FragmentPolicy
+    var acceptTruncated: Bool
+    var icmpRatePerSecond: Int
+    var icmpBurst: Int
 
     /// The VIP index for a destination, or -1. First match in config order wins.
     @inline(__always)
@@ -230,11 +242,4 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         return tableStorage[m.tableOffset &+ FlowHash.slot(hash, size: m.tableSize)]
     }
 
-    /// The backend id that a flow hash selects in VIP `vip` (control side: simulators, tests).
-    public func backendID(vip: Int, hash: UInt64) -> Int? {
-        let id = select(vip: vip, hash: hash)
-        return id == ForwardingSnapshot.noBackend ? nil : Int(id)
-    }
-
-    public func address(ofBackend id: Int) -> IPAddress { backends[id].address }
 }
