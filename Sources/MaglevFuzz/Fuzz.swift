@@ -2,11 +2,15 @@
 // Dataplane.process, for both link types, with a catch-all IPv4 and IPv6 VIP so every parsed
 // packet goes the whole way (table, connection table, encapsulation, ICMP replies).
 //
-//   Tools/fuzz 60          # build with -sanitize=fuzzer and run for 60 seconds
+//   Tools/fuzz 60          # compile with -sanitize=fuzzer,address and run for 60 seconds
 //
-// Built without FUZZING (plain `swift build`), the executable replays the files it is given
-// through the same harness, so a crash found once stays a regression test.
-import MaglevCore
+// Tools/fuzz compiles the core's sources and this harness into one module with swiftc (SwiftPM
+// gives every executable its own `main`, which collides with libFuzzer's). Built by SwiftPM
+// without FUZZING, the executable replays the files it is given through the same harness, so a
+// crash found once stays a regression test: `.build/debug/MaglevFuzz crash-*`.
+#if canImport(MaglevCore)
+    import MaglevCore  // the SwiftPM build; Tools/fuzz compiles the core into this module
+#endif
 
 nonisolated(unsafe) let dataplane: Dataplane = {
     let backends = (0..<5).map { i in
@@ -25,8 +29,7 @@ nonisolated(unsafe) let dataplane: Dataplane = {
 nonisolated(unsafe) let buffer = UnsafeMutableRawPointer.allocate(byteCount: 128 + 65_536, alignment: 64)
 nonisolated(unsafe) var clock: UInt64 = 0
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let count = min(size, 65_536)
     for linkType in [LinkType.ethernet, .rawIP] {
         buffer.copyMemory(from: data, byteCount: count)
@@ -41,12 +44,19 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     return 0
 }
 
-#if !FUZZING
+#if FUZZING
+    // Built by Tools/fuzz with swiftc -sanitize=fuzzer: libFuzzer owns main and calls this.
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+        fuzzOne(data ?? UnsafePointer(bitPattern: 1)!, size)
+    }
+#else
+    /// The plain build replays inputs (crash files, a corpus) through the same harness.
     @main struct FuzzReplay {
         static func main() {
             let args = CommandLine.arguments.dropFirst()
             if args.isEmpty {
-                print("usage: maglev-fuzz FILE...   (replays inputs; build with Tools/fuzz to fuzz)")
+                print("usage: MaglevFuzz FILE...   (replays inputs; Tools/fuzz SECONDS fuzzes)")
                 return
             }
             for path in args {
