@@ -48,6 +48,7 @@ struct DataplaneBench {
                 ("conntrack_bytes_per_entry", .int(bytesPerEntry)),
                 ("conntrack_capacity", .int(connectionCapacity)),
                 ("allocations_per_packet", .double(allocationsPerPacket, 6)),
+                ("conntrack_refused_inserts", .int(Int(refusedInserts))),
                 ("flows", .int(flows)),
                 ("backends", .int(backends)),
                 ("huge_pages", .bool(hugePages)),
@@ -102,54 +103,55 @@ struct DataplaneBench {
         let snapshot = try ForwardingSnapshot(config: config)
         let clock = ContinuousClock()
 
+        let batch = UnsafeMutableBufferPointer<PacketSlot>.allocate(capacity: DataplaneBench.batchSize)
+        defer { batch.deallocate() }
+
         // Established flows: one warm-up pass records them, then passes until time is up.
         do {
-            let frames = BenchFrames(
-                flows: flows, ipv6Share: ipv6Share, payload: payload, flags: TCPFlags.ack, vip4: vip4, vip6: vip6)
+            let frames = BenchFrames(ipv6Share: ipv6Share, payload: payload, flags: TCPFlags.ack, vip4: vip4, vip6: vip6)
             defer { frames.deallocate() }
             let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: connections, memory: memory)
             results.connectionCapacity = dataplane.connections.capacity
             var now: UInt64 = 1_000_000_000
-            _ = pass(dataplane, frames, now: now, newFlows: nil)
+            _ = pass(dataplane, frames, batch: batch, now: now, flows: flows, firstFlow: 0)
             let before = cmaglev_allocation_count()
             let start = clock.now
             var packets = 0
             var forwarded = 0
             while true {
                 now &+= 1_000_000
-                forwarded += pass(dataplane, frames, now: now, newFlows: nil)
-                packets += frames.count
+                forwarded += pass(dataplane, frames, batch: batch, now: now, flows: flows, firstFlow: 0)
+                packets += flows
                 if (clock.now - start).seconds >= seconds { break }
             }
             results.hitSeconds = (clock.now - start).seconds
             results.allocations += cmaglev_allocation_count() - before
             results.hitPackets = packets
+            results.refusedInserts = dataplane.connections.statistics.insertsRefused
             guard forwarded == packets else { throw CLIError("bench: only \(forwarded) of \(packets) packets were forwarded") }
         }
 
-        // New flows: every packet carries a client address never seen before.
+        // New flows: every packet belongs to a flow never seen before.
         do {
-            let frames = BenchFrames(
-                flows: min(flows, 65_536), ipv6Share: ipv6Share, payload: payload, flags: TCPFlags.syn, vip4: vip4,
-                vip6: vip6)
+            let frames = BenchFrames(ipv6Share: ipv6Share, payload: payload, flags: TCPFlags.syn, vip4: vip4, vip6: vip6)
             defer { frames.deallocate() }
             let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: connections, memory: memory)
             var now: UInt64 = 1_000_000_000
-            var generation: UInt32 = 0
+            var nextFlow: UInt32 = 0
             let before = cmaglev_allocation_count()
             let start = clock.now
             var packets = 0
             var forwarded = 0
             while true {
                 now &+= 1_000_000
-                forwarded += pass(dataplane, frames, now: now, newFlows: &generation)
-                packets += frames.count
+                forwarded += pass(dataplane, frames, batch: batch, now: now, flows: 65_536, firstFlow: nextFlow)
+                nextFlow &+= 65_536
+                packets += 65_536
                 if (clock.now - start).seconds >= seconds { break }
             }
             results.missSeconds = (clock.now - start).seconds
             results.allocations += cmaglev_allocation_count() - before
             results.missPackets = packets
-            results.refusedInserts = 0
             guard forwarded == packets else { throw CLIError("bench: only \(forwarded) of \(packets) packets were forwarded") }
         }
 
@@ -159,32 +161,29 @@ struct DataplaneBench {
         return results
     }
 
-    /// Processes every frame once, in batches of `batchSize` as a worker would; with
-    /// `newFlows`, first stamps a fresh client address into each frame.
-    func pass(_ dataplane: Dataplane, _ frames: BenchFrames, now: UInt64, newFlows: UnsafeMutablePointer<UInt32>?) -> Int {
+    /// Sends one packet of each flow `firstFlow ..< firstFlow + flows` (wrapping), in batches
+    /// of `batchSize` through the receive-buffer ring, as a worker would; returns how many were
+    /// forwarded.
+    func pass(
+        _ dataplane: Dataplane, _ frames: BenchFrames, batch: UnsafeMutableBufferPointer<PacketSlot>, now: UInt64,
+        flows: Int, firstFlow: UInt32
+    ) -> Int {
         var forwarded = 0
-        let batch = UnsafeMutableBufferPointer<PacketSlot>.allocate(capacity: DataplaneBench.batchSize)
-        defer { batch.deallocate() }
         BenchFrames.ethernetIPv4.withUnsafeBytes { eth4 in
             BenchFrames.ethernetIPv6.withUnsafeBytes { eth6 in
-                var i = 0
-                while i < frames.count {
-                    let n = min(DataplaneBench.batchSize, frames.count - i)
+                var sent = 0
+                var ring = 0
+                while sent < flows {
+                    let n = min(batch.count, flows - sent)
                     for j in 0..<n {
-                        let base = frames.frame(i + j)
-                        let p = base + BenchFrames.headroom
-                        let isIPv6 = p.load(fromByteOffset: 12, as: UInt8.self) == 0x86
-                        p.copyMemory(from: isIPv6 ? eth6.baseAddress! : eth4.baseAddress!, byteCount: 14)
-                        if let newFlows {
-                            newFlows.pointee &+= 1
-                            p.storeBytes(of: newFlows.pointee.bigEndian, toByteOffset: isIPv6 ? 14 + 20 : 14 + 12, as: UInt32.self)
-                        }
-                        batch[j] = PacketSlot(base: base, offset: BenchFrames.headroom, length: frames.lengths[i + j])
+                        frames.stamp(ring, flow: firstFlow &+ UInt32(truncatingIfNeeded: sent + j), eth4: eth4.baseAddress!, eth6: eth6.baseAddress!)
+                        batch[j] = PacketSlot(base: frames.frame(ring), offset: BenchFrames.headroom, length: frames.lengths[ring])
+                        ring = ring + 1 == BenchFrames.ringSize ? 0 : ring + 1
                     }
                     let slots = UnsafeMutableBufferPointer(rebasing: batch[0..<n])
                     dataplane.process(batch: slots, linkType: .ethernet, now: now)
                     for j in 0..<n where slots[j].verdict.action == .forward { forwarded &+= 1 }
-                    i += n
+                    sent += n
                 }
             }
         }
