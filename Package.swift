@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // The pure data plane: no I/O, no clock, no Foundation, no C modules.
@@ -39,11 +40,23 @@ let package = Package(
             name: "MaglevLinux", dependencies: ["CLibURing", "CMaglevShim"],
             swiftSettings: strict),
 
+        // The config file (YAML): schema, validation with file/line/field errors, snapshot input.
+        .target(
+            name: "MaglevConfig",
+            dependencies: ["MaglevCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
+
+        // Offline replay of captures through the same Dataplane: capture I/O (libpcap),
+        // scenarios, analysis, reports, synthetic traces.
+        .target(
+            name: "MaglevReplay", dependencies: ["MaglevCore", "MaglevConfig", "CLibPcap"],
+            swiftSettings: strict),
+
         // Argument parsing and printing only.
         .target(
             name: "MaglevCLI",
             dependencies: [
-                "MaglevCore", "MaglevLinux", "CAllocationCounter",
+                "MaglevCore", "MaglevConfig", "MaglevReplay", "MaglevLinux", "CAllocationCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -57,6 +70,10 @@ let package = Package(
         .testTarget(
             name: "MaglevCoreTests", dependencies: ["MaglevCore", "CAllocationCounter"],
             swiftSettings: strict),
+        .testTarget(
+            name: "MaglevConfigTests", dependencies: ["MaglevConfig"], swiftSettings: strict),
+        .testTarget(
+            name: "MaglevReplayTests", dependencies: ["MaglevReplay", "MaglevConfig"], swiftSettings: strict),
         .testTarget(
             name: "MaglevCLITests", dependencies: ["MaglevCLI", "MaglevLinux"],
             swiftSettings: strict),

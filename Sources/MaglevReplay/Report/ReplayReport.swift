@@ -1,0 +1,135 @@
+/// Everything a replay found, as plain values: what the renderers (JSON, text/markdown, HTML,
+/// CSV) print, in the order they print it. Built by `ReplayAnalysis`; rows are sorted, figures
+/// are fractions (0...1) unless a name says otherwise.
+public struct ReplayReport: Sendable, Equatable {
+    public struct PacketCounts: Sendable, Equatable {
+        public var total = 0
+        public var forwarded = 0
+        /// ICMP "fragmentation needed" / "packet too big" replies generated.
+        public var icmpReplies = 0
+        /// Not our traffic, by reason (`not_ip`, `unknown_vip`), sorted by name.
+        public var passed: [(reason: String, count: Int)] = []
+        /// Dropped, by reason (`DropReason` names), sorted by name.
+        public var dropped: [(reason: String, count: Int)] = []
+        /// Captured but never given to the data plane (unsupported link types, by name).
+        public var skipped: [(reason: String, count: Int)] = []
+        public var droppedTotal: Int { dropped.reduce(0) { $0 + $1.count } }
+        public var skippedTotal: Int { skipped.reduce(0) { $0 + $1.count } }
+        public init() {}
+
+        public static func == (a: PacketCounts, b: PacketCounts) -> Bool {
+            a.total == b.total && a.forwarded == b.forwarded && a.icmpReplies == b.icmpReplies
+                && a.passed.elementsEqual(b.passed, by: { $0 == $1 })
+                && a.dropped.elementsEqual(b.dropped, by: { $0 == $1 })
+                && a.skipped.elementsEqual(b.skipped, by: { $0 == $1 })
+        }
+    }
+
+    public struct BackendLoad: Sendable, Equatable {
+        public var name: String
+        public var address: String
+        /// State at the end of the replay: active, draining, down, removed.
+        public var state: String
+        /// Distinct 5-tuples (3-tuples for fragments) it received.
+        public var flows = 0
+        /// Connections it received (TCP SYN..FIN/RST or idle; UDP flows split by idle time).
+        public var connections = 0
+        public var packets = 0
+        /// IP bytes (inner packets, before encapsulation).
+        public var bytes = 0
+        public var peakConnections = 0
+        public init(name: String, address: String, state: String) {
+            self.name = name
+            self.address = address
+            self.state = state
+        }
+    }
+
+    public struct Balance: Sendable, Equatable {
+        /// Over the backends that own slots at the end: max / mean of each load measure.
+        public var flowsMaxOverMean = 0.0
+        public var packetsMaxOverMean = 0.0
+        public var bytesMaxOverMean = 0.0
+        /// Coefficient of variation (standard deviation / mean) of flows per backend.
+        public var flowsCoV = 0.0
+        /// Jain's fairness index of flows per backend: (sum x)^2 / (n * sum x^2); 1 is perfect.
+        public var jain = 0.0
+        public init() {}
+    }
+
+    public struct EventResult: Sendable, Equatable {
+        /// As the user wrote it: `50%`, `10s`, `#1000`.
+        public var at: String
+        /// Packet index (1-based) the event took effect before, and its time in seconds from
+        /// the first packet.
+        public var packet = 0
+        public var seconds = 0.0
+        /// `remove`, `add`, `drain`, `fail`, `recover`, `weight=W`, `forwarders=K`.
+        public var action: String
+        /// Backend name, or "" for forwarder-tier events.
+        public var target: String
+        /// Connections open when the event happened.
+        public var connectionsAlive = 0
+        /// Of those, connections whose later packets reached another backend than before.
+        public var broken = 0
+        /// Broken because their own backend was removed or failed.
+        public var brokenUnavoidable = 0
+        /// Broken although their backend stayed: the cost of the algorithm and of state loss.
+        public var brokenCollateral = 0
+        /// Table slots that changed owner ("all") and those whose old owner survived ("extra"),
+        /// as fractions of the table, over all VIPs.
+        public var slotsChangedAll = 0.0
+        public var slotsChangedExtra = 0.0
+        public init(at: String, action: String, target: String) {
+            self.at = at
+            self.action = action
+            self.target = target
+        }
+    }
+
+    /// Load over time: packets per backend in each time bucket.
+    public struct TimeBucket: Sendable, Equatable {
+        public var startSeconds: Double
+        /// Indexed like `backends`.
+        public var packets: [Int]
+        public init(startSeconds: Double, packets: [Int]) {
+            self.startSeconds = startSeconds
+            self.packets = packets
+        }
+    }
+
+    /// One algorithm's results on the same trace and events (`--compare-algorithms`).
+    public struct AlgorithmResult: Sendable, Equatable {
+        public var algorithm: String
+        public var balance: Balance
+        public var events: [EventResult]
+        public init(algorithm: String, balance: Balance, events: [EventResult]) {
+            self.algorithm = algorithm
+            self.balance = balance
+            self.events = events
+        }
+    }
+
+    public var inputs: [String] = []
+    public var algorithm = "maglev"
+    public var tableSize = 0
+    public var forwarders = 1
+    public var connectionTracking = true
+    public var durationSeconds = 0.0
+    public var packets = PacketCounts()
+    /// Distinct flows and connections over all backends.
+    public var flows = 0
+    public var connections = 0
+    /// Sorted by backend name.
+    public var backends: [BackendLoad] = []
+    public var balance = Balance()
+    /// In timeline order.
+    public var events: [EventResult] = []
+    public var timeline: [TimeBucket] = []
+    /// Empty unless `--compare-algorithms`; in the order maglev, ring, rendezvous, modulo.
+    public var comparison: [AlgorithmResult] = []
+    /// Problems met on the way (a truncated capture, say), each one line.
+    public var warnings: [String] = []
+
+    public init() {}
+}
