@@ -1,0 +1,138 @@
+import ArgumentParser
+import MaglevConfig
+import MaglevCore
+import MaglevReplay
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Replay captures through the data plane: backend per flow, balance, disruption.",
+        discussion: """
+            Drives the very Dataplane the live forwarder runs with the packets and timestamps of
+            pcap/pcapng captures (several are merged in time order). Events change the backends
+            or the forwarder tier at points of the trace; the report says how many live
+            connections each change broke, and whether that was unavoidable.
+
+            Events (--event AT:ACTION[:TARGET], repeatable):
+              AT       N% of the packets, Ns after the first packet, or #N (packet number)
+              ACTION   remove, add, drain, fail, recover, weight=W (with a backend TARGET),
+                       forwarders=K (the ECMP group now has K forwarders)
+
+            Examples:
+              maglev replay Traces/mixed-small.pcap --backends 8
+              maglev replay T.pcap --backends 8 --report r.json --decisions d.csv --out o.pcap
+              maglev replay T.pcap --backends 10 --event 50%:remove:backend-3 --report r.json
+              maglev replay T.pcap --backends 10 --forwarders 4 --event 50%:forwarders=3 --no-conntrack
+              maglev replay T.pcap --config Traces/configs/example.yaml --report r.html
+              maglev replay T.pcap --backends 10 --event 30s:fail:backend-1 --compare-algorithms
+            """)
+
+    @Argument(help: "Capture files (pcap or pcapng).")
+    var inputs: [String]
+
+    @Option(help: "Config file (YAML): VIPs, pools, table, seed, timeouts.")
+    var config: String?
+
+    @Option(help: "Without --config: N backends (backend-0 … backend-<N-1>) behind catch-all VIPs.")
+    var backends: Int?
+
+    @Option(name: .customLong("event"), help: "AT:ACTION[:TARGET], repeatable (see above).")
+    var events: [String] = []
+
+    @Option(help: "Simulated forwarders behind ECMP.")
+    var forwarders = 1
+
+    @Option(help: "Routers' ECMP hash: l4 (5-tuple) or l3 (addresses only, the Linux default).")
+    var ecmp = "l4"
+
+    @Flag(name: .customLong("no-conntrack"), help: "Route every packet by the table alone (no connection tables).")
+    var noConntrack = false
+
+    @Option(help: "Table algorithm: maglev, ring, rendezvous or modulo (overrides the config).")
+    var algorithm: String?
+
+    @Flag(help: "Also replay with every table algorithm and compare balance and disruption.")
+    var compareAlgorithms = false
+
+    @Option(help: "Write the report here; the extension picks the format: .json, .txt, .md, .html.")
+    var report: String?
+
+    @Option(help: "Write one CSV row per packet here.")
+    var decisions: String?
+
+    @Option(help: "Write the packets the forwarders send (GRE, ICMP replies) to this pcap.")
+    var out: String?
+
+    func run() throws {
+        guard !inputs.isEmpty else { throw CLIError("no capture given: maglev replay FILE.pcap --backends N") }
+        var file: MaglevConfigFile
+        switch (config, backends) {
+        case (let path?, nil):
+            do { file = try MaglevConfigFile.load(path: path) } catch {
+                throw CLIError("\(error)\nfix the config (maglev config check \(path) lists every problem)")
+            }
+        case (nil, let n?):
+            guard (1...100_000).contains(n) else { throw CLIError("--backends must be between 1 and 100000") }
+            file = MaglevConfigFile.catchAll(backends: n)
+        case (nil, nil): throw CLIError("say where packets go: --backends N, or --config FILE")
+        case (_?, _?): throw CLIError("use --config or --backends, not both")
+        }
+        guard (1...64).contains(forwarders) else { throw CLIError("--forwarders must be between 1 and 64") }
+        guard let ecmpHash = ECMPHash(rawValue: ecmp) else { throw CLIError("--ecmp must be l4 or l3") }
+        if let algorithm {
+            guard let a = TableAlgorithm(rawValue: algorithm) else {
+                throw CLIError("unknown --algorithm \(algorithm): use maglev, ring, rendezvous or modulo")
+            }
+            file.dataplane.algorithm = a
+        }
+        if noConntrack { file.dataplane.connectionTracking = false }
+        file.dataplane.acceptTruncated = true
+        var reportFormat = ReportFormat.text
+        if let report {
+            guard let f = ReportFormat(pathExtension: report) else {
+                throw CLIError("--report \(report): use a .json, .txt, .md or .html file name")
+            }
+            reportFormat = f
+        }
+
+        var options = ReplayOptions(inputs: inputs, config: file)
+        do {
+            options.events = try events.map { text throws(ScenarioError) in try ScenarioEvent(parsing: text) }
+        } catch {
+            throw CLIError(error.description)
+        }
+        options.forwarders = forwarders
+        options.ecmpHash = ecmpHash
+        options.outputPcap = out
+        options.decisionsCSV = decisions
+        if standardErrorIsTerminal() {
+            options.progress = { done, total in
+                if let total, total > 0 {
+                    writeStandardError("\rreplaying: \(done) of \(total) packets (\(done * 100 / total)%)   ")
+                } else {
+                    writeStandardError("\rreplaying: \(done) packets   ")
+                }
+            }
+        }
+
+        let result: (report: ReplayReport, captureError: CaptureError?)
+        do {
+            result = try ReplayEngine.replay(options, compareAlgorithms: compareAlgorithms)
+        } catch let e as CaptureError {
+            throw CLIError("\(e)")
+        } catch let e as SnapshotError {
+            throw CLIError("config: \(e)")
+        }
+        if options.progress != nil { writeStandardError("\n") }
+
+        let rendered = ReportRenderer.render(result.report, as: reportFormat)
+        if let report {
+            do { try writeTextFile(rendered, to: report) } catch { throw CLIError("\(error)") }
+        } else {
+            print(rendered, terminator: rendered.hasSuffix("\n") ? "" : "\n")
+        }
+        if let e = result.captureError {
+            throw CLIError("\(e); the report covers the \(result.report.packets.total) packets before it")
+        }
+    }
+}

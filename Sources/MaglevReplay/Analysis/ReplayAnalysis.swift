@@ -1,0 +1,315 @@
+import MaglevCore
+
+/// Follows every flow and connection of a replay and turns what the data plane decided into a
+/// `ReplayReport`. Memory grows with flows, not packets.
+///
+/// Definitions (docs/replay.md has them for readers of the report):
+/// - a *flow* is a distinct key (5-tuple; 3-tuple for non-first fragments);
+/// - a TCP *connection* runs from its SYN to FIN/RST (plus the closing timeout) or to its idle
+///   timeout; one seen mid-stream counts from its first packet; a UDP (or other) connection is a
+///   flow split by the datagram idle timeout;
+/// - a connection is *broken* when a later packet of it reaches another backend than its earlier
+///   packets did. The break is charged to the latest event since the connection began:
+///   *unavoidable* when the connection's backend had been removed or failed, *collateral*
+///   otherwise. ICMP errors and fragments count in the load figures but not in connections.
+final class ReplayAnalysis {
+    struct Connection {
+        var backend: Int32
+        var lastNs: UInt64
+        var state: ConnectionState
+        var broken: Bool
+        /// Index of the latest event when the connection began (-1: none yet).
+        var eventAtStart: Int
+        var open: Bool
+    }
+
+    struct Flow {
+        var connection: Connection
+        /// Backends this flow reached (usually one).
+        var backends: [Int32]
+    }
+
+    struct BackendTally {
+        var flows = 0
+        var connections = 0
+        var packets = 0
+        var bytes = 0
+        var open = 0
+        var peak = 0
+    }
+
+    let timeouts: ConnectionTimeouts
+    var flows: [FlowKey: Flow] = [:]
+    var tallies: [BackendTally] = []
+    var counts = ReplayReport.PacketCounts()
+    var passed: [DropReason: Int] = [:]
+    var dropped: [DropReason: Int] = [:]
+    var connectionCount = 0
+    var events: [ReplayReport.EventResult] = []
+    /// Backends whose connections are lost (removed or failed) as of now, by id.
+    var unusable: Set<Int32> = []
+    var brokenWithoutEvent = 0
+    var firstNs: UInt64?
+    var lastNs: UInt64 = 0
+    var nextSweepNs: UInt64 = 0
+
+    // Timeline: packets per backend per bucket; the bucket width doubles to keep <= 120 buckets.
+    var bucketNs: UInt64 = 100_000_000
+    var buckets: [[Int]] = []
+
+    init(timeouts: ConnectionTimeouts) {
+        self.timeouts = timeouts
+    }
+
+    func timeoutNs(_ state: ConnectionState) -> UInt64 { UInt64(timeouts.timeout(for: state)) * 1_000_000 }
+
+    func tally(_ backend: Int32) -> Int {
+        let i = Int(backend)
+        while tallies.count <= i { tallies.append(BackendTally()) }
+        return i
+    }
+
+    /// One packet and what the data plane did with it.
+    func observe(timeNs: UInt64, packet: ParsedPacket?, verdict: Verdict) {
+        if firstNs == nil {
+            firstNs = timeNs
+            nextSweepNs = timeNs &+ 1_000_000_000
+        }
+        lastNs = max(lastNs, timeNs)
+        counts.total += 1
+        if timeNs >= nextSweepNs {
+            sweep(now: timeNs)
+            nextSweepNs = timeNs &+ 1_000_000_000
+        }
+        switch verdict.action {
+        case .pass: passed[verdict.reason ?? .unknownVIP, default: 0] += 1
+        case .drop: dropped[verdict.reason ?? .noBackend, default: 0] += 1
+        case .icmpReply: counts.icmpReplies += 1
+        case .forward:
+            counts.forwarded += 1
+            guard let packet else { return }
+            forwarded(timeNs: timeNs, packet: packet, backend: verdict.backend)
+        }
+    }
+
+    func forwarded(timeNs: UInt64, packet: ParsedPacket, backend: Int32) {
+        let t = tally(backend)
+        tallies[t].packets += 1
+        tallies[t].bytes += packet.l3Length
+        addToTimeline(timeNs: timeNs, backend: t)
+
+        let key = packet.key
+        let countsAsConnection = packet.fragment == .none && !packet.isICMPError
+        let isTCP = key.proto == IPProtocol.tcp
+        let flags = packet.tcpFlags
+        let isSYN = isTCP && flags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn
+
+        guard var flow = flows[key] else {
+            tallies[t].flows += 1
+            var c = Connection(backend: backend, lastNs: timeNs, state: .datagram, broken: false, eventAtStart: events.count - 1, open: false)
+            if countsAsConnection { begin(&c, backend: backend, timeNs: timeNs, isTCP: isTCP, flags: flags) }
+            flows[key] = Flow(connection: c, backends: [backend])
+            return
+        }
+        if !flow.backends.contains(backend) {
+            flow.backends.append(backend)
+            tallies[t].flows += 1
+        }
+        if countsAsConnection {
+            var c = flow.connection
+            let alive = c.open && timeNs &- c.lastNs <= timeoutNs(c.state)
+            if alive && !(isSYN && c.state == .tcpClosing) {
+                if c.backend != backend {
+                    breakConnection(&c, to: backend)
+                }
+                c.lastNs = timeNs
+                c.state = nextState(c.state, isTCP: isTCP, flags: flags)
+            } else {
+                if c.open { end(&c) }
+                begin(&c, backend: backend, timeNs: timeNs, isTCP: isTCP, flags: flags)
+            }
+            flow.connection = c
+        }
+        flows[key] = flow
+    }
+
+    func begin(_ c: inout Connection, backend: Int32, timeNs: UInt64, isTCP: Bool, flags: UInt8) {
+        c = Connection(
+            backend: backend, lastNs: timeNs, state: initialState(isTCP: isTCP, flags: flags), broken: false,
+            eventAtStart: events.count - 1, open: true)
+        connectionCount += 1
+        let t = tally(backend)
+        tallies[t].connections += 1
+        tallies[t].open += 1
+        tallies[t].peak = max(tallies[t].peak, tallies[t].open)
+    }
+
+    func end(_ c: inout Connection) {
+        c.open = false
+        tallies[tally(c.backend)].open -= 1
+    }
+
+    func breakConnection(_ c: inout Connection, to backend: Int32) {
+        if !c.broken {
+            c.broken = true
+            if events.count - 1 > c.eventAtStart {
+                let e = events.count - 1
+                events[e].broken += 1
+                if unusable.contains(c.backend) {
+                    events[e].brokenUnavoidable += 1
+                } else {
+                    events[e].brokenCollateral += 1
+                }
+            } else {
+                brokenWithoutEvent += 1
+            }
+        }
+        // The connection goes on at its new backend.
+        tallies[tally(c.backend)].open -= 1
+        let t = tally(backend)
+        tallies[t].connections += 1
+        tallies[t].open += 1
+        tallies[t].peak = max(tallies[t].peak, tallies[t].open)
+        c.backend = backend
+    }
+
+    func initialState(isTCP: Bool, flags: UInt8) -> ConnectionState {
+        guard isTCP else { return .datagram }
+        if flags & (TCPFlags.fin | TCPFlags.rst) != 0 { return .tcpClosing }
+        if flags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn { return .tcpHalfOpen }
+        return .tcpEstablished
+    }
+
+    func nextState(_ old: ConnectionState, isTCP: Bool, flags: UInt8) -> ConnectionState {
+        guard isTCP else { return old }
+        if flags & (TCPFlags.fin | TCPFlags.rst) != 0 { return .tcpClosing }
+        if old == .tcpHalfOpen && flags & TCPFlags.ack != 0 { return .tcpEstablished }
+        return old
+    }
+
+    /// Ends connections idle past their timeout; returns how many are still open.
+    @discardableResult
+    func sweep(now: UInt64) -> Int {
+        var open = 0
+        var i = flows.values.startIndex
+        while i != flows.values.endIndex {
+            let c = flows.values[i].connection
+            if c.open {
+                if now &- c.lastNs > timeoutNs(c.state) {
+                    end(&flows.values[i].connection)
+                } else {
+                    open += 1
+                }
+            }
+            flows.values.formIndex(after: &i)
+        }
+        return open
+    }
+
+    /// An event is about to take effect at `timeNs` (before packet `packet`).
+    func beginEvent(_ event: ScenarioEvent, packet: Int, timeNs: UInt64) {
+        var result = ReplayReport.EventResult(at: event.atText, action: event.action.name, target: event.target)
+        result.packet = packet
+        result.seconds = Double(timeNs &- (firstNs ?? timeNs)) / 1e9
+        result.connectionsAlive = sweep(now: timeNs)
+        events.append(result)
+    }
+
+    /// The event took effect: the table moved this much, these backends now lose connections.
+    func endEvent(slotsChangedAll: Double, slotsChangedExtra: Double, unusable: Set<Int32>) {
+        events[events.count - 1].slotsChangedAll = slotsChangedAll
+        events[events.count - 1].slotsChangedExtra = slotsChangedExtra
+        self.unusable = unusable
+    }
+
+    func addToTimeline(timeNs: UInt64, backend: Int) {
+        let offset = timeNs &- (firstNs ?? timeNs)
+        var index = Int(offset / bucketNs)
+        while index >= 120 {
+            // Halve the resolution: merge bucket pairs.
+            var merged: [[Int]] = []
+            var i = 0
+            while i < buckets.count {
+                var row = buckets[i]
+                if i + 1 < buckets.count {
+                    let next = buckets[i + 1]
+                    if next.count > row.count { row += Array(repeating: 0, count: next.count - row.count) }
+                    for j in 0..<next.count { row[j] += next[j] }
+                }
+                merged.append(row)
+                i += 2
+            }
+            buckets = merged
+            bucketNs *= 2
+            index = Int(offset / bucketNs)
+        }
+        while buckets.count <= index { buckets.append([]) }
+        if buckets[index].count <= backend { buckets[index] += Array(repeating: 0, count: backend + 1 - buckets[index].count) }
+        buckets[index][backend] += 1
+    }
+
+    /// The report's analysed parts. `names`, `addresses` and `states` are indexed by backend
+    /// id; `balanced` says which backends own slots at the end (the balance figures cover them).
+    func report(
+        names: [String], addresses: [String], states: [String], balanced: [Bool], skipped: [(reason: String, count: Int)]
+    ) -> ReplayReport {
+        var r = ReplayReport()
+        r.packets = counts
+        r.packets.passed = passed.map { ($0.key.description, $0.value) }.sorted { $0.0 < $1.0 }
+        r.packets.dropped = dropped.map { ($0.key.description, $0.value) }.sorted { $0.0 < $1.0 }
+        r.packets.skipped = skipped.sorted { $0.reason < $1.reason }
+        r.packets.total += r.packets.skippedTotal
+        r.flows = flows.count
+        r.connections = connectionCount
+        r.durationSeconds = Double(lastNs &- (firstNs ?? lastNs)) / 1e9
+        r.events = events
+
+        // Backends sorted by name; the timeline follows the same order.
+        let ids = names.indices.sorted { names[$0] < names[$1] }
+        var loads: [ReplayReport.BackendLoad] = []
+        for id in ids {
+            var b = ReplayReport.BackendLoad(name: names[id], address: addresses[id], state: states[id])
+            if id < tallies.count {
+                let t = tallies[id]
+                b.flows = t.flows
+                b.connections = t.connections
+                b.packets = t.packets
+                b.bytes = t.bytes
+                b.peakConnections = t.peak
+            }
+            loads.append(b)
+        }
+        r.backends = loads
+        r.balance = ReplayAnalysis.balance(loads.enumerated().filter { balanced[ids[$0.offset]] }.map(\.element))
+        r.timeline = buckets.enumerated().map { i, row in
+            ReplayReport.TimeBucket(
+                startSeconds: Double(UInt64(i) * bucketNs) / 1e9, packets: ids.map { $0 < row.count ? row[$0] : 0 })
+        }
+        if brokenWithoutEvent > 0 {
+            r.warnings.append(
+                "\(brokenWithoutEvent) connections changed backend with no event since they began (connection table full or evicted)")
+        }
+        return r
+    }
+
+    static func balance(_ loads: [ReplayReport.BackendLoad]) -> ReplayReport.Balance {
+        var b = ReplayReport.Balance()
+        guard !loads.isEmpty else { return b }
+        func maxOverMean(_ v: [Double]) -> Double {
+            let mean = v.reduce(0, +) / Double(v.count)
+            return mean > 0 ? v.max()! / mean : 0
+        }
+        let flows = loads.map { Double($0.flows) }
+        b.flowsMaxOverMean = maxOverMean(flows)
+        b.packetsMaxOverMean = maxOverMean(loads.map { Double($0.packets) })
+        b.bytesMaxOverMean = maxOverMean(loads.map { Double($0.bytes) })
+        let mean = flows.reduce(0, +) / Double(flows.count)
+        if mean > 0 {
+            let variance = flows.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(flows.count)
+            b.flowsCoV = variance.squareRoot() / mean
+            let sumSquares = flows.map { $0 * $0 }.reduce(0, +)
+            b.jain = (flows.reduce(0, +) * flows.reduce(0, +)) / (Double(flows.count) * sumSquares)
+        }
+        return b
+    }
+}

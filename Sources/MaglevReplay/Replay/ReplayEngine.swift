@@ -1,0 +1,333 @@
+public import MaglevConfig
+public import MaglevCore
+
+/// How routers in front of the forwarders spread packets (ECMP).
+public enum ECMPHash: String, Sendable, CaseIterable {
+    /// 5-tuple (src, dst, protocol, ports; ports 0 for fragments): Linux
+    /// `fib_multipath_hash_policy=1`, most hardware routers.
+    case fiveTuple = "l4"
+    /// Source and destination address only: the Linux default (`fib_multipath_hash_policy=0`).
+    case threeTuple = "l3"
+}
+
+/// What to replay and how.
+public struct ReplayOptions: Sendable {
+    public var inputs: [String]
+    public var config: MaglevConfigFile
+    public var events: [ScenarioEvent] = []
+    /// Simulated forwarders behind ECMP.
+    public var forwarders = 1
+    public var ecmpHash: ECMPHash = .fiveTuple
+    /// Seed of the routers' ECMP hash (any value; routers do not share ours).
+    public var ecmpSeed: UInt64 = 0xEC3F_0001
+    /// Pcap of what the forwarders send (GRE packets and ICMP replies).
+    public var outputPcap: String?
+    /// CSV, one row per packet.
+    public var decisionsCSV: String?
+    /// Called every 65536 packets with (packets done, packets in all, or nil when unknown).
+    public var progress: (@Sendable (Int, Int?) -> Void)?
+
+    public init(inputs: [String], config: MaglevConfigFile) {
+        self.inputs = inputs
+        self.config = config
+    }
+}
+
+/// Replays captures through the very `Dataplane` the live forwarder runs: one per simulated
+/// forwarder, each with its own connection table, with the capture's timestamps as the clock.
+public final class ReplayEngine {
+    let options: ReplayOptions
+    var config: DataplaneConfig
+    var snapshot: ForwardingSnapshot
+    var dataplanes: [Dataplane] = []
+    let analysis: ReplayAnalysis
+    /// Backend names removed by events, with their last config (to `add` them back).
+    var removed: [String: [(vip: Int, backend: BackendConfig)]] = [:]
+    let buffer: UnsafeMutableRawPointer
+    static let headroom = 128
+    static let bufferSize = 128 + 262_144
+
+    public init(options: ReplayOptions) throws(SnapshotError) {
+        self.options = options
+        self.config = options.config.dataplane
+        self.snapshot = try ForwardingSnapshot(config: config)
+        self.analysis = ReplayAnalysis(timeouts: config.timeouts)
+        self.buffer = .allocate(byteCount: ReplayEngine.bufferSize, alignment: 64)
+        for _ in 0..<max(1, options.forwarders) { dataplanes.append(newDataplane()) }
+    }
+
+    deinit { buffer.deallocate() }
+
+    func newDataplane() -> Dataplane {
+        Dataplane(snapshot: snapshot, connectionCapacity: options.config.connectionCapacity, fragmentCapacity: 1 << 14)
+    }
+
+    /// Runs the whole replay. A capture that breaks off midway ends the run early: the report
+    /// covers everything before, and the error is returned alongside it.
+    public func run() throws -> (report: ReplayReport, captureError: CaptureError?) {
+        // Events at N% need the number of packets: count them first.
+        var total: Int?
+        if options.events.contains(where: { if case .fraction = $0.at { true } else { false } }) || options.progress != nil {
+            total = try? ReplayEngine.countPackets(options.inputs)
+        }
+        var pending = options.events.enumerated().map { ($0.offset, $0.element) }
+        let reader = try CaptureReader(paths: options.inputs)
+        let writer = try options.outputPcap.map { path throws(CaptureError) in try PcapWriter(path: path) }
+        let csv = try options.decisionsCSV.map { path throws(CaptureError) in try OutputFile(path: path) }
+        csv?.write("packet,time,src,dst,proto,sport,dport,vip,forwarder,backend,verdict\n")
+
+        var index = 0
+        var firstNs: UInt64?
+        var captureError: CaptureError?
+        while true {
+            let packet: CapturedPacket
+            do {
+                guard let p = try reader.next() else { break }
+                packet = p
+            } catch {
+                captureError = error
+                break
+            }
+            index += 1
+            if firstNs == nil { firstNs = packet.timestampNs }
+            let elapsed = packet.timestampNs &- firstNs!
+
+            // Events due before this packet, in the order given.
+            while let due = pending.firstIndex(where: { isDue($0.1, index: index, elapsedNs: elapsed, total: total) }) {
+                let event = pending.remove(at: due).1
+                apply(event, packet: index, timeNs: packet.timestampNs)
+            }
+
+            let length = min(packet.bytes.count, ReplayEngine.bufferSize - ReplayEngine.headroom)
+            (buffer + ReplayEngine.headroom).copyMemory(from: packet.bytes.baseAddress!, byteCount: length)
+            let frame = UnsafeRawBufferPointer(start: buffer + ReplayEngine.headroom, count: length)
+            var parsed: ParsedPacket?
+            if case .parsed(let p) = PacketParser.parse(frame, linkType: packet.linkType) { parsed = p }
+            let forwarder = pickForwarder(parsed, frame: frame)
+            let verdict = dataplanes[forwarder].process(
+                base: buffer, offset: ReplayEngine.headroom, length: length, linkType: packet.linkType,
+                now: packet.timestampNs)
+            analysis.observe(timeNs: packet.timestampNs, packet: parsed, verdict: verdict)
+
+            if let writer, verdict.action == .forward || verdict.action == .icmpReply {
+                writer.write(
+                    UnsafeRawBufferPointer(start: buffer + verdict.outputOffset, count: verdict.outputLength),
+                    timestampNs: packet.timestampNs)
+            }
+            if let csv { csv.write(decisionRow(index, elapsed, parsed, forwarder, verdict)) }
+            if index & 0xFFFF == 0 { options.progress?(index, total) }
+        }
+        // Events that never came due (past the end) still appear, with nothing alive.
+        for (_, event) in pending { apply(event, packet: index + 1, timeNs: analysis.lastNs) }
+        writer?.close()
+        options.progress?(index, total)
+
+        var report = analysis.report(
+            names: snapshot.backendNames, addresses: backendAddresses(), states: backendStates(),
+            balanced: backendOwnsSlots(), skipped: reader.skipped)
+        report.inputs = options.inputs
+        report.algorithm = config.algorithm.rawValue
+        report.tableSize = config.tableSize
+        report.forwarders = dataplanes.count
+        report.connectionTracking = config.connectionTracking
+        if let captureError { report.warnings.append("stopped early: \(captureError)") }
+        return (report, captureError)
+    }
+
+    func isDue(_ e: ScenarioEvent, index: Int, elapsedNs: UInt64, total: Int?) -> Bool {
+        switch e.at {
+        case .packet(let n): return index >= n
+        case .seconds(let s): return Double(elapsedNs) / 1e9 >= s
+        case .fraction(let f):
+            guard let total else { return false }
+            return index >= max(1, Int((f * Double(total)).rounded(.down)) + 1)
+        }
+    }
+
+    /// The forwarder ECMP picks: hash-threshold (RFC 2992) over the router's hash of the outer
+    /// header, as Linux multipath routes do.
+    func pickForwarder(_ parsed: ParsedPacket?, frame: UnsafeRawBufferPointer) -> Int {
+        let k = dataplanes.count
+        guard k > 1, let p = parsed else { return 0 }
+        var key = p.key
+        if p.isICMPError {
+            // Routers hash the error's own header: from the router to the VIP, no ports.
+            let src: IPAddress =
+                p.isIPv6
+                ? IPAddress(high: load64(frame, p.l3Offset + 8), low: load64(frame, p.l3Offset + 16), isIPv6: true)
+                : IPAddress(ipv4: load32(frame, p.l3Offset + 12))
+            key = FlowKey(source: src, destination: p.key.destination, sourcePort: 0, destinationPort: 0, proto: p.isIPv6 ? IPProtocol.icmpv6 : IPProtocol.icmp)
+        }
+        if options.ecmpHash == .threeTuple || p.fragment != .none {
+            key.sourcePort = 0
+            key.destinationPort = 0
+            if options.ecmpHash == .threeTuple { key.proto = 0 }
+        }
+        return FlowHash.slot(FlowHash.hash(key, seed: options.ecmpSeed), size: k)
+    }
+
+    func load32(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt32 {
+        UInt32(b[o]) << 24 | UInt32(b[o + 1]) << 16 | UInt32(b[o + 2]) << 8 | UInt32(b[o + 3])
+    }
+    func load64(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt64 {
+        UInt64(load32(b, o)) << 32 | UInt64(load32(b, o + 4))
+    }
+
+    // MARK: Events
+
+    func apply(_ event: ScenarioEvent, packet: Int, timeNs: UInt64) {
+        analysis.beginEvent(event, packet: packet, timeNs: timeNs)
+        let before = snapshot
+        switch event.action {
+        case .forwarders(let k):
+            if k > dataplanes.count {
+                for _ in dataplanes.count..<k { dataplanes.append(newDataplane()) }
+            } else {
+                dataplanes.removeLast(dataplanes.count - k)
+            }
+        case .remove:
+            var taken: [(vip: Int, backend: BackendConfig)] = []
+            for v in config.vips.indices {
+                if let i = config.vips[v].backends.firstIndex(where: { $0.name == event.target }) {
+                    taken.append((v, config.vips[v].backends.remove(at: i)))
+                }
+            }
+            if !taken.isEmpty { removed[event.target] = taken }
+        case .add:
+            if let back = removed.removeValue(forKey: event.target) {
+                for (v, b) in back { config.vips[v].backends.append(b) }
+            } else if !config.vips.contains(where: { $0.backends.contains { $0.name == event.target } }) {
+                let address = newBackendAddress()
+                for v in config.vips.indices {
+                    config.vips[v].backends.append(BackendConfig(name: event.target, address: address))
+                }
+            }
+        case .drain: setState(event.target, .draining)
+        case .fail: setState(event.target, .down)
+        case .recover: setState(event.target, .active)
+        case .weight(let w):
+            for v in config.vips.indices {
+                for i in config.vips[v].backends.indices where config.vips[v].backends[i].name == event.target {
+                    config.vips[v].backends[i].weight = w
+                }
+            }
+        }
+        if case .forwarders = event.action {
+            analysis.endEvent(slotsChangedAll: 0, slotsChangedExtra: 0, unusable: analysis.unusable)
+            return
+        }
+        do {
+            snapshot = try ForwardingSnapshot(config: config, previous: before)
+        } catch {
+            // The change leaves a pool unusable (e.g. every weight 0): keep the tables that were.
+            analysis.events[analysis.events.count - 1].action += " (rejected: \(error))"
+            analysis.endEvent(slotsChangedAll: 0, slotsChangedExtra: 0, unusable: analysis.unusable)
+            return
+        }
+        for d in dataplanes { d.install(snapshot) }
+        var all = 0.0
+        var extra = 0.0
+        var n = 0
+        for v in before.tables.indices where v < snapshot.tables.count {
+            guard let old = before.tables[v], let new = snapshot.tables[v] else { continue }
+            let diff = TableDiff(old: old, new: new)
+            all += diff.changedAll
+            extra += diff.changedExtra
+            n += 1
+        }
+        var lost: Set<Int32> = []
+        for id in snapshot.backendNames.indices where !backendKeepsConnections(id) { lost.insert(Int32(id)) }
+        analysis.endEvent(
+            slotsChangedAll: n > 0 ? all / Double(n) : 0, slotsChangedExtra: n > 0 ? extra / Double(n) : 0,
+            unusable: lost)
+    }
+
+    func setState(_ name: String, _ state: BackendState) {
+        for v in config.vips.indices {
+            for i in config.vips[v].backends.indices where config.vips[v].backends[i].name == name {
+                config.vips[v].backends[i].state = state
+            }
+        }
+    }
+
+    /// An address for a backend that `add` brings in under a new name: 198.18.2.x, then on.
+    func newBackendAddress() -> IPAddress {
+        var used: Set<IPAddress> = []
+        for vip in config.vips { for b in vip.backends { used.insert(b.address) } }
+        for list in removed.values { for (_, b) in list { used.insert(b.address) } }
+        var candidate: UInt32 = 0xC612_0200
+        while used.contains(IPAddress(ipv4: candidate)) { candidate += 1 }
+        return IPAddress(ipv4: candidate)
+    }
+
+    func backendConfigs() -> [String: BackendConfig] {
+        var out: [String: BackendConfig] = [:]
+        for vip in config.vips { for b in vip.backends { out[b.name] = b } }
+        return out
+    }
+
+    func backendKeepsConnections(_ id: Int) -> Bool {
+        guard snapshot.backendPresent[id], let b = backendConfigs()[snapshot.backendNames[id]] else { return false }
+        return b.state != .down
+    }
+
+    func backendAddresses() -> [String] { snapshot.backendNames.indices.map { snapshot.address(ofBackend: $0).description } }
+
+    func backendStates() -> [String] {
+        let configs = backendConfigs()
+        return snapshot.backendNames.map { configs[$0]?.state.description ?? "removed" }
+    }
+
+    func backendOwnsSlots() -> [Bool] {
+        let configs = backendConfigs()
+        return snapshot.backendNames.map { configs[$0].map { $0.state == .active && $0.weight > 0 } ?? false }
+    }
+
+    // MARK: Decisions CSV
+
+    func decisionRow(_ index: Int, _ elapsedNs: UInt64, _ p: ParsedPacket?, _ forwarder: Int, _ v: Verdict) -> String {
+        let time = "\(elapsedNs / 1_000_000_000).\(String(1_000_000_000 + elapsedNs % 1_000_000_000).dropFirst())"
+        var fields = "\(index),\(time),"
+        if let p {
+            fields += "\(p.key.source),\(p.key.destination),\(p.key.proto),\(p.key.sourcePort),\(p.key.destinationPort),"
+        } else {
+            fields += ",,,,,"
+        }
+        let vip = v.vip >= 0 && Int(v.vip) < config.vips.count ? config.vips[Int(v.vip)].name : ""
+        let backend = v.backend >= 0 ? snapshot.backendNames[Int(v.backend)] : ""
+        return fields + "\(vip),\(forwarder),\(backend),\(v.label)\n"
+    }
+
+    /// Counts the packets of all inputs (a first pass, for events at N%).
+    public static func countPackets(_ paths: [String]) throws(CaptureError) -> Int {
+        let reader = try CaptureReader(paths: paths)
+        var n = 0
+        do {
+            while try reader.next() != nil { n += 1 }
+        } catch {
+            return n
+        }
+        return n
+    }
+}
+
+extension ReplayEngine {
+    /// Runs the replay; with `compareAlgorithms`, runs it again for each table algorithm on the
+    /// same trace and events (no outputs) and adds the comparison to the report.
+    public static func replay(_ options: ReplayOptions, compareAlgorithms: Bool) throws -> (
+        report: ReplayReport, captureError: CaptureError?
+    ) {
+        var (report, error) = try ReplayEngine(options: options).run()
+        guard compareAlgorithms else { return (report, error) }
+        for algorithm in TableAlgorithm.allCases {
+            var o = options
+            o.config.dataplane.algorithm = algorithm
+            o.outputPcap = nil
+            o.decisionsCSV = nil
+            o.progress = nil
+            let (r, _) = try ReplayEngine(options: o).run()
+            report.comparison.append(.init(algorithm: algorithm.rawValue, balance: r.balance, events: r.events))
+        }
+        return (report, error)
+    }
+}
