@@ -137,6 +137,8 @@ public final class Dataplane {
         let backend = selectBackend(
             packet, flowHash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow)
         if backend == ForwardingSnapshot.noBackend { return notForwarded(.noBackend, vip: vip) }
+        // A selection is a new flow whatever becomes of this packet (too big, no headroom).
+        if newFlow { counters.newFlow(Int(backend)) }
 
         let record = view.backends[Int(backend)]
         let outerIPv6 = record.address.isIPv6
@@ -153,7 +155,7 @@ public final class Dataplane {
             source: outerIPv6 ? view.encapSourceIPv6 : view.encapSourceIPv4,
             destination: record.address, flowHash: flowHash)
         counters.add(CounterBlock.forwarded)
-        counters.backend(Int(backend), bytes: packet.l3Length, newFlow: newFlow)
+        counters.backend(Int(backend), bytes: packet.l3Length)
         return Verdict(
             action: .forward, vip: Int32(vip), backend: Int32(backend), outputOffset: start,
             outputLength: packet.l3Length &+ overhead, outputIsIPv6: outerIPv6)
@@ -293,11 +295,12 @@ public final class Dataplane {
     func takeICMPToken(now: UInt64) -> Bool {
         let capacity = view.icmpBurst &* 1000
         if now > icmpLastRefill {
+            // Whole milliseconds only; the remainder stays on the clock for the next refill.
             let elapsedMs = (now &- icmpLastRefill) / 1_000_000
             if elapsedMs > 0 {
                 let add = Int(min(elapsedMs, 1_000_000)) &* view.icmpRatePerSecond
                 icmpTokens = min(capacity, icmpTokens &+ add)
-                icmpLastRefill = now
+                icmpLastRefill = elapsedMs >= 1_000_000 ? now : icmpLastRefill &+ elapsedMs &* 1_000_000
             }
         }
         if icmpTokens < 1000 { return false }

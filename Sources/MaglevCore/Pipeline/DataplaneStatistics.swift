@@ -59,12 +59,12 @@ struct CounterBlock {
         storage[i] &+= 1
         storage[i &+ 1] &+= UInt64(truncatingIfNeeded: bytes)
     }
-    @inline(__always) func backend(_ b: Int, bytes: Int, newFlow: Bool) {
+    @inline(__always) func backend(_ b: Int, bytes: Int) {
         let i = backendBase &+ b &* CounterBlock.perBackend
         storage[i] &+= 1
         storage[i &+ 1] &+= UInt64(truncatingIfNeeded: bytes)
-        if newFlow { storage[i &+ 2] &+= 1 }
     }
+    @inline(__always) func newFlow(_ b: Int) { storage[backendBase &+ b &* CounterBlock.perBackend &+ 2] &+= 1 }
 
     /// A block large enough for a new snapshot, carrying the counts over (control side).
     func resized(vips: Int, backends: Int) -> CounterBlock {
