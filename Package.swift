@@ -52,11 +52,18 @@ let package = Package(
             name: "MaglevReplay", dependencies: ["MaglevCore", "MaglevConfig", "CLibPcap"],
             swiftSettings: strict),
 
+        // Live forwarding: workers (one per core, io_uring batches), snapshot mailbox, signals,
+        // statistics; and the backend-side GRE decapsulator.
+        .target(
+            name: "MaglevForwarder", dependencies: ["MaglevCore", "MaglevConfig", "MaglevLinux"],
+            swiftSettings: strict),
+
         // Argument parsing and printing only.
         .target(
             name: "MaglevCLI",
             dependencies: [
-                "MaglevCore", "MaglevConfig", "MaglevReplay", "MaglevLinux", "CAllocationCounter",
+                "MaglevCore", "MaglevConfig", "MaglevReplay", "MaglevForwarder", "MaglevLinux",
+                "CAllocationCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

@@ -1,0 +1,1 @@
+// The forwarder target; see docs/architecture.md.
