@@ -1,0 +1,1 @@
+enum HTMLReport { static func render(_ report: ReplayReport) -> String { "" } }
