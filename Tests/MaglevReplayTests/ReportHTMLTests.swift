@@ -89,6 +89,9 @@ import Testing
         #expect(series.count == 10)
         #expect(series.last?.name == "991 others")
         let html = ReportRenderer.render(report, as: .html)
+        // Over time: the spread of a thousand backends, not a stack of "others".
+        #expect(html.contains("lowest to highest of 1,000 backends"))
+        #expect(html.contains("busiest: backend-"))
         #expect(html.contains("… 980 more"))
         #expect(html.contains("All 1,000 backends"))
         // Timeline totals survive aggregation.

@@ -151,8 +151,10 @@ enum ReportCharts {
         }
     }
 
+    /// A chart with nothing to draw: a short canvas that says why.
     private static func message(_ c: inout SVGCanvas, _ text: String) {
-        c.text(text, x: c.width / 2, y: c.height / 2, anchor: .middle, size: 16, fill: "#777")
+        c = SVGCanvas(width: c.width, height: 90)
+        c.text(text, x: c.width / 2, y: 50, anchor: .middle, size: 16, fill: "#777")
     }
 
     // MARK: 1. Load per backend
@@ -196,7 +198,8 @@ enum ReportCharts {
     }
 
     static func loadPerBackend(_ report: ReplayReport) -> String {
-        var c = SVGCanvas(width: 1100, height: 420)
+        let longest = Double(min(bars(report).bars.map { $0.label.count }.max() ?? 0, 22))
+        var c = SVGCanvas(width: 1100, height: 40 + 250 + 24 + longest * 5.2)
         let title = "Load per backend"
         let n = report.backends.count
         let (bars, aggregated) = bars(report)
@@ -273,13 +276,16 @@ enum ReportCharts {
     }
 
     static func loadOverTime(_ report: ReplayReport) -> String {
-        var c = SVGCanvas(width: 1100, height: 420)
+        var c = SVGCanvas(width: 1100, height: 400)
         let title = "Load over time"
         guard !report.timeline.isEmpty, !report.backends.isEmpty else {
             message(&c, "No timeline recorded")
             return c.svg(id: "chart-time", title: title, description: "No timeline in this replay.")
         }
         let bucket = report.timelineBucketSeconds > 0 ? report.timelineBucketSeconds : 1
+        if report.backends.count > palette.count {
+            return spreadOverTime(report, canvas: c, bucket: bucket)
+        }
         let series = series(report)
         let count = report.timeline.count
         var stacked = [[Double]](repeating: [Double](repeating: 0, count: count), count: series.count + 1)
@@ -291,14 +297,9 @@ enum ReportCharts {
         let plot = (x: 80.0, y: 60.0, w: 1000.0, h: 280.0)
         let yScale = NiceScale(maximum: stacked[series.count].max() ?? 0)
         frame(&c, plot: plot, scale: yScale, suffix: "", yTitle: "packets per second")
-        let xScale = NiceScale(maximum: end - start, ticks: 10)
         func x(_ s: Double) -> Double { plot.x + (s - start) / (end - start) * plot.w }
         func y(_ v: Double) -> Double { plot.y + plot.h - v / yScale.top * plot.h }
-        for tick in xScale.ticks where tick <= end - start + 1e-9 {
-            c.line(x1: x(start + tick), y1: plot.y + plot.h, x2: x(start + tick), y2: plot.y + plot.h + 5, stroke: axisColour)
-            c.text(xScale.label(start + tick), x: x(start + tick), y: plot.y + plot.h + 18, anchor: .middle, size: 11)
-        }
-        c.text("seconds from the first packet", x: plot.x + plot.w / 2, y: plot.y + plot.h + 38, anchor: .middle)
+        xAxis(&c, plot: plot, start: start, end: end)
         // Each bucket's rate drawn as a flat step across the bucket.
         for k in series.indices {
             var top: [(Double, Double)] = []
@@ -314,16 +315,7 @@ enum ReportCharts {
                 top + base.reversed(), fill: palette[k % palette.count],
                 tooltip: "\(series[k].name): \(F.grouped(total)) packets")
         }
-        // Events: a dashed marker and a numbered label, staggered so close events stay legible.
-        for (i, e) in report.events.enumerated() where e.seconds >= start && e.seconds <= end {
-            let ex = x(e.seconds)
-            c.line(x1: ex, y1: plot.y - 4, x2: ex, y2: plot.y + plot.h, stroke: "#111", width: 1.5, dash: "5 3")
-            let label = F.truncate("\(i + 1). \(e.action) \(e.target)".trimmingSuffixSpaces, to: 30)
-            let right = ex > plot.x + plot.w * 0.8
-            c.text(
-                label, x: ex + (right ? -4 : 4), y: plot.y + 10 + Double(i % 3) * 14,
-                anchor: right ? .end : .start, size: 11, fill: "#111", bold: true)
-        }
+        eventMarkers(&c, report: report, plot: plot, start: start, end: end)
         var lx = plot.x
         var ly = 20.0
         for (k, s) in series.enumerated() {
@@ -342,6 +334,93 @@ enum ReportCharts {
             + (series.count < report.backends.count ? " (the nine busiest, the rest as others)" : "")
             + "; dashed lines mark the membership events."
         return c.svg(id: "chart-time", title: title, description: description)
+    }
+
+    /// Beyond ten backends a stack of areas is one colour of "others": draw the spread instead,
+    /// per bucket the lowest and highest backend (a band), the mean and the busiest backend.
+    static func spreadOverTime(_ report: ReplayReport, canvas: SVGCanvas, bucket: Double) -> String {
+        var c = canvas
+        let n = report.backends.count
+        let count = report.timeline.count
+        var low = [Double](repeating: 0, count: count)
+        var high = [Double](repeating: 0, count: count)
+        var mean = [Double](repeating: 0, count: count)
+        for (t, b) in report.timeline.enumerated() {
+            let values = (0..<n).map { Double($0 < b.packets.count ? b.packets[$0] : 0) / bucket }
+            low[t] = values.min() ?? 0
+            high[t] = values.max() ?? 0
+            mean[t] = values.reduce(0, +) / Double(n)
+        }
+        let totals = (0..<n).map { report.timelinePackets(ofBackend: $0).reduce(0, +) }
+        let busiest = totals.indices.max { totals[$0] != totals[$1] ? totals[$0] < totals[$1] : $0 > $1 } ?? 0
+        let busiestValues = report.timelinePackets(ofBackend: busiest).map { Double($0) / bucket }
+        let start = report.timeline[0].startSeconds
+        let end = max(report.timeline[count - 1].startSeconds + bucket, report.durationSeconds, start + bucket)
+        let plot = (x: 80.0, y: 60.0, w: 1000.0, h: 280.0)
+        let yScale = NiceScale(maximum: high.max() ?? 0)
+        frame(&c, plot: plot, scale: yScale, suffix: "", yTitle: "packets per second per backend")
+        func x(_ s: Double) -> Double { plot.x + (s - start) / (end - start) * plot.w }
+        func y(_ v: Double) -> Double { plot.y + plot.h - v / yScale.top * plot.h }
+        xAxis(&c, plot: plot, start: start, end: end)
+        func steps(_ values: [Double]) -> [(Double, Double)] {
+            var out: [(Double, Double)] = []
+            for t in 0..<count {
+                let s0 = report.timeline[t].startSeconds
+                let s1 = t + 1 < count ? report.timeline[t + 1].startSeconds : s0 + bucket
+                out += [(x(s0), y(values[t])), (x(s1), y(values[t]))]
+            }
+            return out
+        }
+        c.polygon(steps(high) + steps(low).reversed(), fill: "#c6d6ea", tooltip: "lowest to highest backend")
+        for (values, colour, width) in [(mean, flowsColour, 2.0), (busiestValues, packetsColour, 1.5)] {
+            let points = steps(values).map { "\(SVGCanvas.n($0.0)),\(SVGCanvas.n($0.1))" }
+            c.raw(
+                "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"\(colour)\""
+                    + " stroke-width=\"\(SVGCanvas.n(width))\"/>")
+        }
+        eventMarkers(&c, report: report, plot: plot, start: start, end: end)
+        legend(
+            &c, x: plot.x, y: 22,
+            items: [
+                ("lowest to highest of \(F.grouped(n)) backends", "#c6d6ea"),
+                ("mean per backend", flowsColour),
+                ("busiest: " + F.truncate(report.backends[busiest].name, to: 30), packetsColour),
+            ])
+        return c.svg(
+            id: "chart-time", title: "Load over time",
+            description: "Packets per second per backend in \(F.fixed(bucket, 3)) s buckets: the band"
+                + " spans the lowest to the highest backend, with the mean and the busiest backend;"
+                + " dashed lines mark the membership events.")
+    }
+
+    private static func xAxis(
+        _ c: inout SVGCanvas, plot: (x: Double, y: Double, w: Double, h: Double), start: Double,
+        end: Double
+    ) {
+        let xScale = NiceScale(maximum: end - start, ticks: 10)
+        func x(_ s: Double) -> Double { plot.x + (s - start) / (end - start) * plot.w }
+        for tick in xScale.ticks where tick <= end - start + 1e-9 {
+            c.line(x1: x(start + tick), y1: plot.y + plot.h, x2: x(start + tick), y2: plot.y + plot.h + 5, stroke: axisColour)
+            c.text(xScale.label(start + tick), x: x(start + tick), y: plot.y + plot.h + 18, anchor: .middle, size: 11)
+        }
+        c.text("seconds from the first packet", x: plot.x + plot.w / 2, y: plot.y + plot.h + 38, anchor: .middle)
+    }
+
+    /// Events: a dashed marker and a numbered label, staggered so close events stay legible.
+    private static func eventMarkers(
+        _ c: inout SVGCanvas, report: ReplayReport, plot: (x: Double, y: Double, w: Double, h: Double),
+        start: Double, end: Double
+    ) {
+        func x(_ s: Double) -> Double { plot.x + (s - start) / (end - start) * plot.w }
+        for (i, e) in report.events.enumerated() where e.seconds >= start && e.seconds <= end {
+            let ex = x(e.seconds)
+            c.line(x1: ex, y1: plot.y - 4, x2: ex, y2: plot.y + plot.h, stroke: "#111", width: 1.5, dash: "5 3")
+            let label = F.truncate("\(i + 1). \(e.action) \(e.target)".trimmingSuffixSpaces, to: 30)
+            let right = ex > plot.x + plot.w * 0.8
+            c.text(
+                label, x: ex + (right ? -4 : 4), y: plot.y + 10 + Double(i % 3) * 14,
+                anchor: right ? .end : .start, size: 11, fill: "#111", bold: true)
+        }
     }
 
     // MARK: 3. Disruption per event
