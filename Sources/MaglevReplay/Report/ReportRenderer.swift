@@ -1,5 +1,3 @@
-// PLACEHOLDER: the reports engineer replaces this file with the real renderers (same API).
-
 public enum ReportFormat: String, Sendable, CaseIterable {
     case json, text, markdown, html
 
@@ -13,6 +11,19 @@ public enum ReportFormat: String, Sendable, CaseIterable {
     }
 }
 
+/// Renders a `ReplayReport`. Every format is deterministic: the same model gives the same
+/// bytes. Disruption is reported under both metrics, each labelled: "all" (every table slot
+/// that changed owner) and "extra" (slots whose old owner survived).
 public enum ReportRenderer {
-    public static func render(_ report: ReplayReport, as format: ReportFormat) -> String { "" }
+    /// - `.json`: one object, snake_case keys, fractions with six digits after the point.
+    /// - `.text`, `.markdown`: the terminal view, at most 100 columns per line.
+    /// - `.html`: one self-contained page (inline CSS and SVG charts, no scripts).
+    public static func render(_ report: ReplayReport, as format: ReportFormat) -> String {
+        switch format {
+        case .json: JSONReport.render(report)
+        case .text: TextReport.render(report, markdown: false)
+        case .markdown: TextReport.render(report, markdown: true)
+        case .html: HTMLReport.render(report)
+        }
+    }
 }
