@@ -329,7 +329,7 @@ struct ConfigSchema {
                 }
             }
         case (nil, .some(let n)):
-            let label = vip.name.map { "the backends of VIP '\($0)'" } ?? "the backends of \(path)"
+            let label = vip.name.map { "VIP '\($0)'" } ?? path
             vip.pool = decodePool(n, path: f.path("backends"), name: vip.name ?? path, label: label)
         }
         vip.valid = ok && vip.name != nil && vip.network != nil && vip.pool?.valid == true
@@ -384,7 +384,11 @@ struct ConfigSchema {
 
     /// A backend name names one host: the same name with two addresses anywhere is a mistake.
     func checkBackendAddresses(_ pools: [Pool]) {
-        let backends = pools.flatMap(\.backends).sorted { $0.node.location < $1.node.location }
+        // Within a pool a repeated name is already a problem of its own: check the first ones.
+        let backends = pools.flatMap { pool in
+            var seen = Set<String>()
+            return pool.backends.filter { b in b.name.map { seen.insert($0).inserted } ?? false }
+        }.sorted { $0.node.location < $1.node.location }
         var firstByName: [String: Backend] = [:]
         for b in backends {
             guard let name = b.name, let address = b.address, let node = b.addressNode else { continue }
