@@ -71,7 +71,6 @@ struct ConfigSchema {
         var nameNode: Node?
         var addressNode: Node?
         var poolDefined: Bool
-        var valid: Bool
     }
 
     // MARK: The document
@@ -273,9 +272,8 @@ struct ConfigSchema {
     // MARK: VIPs
 
     func decodeVIP(_ node: Node, path: String, pools: [String: Pool]) -> VIP {
-        var vip = VIP(path: path, node: node, poolDefined: false, valid: false)
+        var vip = VIP(path: path, node: node, poolDefined: false)
         guard let f = d.fields(node, path, keys: Self.vipKeys) else { return vip }
-        var ok = true
         if let n = d.required(f, "name", "a VIP name") {
             vip.nameNode = n
             if let name = d.string(n, f.path("name")) {
@@ -310,11 +308,9 @@ struct ConfigSchema {
         switch (f["pool"], f["backends"]) {
         case (nil, nil):
             d.fail(node, path, "needs its backends: either pool: NAME or backends: [...]")
-            ok = false
         case (.some, .some):
             problems.add(
                 f.location("backends"), path, "has both pool and backends: use one of them")
-            ok = false
         case (.some(let n), nil):
             if let name = d.string(n, f.path("pool")) {
                 if let pool = pools[name] {
@@ -332,7 +328,6 @@ struct ConfigSchema {
             let label = vip.name.map { "VIP '\($0)'" } ?? path
             vip.pool = decodePool(n, path: f.path("backends"), name: vip.name ?? path, label: label)
         }
-        vip.valid = ok && vip.name != nil && vip.network != nil && vip.pool?.valid == true
         return vip
     }
 

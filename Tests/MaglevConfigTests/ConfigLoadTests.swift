@@ -162,6 +162,21 @@ func address(_ text: String) -> IPAddress { IPAddress(text)! }
         #expect(c.vips[0].backends[1].weight == 3)
     }
 
+    @Test func blockStylePrefixesNeedNoQuotes() throws {
+        let yaml = """
+            encap:
+              source_ipv6: 2001:db8::2
+            vips:
+              - name: all
+                address: ::/0
+                backends:
+                  - name: a
+                    address: 2001:db8:1::1
+            """
+        let vip = try MaglevConfigFile.parse(yaml: yaml, path: "b.yaml").dataplane.vips[0]
+        #expect(vip.address == address("::") && vip.prefixLength == 0)
+    }
+
     @Test(arguments: [
         ("10", 10_000 as UInt32), ("10s", 10_000), ("500ms", 500), ("5m", 300_000), ("2h", 7_200_000), ("\"7s\"", 7000),
     ])
