@@ -73,7 +73,7 @@ struct ReplayCommand: ParsableCommand {
             }
         case (nil, let n?):
             guard (1...100_000).contains(n) else { throw CLIError("--backends must be between 1 and 100000") }
-            file = MaglevConfigFile.catchAll(backends: n)
+            file = MaglevConfigFile.catchAll(backends: n, tableSize: n <= 600 ? 65537 : 655_373)
         case (nil, nil): throw CLIError("say where packets go: --backends N, or --config FILE")
         case (_?, _?): throw CLIError("use --config or --backends, not both")
         }
