@@ -32,8 +32,10 @@ struct TraceGenerateCommand: ParsableCommand {
 
             Examples:
               maglev trace generate --flows 100000 --packets 1000000 --seed 1 --out t.pcap
-              maglev trace generate --flows 2000 --packets 20000 --fragments 0.05 --icmp-errors 0.01 --vlan 0.1 --out mixed.pcap
-              maglev trace generate --flows 1000 --packets 4000 --uniform --tcp-share 1 --ipv6-share 0 --out tcp.pcap
+              maglev trace generate --flows 300 --packets 3000 --seed 1 \\
+                  --fragments 0.1 --icmp-errors 0.01 --vlan 0.1 --out mixed.pcap
+              maglev trace generate --flows 1000 --packets 4000 --uniform \\
+                  --tcp-share 1 --ipv6-share 0 --out tcp.pcap
             """)
 
     @Option(help: "Flows (TCP connections and UDP flows).")
