@@ -6,13 +6,15 @@ import Testing
 
 // MARK: - Support shared by the capture and generator tests
 
-/// /work/shared/captures, found from this file's place in the repository (`../shared/captures`
-/// from the repository root).
-let sharedCapturesDirectory: String = {
+/// The repository's root, found from this file's place in it.
+let repositoryRoot: String = {
     var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
     parts.removeLast(3)  // Tests/MaglevReplayTests/<file>
-    return parts.joined(separator: "/") + "/../shared/captures"
+    return parts.joined(separator: "/")
 }()
+
+/// The shared real captures: `../shared/captures` from the repository root.
+let sharedCapturesDirectory = repositoryRoot + "/../shared/captures"
 
 func sharedCapture(_ name: String) -> String? {
     let path = sharedCapturesDirectory + "/" + name

@@ -299,4 +299,29 @@ struct TraceGeneratorTests {
             }
         }
     }
+
+    @Test("the sample traces in Traces/ are what their README commands make, byte for byte")
+    func sampleTraces() throws {
+        let traces = repositoryRoot + "/Traces"
+        var mixed = TraceOptions()
+        mixed.flows = 300
+        mixed.packets = 3000
+        mixed.fragmentShare = 0.1
+        mixed.icmpErrorShare = 0.01
+        mixed.vlanShare = 0.1
+        var tcp = TraceOptions()
+        tcp.flows = 1000
+        tcp.packets = 4000
+        tcp.zipfExponent = nil
+        tcp.tcpShare = 1
+        tcp.ipv6Share = 0
+        for (name, options) in [("mixed-small.pcap", mixed), ("tcp-1k.pcap", tcp)] {
+            guard let committed = readFile(traces + "/" + name) else {
+                Issue.record("\(traces)/\(name) is missing")
+                continue
+            }
+            let made = try generateTrace(options, name: "sample-" + name)
+            #expect(made.bytes == committed, "\(name) differs from what the generator makes now: regenerate it")
+        }
+    }
 }
