@@ -83,9 +83,10 @@ struct CaptureInput {
             }
             state = .finished
             let detail = rc == PCAP_ERROR ? String(cString: pcap_geterr(handle)) : "pcap_next_ex returned \(rc)"
+            let before = packetsRead == 1 ? "1 packet" : "\(packetsRead) packets"
             throw CaptureError(
                 file: path, packetNumber: packetsRead + 1,
-                message: "corrupt or truncated capture: \(detail); the \(packetsRead) packets before it were read")
+                message: "cannot read it (corrupt, truncated or unsupported file): \(detail); reading stopped after \(before)")
         }
     }
 }

@@ -17,10 +17,6 @@ public final class PcapWriter {
     public private(set) var packetsWritten = 0
     public private(set) var bytesWritten = 0
 
-    public convenience init(path: String) throws(CaptureError) {
-        try self.init(path: path, linkType: .rawIP)
-    }
-
     /// Creates (or truncates) `path`; throws naming it, with libpcap's reason, when it cannot.
     public init(path: String, linkType: LinkType = .rawIP) throws(CaptureError) {
         self.path = path
