@@ -1,10 +1,12 @@
 // Helpers for the backend-side GRE decapsulator: struct ifreq handling and signal flags,
 // which Swift cannot express conveniently. Prefixed cmaglev_decap_.
+#define _GNU_SOURCE
 #include "CMaglevShim.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -71,3 +73,11 @@ int cmaglev_decap_install_stop_handlers(void) {
 
 int cmaglev_decap_stop_requested(void) { return cmaglev_decap_stop_flag != 0; }
 
+
+int cmaglev_decap_enter_netns(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = setns(fd, CLONE_NEWNET) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}

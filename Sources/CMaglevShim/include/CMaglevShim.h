@@ -33,4 +33,7 @@ int cmaglev_decap_install_stop_handlers(void);
 /// Whether SIGINT or SIGTERM arrived since the handlers were installed.
 int cmaglev_decap_stop_requested(void);
 
+/// Moves the calling thread into the network namespace at `path` (e.g. /var/run/netns/NAME).
+int cmaglev_decap_enter_netns(const char *path);
+
 #endif
