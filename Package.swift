@@ -81,6 +81,11 @@ let package = Package(
             name: "MaglevConfigTests", dependencies: ["MaglevConfig"], swiftSettings: strict),
         .testTarget(
             name: "MaglevReplayTests", dependencies: ["MaglevReplay", "MaglevConfig"], swiftSettings: strict),
+        // The backend-side GRE decapsulator: header validation, and a live test in network
+        // namespaces (root only).
+        .testTarget(
+            name: "MaglevDecapTests", dependencies: ["MaglevForwarder", "MaglevLinux", "MaglevCore"],
+            swiftSettings: strict),
         .testTarget(
             name: "MaglevCLITests", dependencies: ["MaglevCLI", "MaglevLinux"],
             swiftSettings: strict),

@@ -15,4 +15,25 @@ unsigned int cmaglev_peek_cqes(struct io_uring *ring, struct io_uring_cqe **out,
 
 /// The kernel's io_uring_disabled sysctl (0 enabled, 1 root only, 2 disabled); -1 if unreadable.
 int cmaglev_io_uring_disabled_sysctl(void);
+/// Backend-side GRE decapsulator (`maglev decap`): TUN device, link flags, stop signals.
+/// Each returns 0 or a file descriptor on success and -errno on failure.
+
+/// Opens /dev/net/tun and attaches it to the TUN device `name` (IFF_TUN | IFF_NO_PI), creating
+/// the device in the caller's network namespace. The kernel's chosen name is written to
+/// `name_out` (at least 16 bytes).
+int cmaglev_decap_tun_open(const char *name, char *name_out);
+
+/// Sets IFF_UP on the interface `name` (SIOCGIFFLAGS / SIOCSIFFLAGS through a datagram socket).
+int cmaglev_decap_link_up(const char *name);
+
+/// Installs SIGINT and SIGTERM handlers (no SA_RESTART, so blocking calls return EINTR) that set
+/// a flag; a second signal restores the default action and re-raises it.
+int cmaglev_decap_install_stop_handlers(void);
+
+/// Whether SIGINT or SIGTERM arrived since the handlers were installed.
+int cmaglev_decap_stop_requested(void);
+
+/// Moves the calling thread into the network namespace at `path` (e.g. /var/run/netns/NAME).
+int cmaglev_decap_enter_netns(const char *path);
+
 #endif
