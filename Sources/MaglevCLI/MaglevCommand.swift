@@ -11,7 +11,7 @@ struct MaglevCommand: AsyncParsableCommand {
               maglev table --backends 10 --size 65537
               maglev bench --format json
             """,
-        subcommands: [TableCommand.self, ReplayCommand.self, TraceCommand.self, ConfigCommand.self, BenchCommand.self])
+        subcommands: [TableCommand.self, ReplayCommand.self, TraceCommand.self, ConfigCommand.self, DecapCommand.self, BenchCommand.self])
 
     init() {}
 }
