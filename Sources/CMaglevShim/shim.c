@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "CMaglevShim.h"
 #include <stdio.h>
 
@@ -22,4 +23,9 @@ int cmaglev_io_uring_disabled_sysctl(void) {
     if (fscanf(f, "%d", &v) != 1) v = -1;
     fclose(f);
     return v;
+}
+
+int cmaglev_recvmmsg(int fd, struct cmaglev_mmsghdr *messages, unsigned int count, int flags) {
+    _Static_assert(sizeof(struct cmaglev_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
+    return recvmmsg(fd, (struct mmsghdr *)messages, count, flags, NULL);
 }

@@ -45,7 +45,7 @@ public struct GREReceiver: ~Copyable {
     public let batch: Int
     public let bufferSize: Int
     private let buffers: UnsafeMutableRawPointer
-    private let messages: UnsafeMutablePointer<mmsghdr>
+    private let messages: UnsafeMutablePointer<cmaglev_mmsghdr>
     private let vectors: UnsafeMutablePointer<iovec>
     private let names: UnsafeMutablePointer<sockaddr_in6>
     private var countIPv4 = 0
@@ -94,7 +94,7 @@ public struct GREReceiver: ~Copyable {
             header.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
             header.msg_iov = vectors + i
             header.msg_iovlen = 1
-            messages[i] = mmsghdr(msg_hdr: header, msg_len: 0)
+            messages[i] = cmaglev_mmsghdr(msg_hdr: header, msg_len: 0)
         }
     }
 
@@ -141,7 +141,7 @@ public struct GREReceiver: ~Copyable {
             messages[i].msg_len = 0
         }
         while true {
-            let n = recvmmsg(fd, messages + first, UInt32(batch), Int32(MSG_DONTWAIT), nil)
+            let n = cmaglev_recvmmsg(fd, messages + first, UInt32(batch), Int32(MSG_DONTWAIT))
             if n >= 0 { return Int(n) }
             let e = errno
             if e == EINTR { continue }

@@ -2,7 +2,21 @@
 // wrapped as prefixed functions. Keep this file tiny.
 #ifndef CMAGLEV_SHIM_H
 #define CMAGLEV_SHIM_H
+// features.h first, before liburing.h defines _XOPEN_SOURCE and _GNU_SOURCE: glibc then
+// declares its types (fd_set's fields among them) exactly as Swift's own Glibc module sees
+// them. Otherwise clang finds two different definitions of fd_set and fails the build
+// ("fds_bits ... is not present in definition of fd_set"), depending on build order.
+#include <features.h>
 #include <liburing.h>
+#include <sys/socket.h>
+
+/// `struct mmsghdr` and `recvmmsg` are GNU extensions, hidden from Swift by the strict feature
+/// set above: the same layout, and a wrapper compiled with _GNU_SOURCE.
+struct cmaglev_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+int cmaglev_recvmmsg(int fd, struct cmaglev_mmsghdr *messages, unsigned int count, int flags);
 
 /// IOSQE_* flags are enum-defined macros in liburing; Swift sees none of them.
 unsigned int cmaglev_iosqe_fixed_file(void);
