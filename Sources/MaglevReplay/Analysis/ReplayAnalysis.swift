@@ -25,8 +25,11 @@ final class ReplayAnalysis {
 
     struct Flow {
         var connection: Connection
-        /// Backends this flow reached (usually one).
-        var backends: [Int32]
+        /// The first backend this flow reached, and any others after it (usually none).
+        var backend: Int32
+        var laterBackends: [Int32]?
+
+        func reached(_ b: Int32) -> Bool { backend == b || (laterBackends?.contains(b) ?? false) }
     }
 
     struct BackendTally {
@@ -38,8 +41,21 @@ final class ReplayAnalysis {
         var peak = 0
     }
 
+    /// A flow key hashed once with our own flow hash: the dictionary then feeds Swift's hasher
+    /// one word instead of every field (report order never depends on it).
+    struct Key: Hashable {
+        var key: FlowKey
+        var hash: UInt64
+        init(_ key: FlowKey) {
+            self.key = key
+            self.hash = FlowHash.hash(key, seed: 0x5EED)
+        }
+        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.key == b.key }
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    }
+
     let timeouts: ConnectionTimeouts
-    var flows: [FlowKey: Flow] = [:]
+    var flows: [Key: Flow] = [:]
     var tallies: [BackendTally] = []
     var counts = ReplayReport.PacketCounts()
     var passed: [DropReason: Int] = [:]
@@ -98,39 +114,43 @@ final class ReplayAnalysis {
         tallies[t].bytes += packet.l3Length
         addToTimeline(timeNs: timeNs, backend: t)
 
-        let key = packet.key
+        let key = Key(packet.key)
         let countsAsConnection = packet.fragment == .none && !packet.isICMPError
-        let isTCP = key.proto == IPProtocol.tcp
+        let isTCP = packet.key.proto == IPProtocol.tcp
         let flags = packet.tcpFlags
         let isSYN = isTCP && flags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn
 
-        guard var flow = flows[key] else {
+        guard let index = flows.index(forKey: key) else {
             tallies[t].flows += 1
             var c = Connection(backend: backend, lastNs: timeNs, state: .datagram, broken: false, eventAtStart: events.count - 1, open: false)
             if countsAsConnection { begin(&c, backend: backend, timeNs: timeNs, isTCP: isTCP, flags: flags) }
-            flows[key] = Flow(connection: c, backends: [backend])
+            flows[key] = Flow(connection: c, backend: backend, laterBackends: nil)
             return
         }
-        if !flow.backends.contains(backend) {
-            flow.backends.append(backend)
+        update(&flows.values[index], tally: t, backend: backend, timeNs: timeNs, countsAsConnection: countsAsConnection, isTCP: isTCP, isSYN: isSYN, flags: flags)
+    }
+
+    func update(
+        _ flow: inout Flow, tally t: Int, backend: Int32, timeNs: UInt64, countsAsConnection: Bool, isTCP: Bool, isSYN: Bool,
+        flags: UInt8
+    ) {
+        if !flow.reached(backend) {
+            flow.laterBackends = (flow.laterBackends ?? []) + [backend]
             tallies[t].flows += 1
         }
-        if countsAsConnection {
-            var c = flow.connection
-            let alive = c.open && timeNs &- c.lastNs <= timeoutNs(c.state)
-            if alive && !(isSYN && c.state == .tcpClosing) {
-                if c.backend != backend {
-                    breakConnection(&c, to: backend)
-                }
-                c.lastNs = timeNs
-                c.state = nextState(c.state, isTCP: isTCP, flags: flags)
-            } else {
-                if c.open { end(&c) }
-                begin(&c, backend: backend, timeNs: timeNs, isTCP: isTCP, flags: flags)
+        guard countsAsConnection else { return }
+        let c = flow.connection
+        let alive = c.open && timeNs &- c.lastNs <= timeoutNs(c.state)
+        if alive && !(isSYN && c.state == .tcpClosing) {
+            if c.backend != backend {
+                breakConnection(&flow.connection, to: backend)
             }
-            flow.connection = c
+            flow.connection.lastNs = timeNs
+            flow.connection.state = nextState(c.state, isTCP: isTCP, flags: flags)
+        } else {
+            if c.open { end(&flow.connection) }
+            begin(&flow.connection, backend: backend, timeNs: timeNs, isTCP: isTCP, flags: flags)
         }
-        flows[key] = flow
     }
 
     func begin(_ c: inout Connection, backend: Int32, timeNs: UInt64, isTCP: Bool, flags: UInt8) {
