@@ -117,12 +117,16 @@ static void cmaglev_signal_handler(int signo) {
     errno = saved;
 }
 
+static atomic_int cmaglev_signals_installed;
+
 int cmaglev_signals_install(void) {
     int fd = atomic_load(&cmaglev_signal_fd);
-    if (fd >= 0) return fd;
-    fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0) return -1;
-    atomic_store(&cmaglev_signal_fd, fd);
+    if (fd < 0) {
+        fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd < 0) return -1;
+        atomic_store(&cmaglev_signal_fd, fd);
+    }
+    if (atomic_exchange(&cmaglev_signals_installed, 1)) return fd;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = cmaglev_signal_handler;
@@ -133,6 +137,15 @@ int cmaglev_signals_install(void) {
         if (sigaction(signals[i], &sa, NULL) != 0) return -1;
     }
     return fd;
+}
+
+int cmaglev_signals_fd(void) { return atomic_load(&cmaglev_signal_fd); }
+
+void cmaglev_signals_restore(void) {
+    if (!atomic_exchange(&cmaglev_signals_installed, 0)) return;
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
 }
 
 unsigned long cmaglev_signals_take(void) { return atomic_exchange(&cmaglev_signal_bits, 0UL); }

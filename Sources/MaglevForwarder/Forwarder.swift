@@ -219,6 +219,7 @@ public final class Forwarder: @unchecked Sendable {
         } catch {
             throw ForwarderError("cannot install signal handlers: \(error)")
         }
+        defer { SignalEvents.restoreDefaults() }
         let first = statistics()
         onEvent(
             .started(

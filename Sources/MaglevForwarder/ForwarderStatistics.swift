@@ -113,6 +113,19 @@ public struct ForwarderStatistics: Sendable {
     /// Process CPU time (user + system) since start, nanoseconds.
     public var cpuNanoseconds: UInt64
 
+    public init(
+        elapsedSeconds: Double, workers: [WorkerStatistics], vipNames: [String], backendNames: [String],
+        backendAddresses: [String], cpuNanoseconds: UInt64
+    ) {
+        precondition(!workers.isEmpty)
+        self.elapsedSeconds = elapsedSeconds
+        self.workers = workers
+        self.vipNames = vipNames
+        self.backendNames = backendNames
+        self.backendAddresses = backendAddresses
+        self.cpuNanoseconds = cpuNanoseconds
+    }
+
     public var totalDataplane: DataplaneStatistics {
         workers.dropFirst().reduce(workers[0].dataplane) { $0 + $1.dataplane }
     }

@@ -116,9 +116,12 @@ public enum SignalEvents {
         _ = try SystemCall.run("sigaction/eventfd") { cmaglev_signals_install() }
     }
 
+    /// Gives SIGHUP, SIGINT and SIGTERM back their default actions.
+    public static func restoreDefaults() { cmaglev_signals_restore() }
+
     /// Waits up to `timeoutMilliseconds` for a signal; returns those received (possibly none).
     public static func wait(timeoutMilliseconds: Int32) -> Received {
-        let fd = cmaglev_signals_install()
+        let fd = cmaglev_signals_fd()
         let pending = Received(rawValue: cmaglev_signals_take())
         if !pending.isEmpty || fd < 0 { return pending }
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

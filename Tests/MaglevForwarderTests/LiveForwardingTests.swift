@@ -258,6 +258,63 @@ struct LiveForwardingTests {
     }
 }
 
+extension LiveForwardingTests {
+    /// The control loop: periodic statistics (JSON that parses), SIGHUP with a broken config
+    /// file reported while the running config keeps forwarding, and a stop by duration.
+    @Test func controlLoopReportsStatisticsRejectsABadReloadAndStopsByItself() throws {
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("maglev-bad-\(getpid()).yaml").path
+        try "vips: [this is: not, a valid config".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let forwarder = try Forwarder(config: Self.config(), configPath: path, options: Self.options(lab))
+        try forwarder.start()
+        let before = forwarder.snapshot
+
+        let packets = (0..<16).map {
+            Packets.ipv4(source: Self.client4, destination: Self.vip4, proto: IPProtocol.udp, sourcePort: 10000 + $0, destinationPort: 53)
+        }
+        let clientDone = ResultBox<Int>()
+        let client = try OSThread {
+            ThreadContext.sleep(milliseconds: 300)
+            SignalEvents.simulate(.hangup)
+            let got = (try? Self.exchange(lab, send: packets, expect: packets.count, keep: Self.isGRE))?.count ?? -1
+            clientDone.set(.success(got))
+        }
+        let events = EventLog()
+        let final = try forwarder.run(statisticsInterval: 0.2, duration: 1.5) { events.append($0) }
+        client.join()
+
+        #expect(try clientDone.get() == packets.count, "still forwarding after the rejected reload")
+        #expect(forwarder.snapshot === before, "running config kept")
+        let all = events.all
+        #expect(all.contains { if case .reloadFailed(let m) = $0 { m.contains(path) } else { false } })
+        let stats = all.compactMap { if case .statistics(let s) = $0 { s } else { nil } }
+        #expect(stats.count >= 3)
+        for s in stats {
+            let json = StatisticsFormat.json(s)
+            #expect((try? JSONSerialization.jsonObject(with: Data(json.utf8))) != nil, "valid JSON: \(json)")
+        }
+        #expect(all.contains { if case .stopping(let r) = $0 { r == "duration elapsed" } else { false } })
+        #expect(final.totalDataplane.forwarded == UInt64(packets.count))
+    }
+}
+
+final class EventLog: @unchecked Sendable {
+    private var events: [ForwarderEvent] = []
+    private let lock = NSLock()
+    func append(_ e: ForwarderEvent) {
+        lock.lock()
+        events.append(e)
+        lock.unlock()
+    }
+    var all: [ForwarderEvent] {
+        lock.lock()
+        defer { lock.unlock() }
+        return events
+    }
+}
+
 @Suite struct ForwarderStartupTests {
     @Test func unknownInterfaceIsNamed() throws {
         var options = ForwarderOptions(interface: "mglv-nosuch0")

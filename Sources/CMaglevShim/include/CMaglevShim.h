@@ -101,6 +101,10 @@ int cmaglev_signals_install(void);
 unsigned long cmaglev_signals_take(void);
 /// The eventfd counter read (drains it); 0 if nothing was pending.
 void cmaglev_signals_drain(void);
+/// The eventfd `cmaglev_signals_install` made, or -1.
+int cmaglev_signals_fd(void);
+/// Restores the default actions for SIGHUP, SIGINT and SIGTERM (the eventfd stays).
+void cmaglev_signals_restore(void);
 /// Raises a recorded signal as if it had been delivered (for tests).
 void cmaglev_signals_inject(int signo);
 #endif

@@ -13,7 +13,8 @@ import Synchronization
 /// GRE to a backend address, which its namespace routes back out of the same veth to the
 /// client namespace, where the test captures it. Neighbours are static (no ARP/ND races).
 /// Addresses only from 198.18.0.0/15 and 2001:db8::/32. Nothing touches the root namespace.
-final class NetworkLab {
+final class NetworkLab: @unchecked Sendable {
+    // @unchecked: names are immutable; `created` is touched by the owning test thread only.
     let forwarderNamespace: String
     let clientNamespace: String
     let forwarderInterface: String
