@@ -56,6 +56,8 @@ int cmaglev_packet_ignore_outgoing(void) { return PACKET_IGNORE_OUTGOING; }
 int cmaglev_packet_outgoing(void) { return PACKET_OUTGOING; }
 int cmaglev_skf_ad_pkttype(void) { return SKF_AD_OFF + SKF_AD_PKTTYPE; }
 int cmaglev_sock_nonblock(void) { return SOCK_NONBLOCK; }
+int cmaglev_msg_trunc(void) { return MSG_TRUNC; }
+int cmaglev_msg_dontwait(void) { return MSG_DONTWAIT; }
 
 _Static_assert(sizeof(struct cmaglev_bpf_insn) == sizeof(struct sock_filter), "sock_filter layout");
 
@@ -71,6 +73,17 @@ int cmaglev_packet_bind(int fd, int ifindex, int protocol) {
     sll.sll_protocol = htons((unsigned short)protocol);
     sll.sll_ifindex = ifindex;
     return bind(fd, (struct sockaddr *)&sll, sizeof(sll));
+}
+
+int cmaglev_packet_statistics(int fd, unsigned int *packets, unsigned int *drops) {
+    struct tpacket_stats st;
+    socklen_t len = sizeof(st);
+    int rc = getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &len);
+    if (rc == 0) {
+        *packets = st.tp_packets;
+        *drops = st.tp_drops;
+    }
+    return rc;
 }
 
 unsigned int cmaglev_sockaddr_ll_size(void) { return sizeof(struct sockaddr_ll); }

@@ -13,27 +13,28 @@ struct ForwardCommand: ParsableCommand {
         commandName: "forward",
         abstract: "Forward live traffic: VIP packets in, GRE to the chosen backend out.",
         discussion: """
-            Receives the frames for the configured VIPs on INTERFACE (an AF_PACKET socket per
-            worker in a PACKET_FANOUT_HASH group, filtered in the kernel by a BPF program for the
-            VIP prefixes), runs them through the data plane in batches (io_uring multishot
-            receive into provided buffers, outer headers written in place), and sends each
-            packet GRE-encapsulated to its backend through a raw IP socket: the kernel routes
-            it by the outer destination. Packets too big for the path get ICMP "fragmentation
-            needed" / "packet too big" replies.
+            Receives the frames for the configured VIPs on --interface (one AF_PACKET socket per \
+            worker in a PACKET_FANOUT_HASH group, filtered in the kernel by a classic BPF program \
+            for the VIP prefixes), runs them through the data plane in batches (io_uring \
+            multishot receive into provided buffers; outer headers written in place, no copy) \
+            and sends each packet GRE-encapsulated to its backend through a raw IP socket: the \
+            kernel routes it by the outer destination. Packets too big for the path get ICMP \
+            "fragmentation needed" / ICMPv6 "packet too big" replies.
 
-            One worker per core, pinned. SIGHUP re-reads the config (an invalid one is reported
-            and the running one kept); SIGINT / SIGTERM stop after in-flight sends complete and
+            One worker per core, pinned. SIGHUP re-reads the config (an invalid one is reported \
+            and the running one kept); SIGINT / SIGTERM stop once in-flight sends complete and \
             print the final counters.
 
-            Needs CAP_NET_RAW (root) and io_uring (sysctl kernel.io_uring_disabled=0). Never
-            configure the VIPs on the forwarder itself, and keep net.ipv4.ip_forward=0 there:
-            the packet socket gets a copy; the kernel still handles the original.
+            Needs CAP_NET_RAW (root) and io_uring (sysctl kernel.io_uring_disabled=0). The \
+            packet socket gets a copy of each frame and the kernel still handles the original: \
+            never configure a VIP on the forwarder itself, and keep net.ipv4.ip_forward=0 there.
 
             Examples:
               maglev forward --config /etc/maglev.yaml --interface eth0
               maglev forward --config lb.yaml --interface eth1 --workers 4 --stats-interval 5
-              maglev forward --config lb.yaml --interface veth0 --json-stats --stats-interval 1 --duration 30
-              kill -HUP $(pidof maglev)     # reload the config
+              maglev forward --config lb.yaml --interface veth0 --json-stats \\
+                --stats-interval 1 --duration 30
+              kill -HUP $(pidof maglev)    # reload the config
             """)
 
     @Option(help: "Config file (YAML): VIPs, pools, encapsulation sources, table, seed.")

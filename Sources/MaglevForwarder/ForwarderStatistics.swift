@@ -6,6 +6,9 @@ public struct IOCounters: Sendable, Equatable {
     public var received: UInt64 = 0
     /// Frames longer than a receive buffer (cut short; the data plane sees them truncated).
     public var truncated: UInt64 = 0
+    /// Frames the kernel dropped because the packet socket's receive queue was full
+    /// (`PACKET_STATISTICS`; read when statistics are published).
+    public var kernelDrops: UInt64 = 0
     /// Receive completions with an error other than an empty buffer ring.
     public var receiveErrors: UInt64 = 0
     /// The provided-buffer ring ran dry (`-ENOBUFS`): every buffer was waiting for a send.
@@ -31,6 +34,7 @@ public struct IOCounters: Sendable, Equatable {
         var s = a
         s.received += b.received
         s.truncated += b.truncated
+        s.kernelDrops += b.kernelDrops
         s.receiveErrors += b.receiveErrors
         s.bufferRingEmpty += b.bufferRingEmpty
         s.receiveRearms += b.receiveRearms
@@ -175,7 +179,7 @@ public enum StatisticsFormat {
     static func summary(_ d: DataplaneStatistics, _ io: IOCounters) -> String {
         "packets \(d.packets) forwarded \(d.forwarded) icmp \(d.icmpReplies) pass \(d.passed) dropped \(d.dropped)"
             + " sent \(io.sent) send_errors \(io.sendErrors) rx_errors \(io.receiveErrors) ring_empty \(io.bufferRingEmpty)"
-            + " truncated \(io.truncated)"
+            + " truncated \(io.truncated) kernel_drops \(io.kernelDrops)"
     }
 
     /// One JSON object on one line (keys in a fixed order).
@@ -186,7 +190,8 @@ public enum StatisticsFormat {
                 + "\"passed\":\(d.passed),\"dropped\":\(d.dropped),\"reselected\":\(d.reselected),\"reasons\":{\(reasons)}"
         }
         func io(_ c: IOCounters) -> String {
-            "\"received\":\(c.received),\"truncated\":\(c.truncated),\"receive_errors\":\(c.receiveErrors),"
+            "\"received\":\(c.received),\"truncated\":\(c.truncated),\"kernel_drops\":\(c.kernelDrops),"
+                + "\"receive_errors\":\(c.receiveErrors),"
                 + "\"buffer_ring_empty\":\(c.bufferRingEmpty),\"receive_rearms\":\(c.receiveRearms),\"sent\":\(c.sent),"
                 + "\"send_errors\":\(c.sendErrors),\"last_send_errno\":\(c.lastSendErrno),\"no_ipv6_socket\":\(c.noIPv6Socket),"
                 + "\"turns\":\(c.turns),\"batches\":\(c.batches),\"snapshots_installed\":\(c.snapshotsInstalled),"

@@ -306,6 +306,7 @@ final class Worker {
 
     func publishStatistics() {
         let requested = link.statisticsRequested.load(ordering: .relaxed)
+        if let kernel = try? packetSocket.takeStatistics() { io.kernelDrops &+= kernel.drops }
         let s = WorkerStatistics(
             worker: link.id, cpu: cpu, ringMode: ring.mode.rawValue, filterMode: filterMode.rawValue,
             dataplane: dataplane.statistics, io: io)

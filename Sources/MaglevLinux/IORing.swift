@@ -88,6 +88,8 @@ public struct IORing: ~Copyable {
     /// Bytes before each frame: `io_uring_recvmsg_out` plus the reserved name area.
     public let headroom: Int
 
+    static let messageTruncated = UInt32(cmaglev_msg_trunc())
+
     /// The most completions one `drain` returns.
     public static let maximumDrain = 1024
     let cqeScratch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
@@ -268,7 +270,7 @@ public struct IORing: ~Copyable {
         let offset = header &+ Int(receiveHeader.pointee.msg_namelen) &+ Int(out.pointee.controllen)
         return ReceivedFrame(
             base: base, frameOffset: offset, frameLength: min(payload, copied),
-            truncated: payload > copied || out.pointee.flags & UInt32(MSG_TRUNC) != 0)
+            truncated: payload > copied || out.pointee.flags & IORing.messageTruncated != 0)
     }
 
     /// The base address of buffer `bufferID`.

@@ -78,6 +78,16 @@ public struct PacketSocket: ~Copyable {
         try PacketSocket.attach(fd: fd, filter: filter)
     }
 
+    /// Frames the kernel queued and dropped (receive queue full) since the last call; the
+    /// kernel resets both on read. The corresponding option is `PACKET_STATISTICS`.
+    public func takeStatistics() throws(SystemError) -> (packets: UInt64, drops: UInt64) {
+        var packets: UInt32 = 0
+        var drops: UInt32 = 0
+        let fd = self.fd
+        _ = try SystemCall.run("getsockopt(PACKET_STATISTICS)") { cmaglev_packet_statistics(fd, &packets, &drops) }
+        return (UInt64(packets), UInt64(drops))
+    }
+
     /// Waits up to `timeoutMilliseconds` for a frame and copies it into `buffer`; returns its
     /// length, or nil on timeout (control side and tests; the data path receives through
     /// `IORing`). The corresponding C functions are `poll` and `recv`.
@@ -87,7 +97,7 @@ public struct PacketSocket: ~Copyable {
         if ready == 0 { return nil }
         let fd = self.fd
         return try SystemCall.retrying("recv(packet socket)") {
-            recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC))
+            recv(fd, buffer.baseAddress, buffer.count, cmaglev_msg_dontwait() | cmaglev_msg_trunc())
         }
     }
 

@@ -66,6 +66,8 @@ int cmaglev_packet_ignore_outgoing(void);
 int cmaglev_packet_outgoing(void);
 int cmaglev_skf_ad_pkttype(void);
 int cmaglev_sock_nonblock(void);
+int cmaglev_msg_trunc(void);
+int cmaglev_msg_dontwait(void);
 
 /// One classic BPF instruction and a program, laid out as `struct sock_filter` / `sock_fprog`.
 struct cmaglev_bpf_insn {
@@ -80,6 +82,9 @@ int cmaglev_attach_filter(int fd, const struct cmaglev_bpf_insn *insns, unsigned
 /// Binds an AF_PACKET socket to `ifindex` for `protocol` (host order, e.g. ETH_P_ALL); returns
 /// bind's result (errno set).
 int cmaglev_packet_bind(int fd, int ifindex, int protocol);
+/// PACKET_STATISTICS: frames seen and dropped (receive queue full) since the last call; the
+/// kernel resets them on read. Returns getsockopt's result (errno set).
+int cmaglev_packet_statistics(int fd, unsigned int *packets, unsigned int *drops);
 /// The size of `struct sockaddr_ll`.
 unsigned int cmaglev_sockaddr_ll_size(void);
 
