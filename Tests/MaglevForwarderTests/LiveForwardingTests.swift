@@ -300,6 +300,57 @@ extension LiveForwardingTests {
     }
 }
 
+extension LiveForwardingTests {
+    static func yaml(backends: [Int]) -> String {
+        """
+        table_size: 251
+        hash_seed: 7
+        encap:
+          source_ipv4: 198.18.0.1
+          source_ipv6: "2001:db8::1"
+        vips:
+          - name: vip4
+            address: \(vip4)
+            backends:
+        \(backends.map { "      - { name: web-\($0), address: 198.18.1.\($0) }" }.joined(separator: "\n"))
+        """
+    }
+
+    /// SIGHUP re-reads the config file: a backend removed from the file gets no new flows.
+    /// (The forwarder starts from the same config built in code, so no loader is needed here.)
+    @Test func sighupReloadsTheConfigFile() throws {
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("maglev-ok-\(getpid()).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Self.yaml(backends: [1, 2, 3, 4]).write(toFile: path, atomically: true, encoding: .utf8)
+        let forwarder = try Forwarder(config: Self.config(), configPath: path, options: Self.options(lab))
+        try forwarder.start()
+        try Self.yaml(backends: [2, 3, 4]).write(toFile: path, atomically: true, encoding: .utf8)
+
+        let packets = (0..<64).map {
+            Packets.ipv4(source: Self.client4, destination: Self.vip4, proto: IPProtocol.udp, sourcePort: 12000 + $0, destinationPort: 53)
+        }
+        let captured = ResultBox<[[UInt8]]>()
+        let client = try OSThread {
+            ThreadContext.sleep(milliseconds: 200)
+            SignalEvents.simulate(.hangup)
+            ThreadContext.sleep(milliseconds: 300)
+            captured.set(Result { try Self.exchange(lab, send: packets, expect: packets.count, keep: Self.isGRE) })
+        }
+        let events = EventLog()
+        let final = try forwarder.run(statisticsInterval: nil, duration: 1.2) { events.append($0) }
+        client.join()
+
+        #expect(events.all.contains { if case .reloaded(_, 1, 3) = $0 { true } else { false } })
+        let got = try captured.get()
+        #expect(got.count == packets.count)
+        #expect(!got.contains { Array($0[16..<20]) == Packets.ipv4Bytes("198.18.1.1") }, "web-1 left the file")
+        #expect(final.workers[0].io.snapshotsInstalled == 1)
+        #expect(final.totalDataplane.forwarded == UInt64(packets.count))
+    }
+}
+
 final class EventLog: @unchecked Sendable {
     private var events: [ForwarderEvent] = []
     private let lock = NSLock()
