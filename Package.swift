@@ -87,6 +87,9 @@ let package = Package(
             name: "MaglevDecapTests", dependencies: ["MaglevForwarder", "MaglevLinux", "MaglevCore"],
             swiftSettings: strict),
         .testTarget(
+            name: "MaglevForwarderTests", dependencies: ["MaglevForwarder", "MaglevLinux", "MaglevCore"],
+            swiftSettings: strict),
+        .testTarget(
             name: "MaglevCLITests", dependencies: ["MaglevCLI", "MaglevLinux"],
             swiftSettings: strict),
     ]

@@ -29,3 +29,146 @@ int cmaglev_recvmmsg(int fd, struct cmaglev_mmsghdr *messages, unsigned int coun
     _Static_assert(sizeof(struct cmaglev_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
     return recvmmsg(fd, (struct mmsghdr *)messages, count, flags, NULL);
 }
+// ---- Live forwarding ----
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+
+void cmaglev_sqe_set_buf_group(struct io_uring_sqe *sqe, uint16_t group) { sqe->buf_group = group; }
+
+int cmaglev_eth_p_all(void) { return ETH_P_ALL; }
+int cmaglev_packet_fanout(void) { return PACKET_FANOUT; }
+int cmaglev_packet_fanout_hash(void) { return PACKET_FANOUT_HASH; }
+int cmaglev_packet_ignore_outgoing(void) { return PACKET_IGNORE_OUTGOING; }
+int cmaglev_packet_outgoing(void) { return PACKET_OUTGOING; }
+int cmaglev_skf_ad_pkttype(void) { return SKF_AD_OFF + SKF_AD_PKTTYPE; }
+int cmaglev_sock_nonblock(void) { return SOCK_NONBLOCK; }
+int cmaglev_msg_trunc(void) { return MSG_TRUNC; }
+int cmaglev_msg_dontwait(void) { return MSG_DONTWAIT; }
+
+_Static_assert(sizeof(struct cmaglev_bpf_insn) == sizeof(struct sock_filter), "sock_filter layout");
+
+int cmaglev_attach_filter(int fd, const struct cmaglev_bpf_insn *insns, unsigned short count) {
+    struct sock_fprog prog = {.len = count, .filter = (struct sock_filter *)insns};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+
+int cmaglev_packet_bind(int fd, int ifindex, int protocol) {
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons((unsigned short)protocol);
+    sll.sll_ifindex = ifindex;
+    return bind(fd, (struct sockaddr *)&sll, sizeof(sll));
+}
+
+int cmaglev_packet_statistics(int fd, unsigned int *packets, unsigned int *drops) {
+    struct tpacket_stats st;
+    socklen_t len = sizeof(st);
+    int rc = getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &len);
+    if (rc == 0) {
+        *packets = st.tp_packets;
+        *drops = st.tp_drops;
+    }
+    return rc;
+}
+
+unsigned int cmaglev_sockaddr_ll_size(void) { return sizeof(struct sockaddr_ll); }
+
+int cmaglev_pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set);
+}
+
+int cmaglev_allowed_cpu_count(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+    return CPU_COUNT(&set);
+}
+
+int cmaglev_allowed_cpu(int n) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, &set)) {
+            if (n == 0) return cpu;
+            n--;
+        }
+    }
+    return -1;
+}
+
+int cmaglev_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
+
+static atomic_ulong cmaglev_signal_bits;
+static atomic_int cmaglev_signal_fd = -1;
+
+static void cmaglev_signal_handler(int signo) {
+    int saved = errno;
+    atomic_fetch_or(&cmaglev_signal_bits, 1UL << signo);
+    int fd = atomic_load(&cmaglev_signal_fd);
+    if (fd >= 0) {
+        uint64_t one = 1;
+        ssize_t ignored = write(fd, &one, sizeof(one));
+        (void)ignored;
+    }
+    errno = saved;
+}
+
+static atomic_int cmaglev_signals_installed;
+
+int cmaglev_signals_install(void) {
+    int fd = atomic_load(&cmaglev_signal_fd);
+    if (fd < 0) {
+        fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd < 0) return -1;
+        atomic_store(&cmaglev_signal_fd, fd);
+    }
+    if (atomic_exchange(&cmaglev_signals_installed, 1)) return fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = cmaglev_signal_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    int signals[] = {SIGHUP, SIGINT, SIGTERM};
+    for (unsigned i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+        if (sigaction(signals[i], &sa, NULL) != 0) return -1;
+    }
+    return fd;
+}
+
+int cmaglev_signals_fd(void) { return atomic_load(&cmaglev_signal_fd); }
+
+void cmaglev_signals_restore(void) {
+    if (!atomic_exchange(&cmaglev_signals_installed, 0)) return;
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
+unsigned long cmaglev_signals_take(void) { return atomic_exchange(&cmaglev_signal_bits, 0UL); }
+
+void cmaglev_signals_drain(void) {
+    int fd = atomic_load(&cmaglev_signal_fd);
+    if (fd < 0) return;
+    uint64_t value;
+    ssize_t ignored = read(fd, &value, sizeof(value));
+    (void)ignored;
+}
+
+void cmaglev_signals_inject(int signo) { cmaglev_signal_handler(signo); }

@@ -17,6 +17,7 @@ struct cmaglev_mmsghdr {
     unsigned int msg_len;
 };
 int cmaglev_recvmmsg(int fd, struct cmaglev_mmsghdr *messages, unsigned int count, int flags);
+#include <stdint.h>
 
 /// IOSQE_* flags are enum-defined macros in liburing; Swift sees none of them.
 unsigned int cmaglev_iosqe_fixed_file(void);
@@ -50,4 +51,65 @@ int cmaglev_decap_stop_requested(void);
 /// Moves the calling thread into the network namespace at `path` (e.g. /var/run/netns/NAME).
 int cmaglev_decap_enter_netns(const char *path);
 
+
+// ---- Live forwarding: constants, struct layouts and _GNU_SOURCE-only calls that Swift's Glibc
+// module does not expose. MaglevLinux wraps each of these with errno handling.
+
+/// sqe->buf_group sits in a packed anonymous union that Swift does not import.
+void cmaglev_sqe_set_buf_group(struct io_uring_sqe *sqe, uint16_t group);
+
+/// Kernel constants (linux/if_ether.h, linux/if_packet.h, linux/filter.h, sched.h).
+int cmaglev_eth_p_all(void);
+int cmaglev_packet_fanout(void);
+int cmaglev_packet_fanout_hash(void);
+int cmaglev_packet_ignore_outgoing(void);
+int cmaglev_packet_outgoing(void);
+int cmaglev_skf_ad_pkttype(void);
+int cmaglev_sock_nonblock(void);
+int cmaglev_msg_trunc(void);
+int cmaglev_msg_dontwait(void);
+
+/// One classic BPF instruction and a program, laid out as `struct sock_filter` / `sock_fprog`.
+struct cmaglev_bpf_insn {
+    uint16_t code;
+    uint8_t jt;
+    uint8_t jf;
+    uint32_t k;
+};
+/// Attaches a classic BPF program (SO_ATTACH_FILTER); returns setsockopt's result (errno set).
+int cmaglev_attach_filter(int fd, const struct cmaglev_bpf_insn *insns, unsigned short count);
+
+/// Binds an AF_PACKET socket to `ifindex` for `protocol` (host order, e.g. ETH_P_ALL); returns
+/// bind's result (errno set).
+int cmaglev_packet_bind(int fd, int ifindex, int protocol);
+/// PACKET_STATISTICS: frames seen and dropped (receive queue full) since the last call; the
+/// kernel resets them on read. Returns getsockopt's result (errno set).
+int cmaglev_packet_statistics(int fd, unsigned int *packets, unsigned int *drops);
+/// The size of `struct sockaddr_ll`.
+unsigned int cmaglev_sockaddr_ll_size(void);
+
+/// Pins the calling thread to one CPU (sched_setaffinity with CPU_SET); 0 or -1 with errno.
+int cmaglev_pin_to_cpu(int cpu);
+/// How many CPUs this thread may run on (sched_getaffinity + CPU_COUNT), or -1.
+int cmaglev_allowed_cpu_count(void);
+/// The n-th CPU (0-based) this thread may run on, or -1.
+int cmaglev_allowed_cpu(int n);
+
+/// Moves the calling thread into the network namespace `fd` refers to (setns CLONE_NEWNET).
+int cmaglev_setns_net(int fd);
+
+/// Installs handlers for SIGHUP, SIGINT and SIGTERM that record the signal and make the
+/// returned eventfd readable (the handler only sets a bit and writes the eventfd). Returns the
+/// eventfd, or -1 with errno. Idempotent.
+int cmaglev_signals_install(void);
+/// Bits (1 << signo) of the signals received since the last call; clears them.
+unsigned long cmaglev_signals_take(void);
+/// The eventfd counter read (drains it); 0 if nothing was pending.
+void cmaglev_signals_drain(void);
+/// The eventfd `cmaglev_signals_install` made, or -1.
+int cmaglev_signals_fd(void);
+/// Restores the default actions for SIGHUP, SIGINT and SIGTERM (the eventfd stays).
+void cmaglev_signals_restore(void);
+/// Raises a recorded signal as if it had been delivered (for tests).
+void cmaglev_signals_inject(int signo);
 #endif

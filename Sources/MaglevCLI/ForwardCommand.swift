@@ -1,0 +1,131 @@
+import ArgumentParser
+import MaglevConfig
+import MaglevCore
+import MaglevForwarder
+import MaglevLinux
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct ForwardCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract: "Forward live traffic: VIP packets in, GRE to the chosen backend out.",
+        discussion: """
+            Receives the frames for the configured VIPs on --interface (one AF_PACKET socket per \
+            worker in a PACKET_FANOUT_HASH group, filtered in the kernel by a classic BPF program \
+            for the VIP prefixes), runs them through the data plane in batches (io_uring \
+            multishot receive into provided buffers; outer headers written in place, no copy) \
+            and sends each packet GRE-encapsulated to its backend through a raw IP socket: the \
+            kernel routes it by the outer destination. Packets too big for the path get ICMP \
+            "fragmentation needed" / ICMPv6 "packet too big" replies.
+
+            One worker per core, pinned. SIGHUP re-reads the config (an invalid one is reported \
+            and the running one kept); SIGINT / SIGTERM stop once in-flight sends complete and \
+            print the final counters.
+
+            Needs CAP_NET_RAW (root) and io_uring (sysctl kernel.io_uring_disabled=0). The \
+            packet socket gets a copy of each frame and the kernel still handles the original: \
+            never configure a VIP on the forwarder itself, and keep net.ipv4.ip_forward=0 there.
+
+            Examples:
+              maglev forward --config /etc/maglev.yaml --interface eth0
+              maglev forward --config lb.yaml --interface eth1 --workers 4 --stats-interval 5
+              maglev forward --config lb.yaml --interface veth0 --json-stats \\
+                --stats-interval 1 --duration 30
+              kill -HUP $(pidof maglev)    # reload the config
+            """)
+
+    @Option(help: "Config file (YAML): VIPs, pools, encapsulation sources, table, seed.")
+    var config: String
+
+    @Option(help: "Interface the VIP traffic arrives on.")
+    var interface: String
+
+    @Option(help: "Worker threads (one per core, pinned). Default: the CPUs this process may use.")
+    var workers: Int?
+
+    @Option(help: "Print counters every S seconds (per worker, total, per backend).")
+    var statsInterval: Double?
+
+    @Flag(help: "Print counters as one JSON object per line.")
+    var jsonStats = false
+
+    @Option(help: "Stop by itself after S seconds.")
+    var duration: Double?
+
+    @Option(help: "Kernel filter: vips (only packets to a VIP, default) or ethertype (all IPv4/IPv6).")
+    var filter = "vips"
+
+    @Flag(help: "Do not pin workers to CPUs.")
+    var noPin = false
+
+    func validate() throws {
+        if let w = workers, !(1...1024).contains(w) { throw ValidationError("--workers must be between 1 and 1024") }
+        if let s = statsInterval, !(s > 0) { throw ValidationError("--stats-interval must be more than 0 seconds") }
+        if let d = duration, !(d > 0) { throw ValidationError("--duration must be more than 0 seconds") }
+        if VIPFilter.Mode(rawValue: filter) == nil { throw ValidationError("--filter must be vips or ethertype") }
+    }
+
+    func run() throws {
+        let file: MaglevConfigFile
+        do {
+            file = try MaglevConfigFile.load(path: config)
+        } catch {
+            throw CLIError("invalid config \(config):\n\(error)\nfix it, then check it with `maglev config check \(config)`")
+        }
+        if case .unavailable(_, let hint) = IORingProbe.check() {
+            throw CLIError("io_uring is not available: \(hint) (sysctl kernel.io_uring_disabled)")
+        }
+        let cpus = ThreadContext.allowedCPUs()
+        var options = ForwarderOptions(interface: interface, workers: workers ?? max(1, cpus.count))
+        options.connectionCapacity = file.connectionCapacity
+        options.filterMode = VIPFilter.Mode(rawValue: filter) ?? .vips
+        if noPin { options.cpus = [] }
+        let forwarder: Forwarder
+        do {
+            forwarder = try Forwarder(config: file.dataplane, configPath: config, options: options)
+            try forwarder.start()
+        } catch {
+            throw CLIError(error.message)
+        }
+        let json = jsonStats
+        var previous: ForwarderStatistics?
+        do {
+            _ = try forwarder.run(statisticsInterval: statsInterval, duration: duration) { event in
+                switch event {
+                case .started(let n, let rings, let filters):
+                    if !json {
+                        print(
+                            "forwarding on \(options.interface): \(n) worker(s), ring \(Set(rings).sorted().joined(separator: "/")), "
+                                + "filter \(Set(filters).sorted().joined(separator: "/")); SIGHUP reloads, SIGINT/SIGTERM stop")
+                    }
+                case .statistics(let s):
+                    print(json ? StatisticsFormat.json(s) : StatisticsFormat.text(s, previous: previous))
+                    previous = s
+                case .reloaded(let path, let vips, let backends):
+                    if json {
+                        print("{\"event\":\"reloaded\",\"path\":\"\(path)\",\"vips\":\(vips),\"backends\":\(backends)}")
+                    } else {
+                        print("reloaded \(path): \(vips) VIP(s), \(backends) backend(s)")
+                    }
+                case .reloadFailed(let message):
+                    printError(message)
+                case .stopping(let reason):
+                    if !json { print("stopping (\(reason)): finishing in-flight sends") }
+                case .stopped(let s):
+                    print(json ? StatisticsFormat.json(s) : "final counters:\n" + StatisticsFormat.text(s))
+                }
+                fflush(nil)
+            }
+        } catch {
+            throw CLIError(error.message)
+        }
+    }
+
+    func printError(_ message: String) {
+        var line = message + "\n"
+        line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+}

@@ -1,0 +1,268 @@
+public import MaglevCore
+import MaglevConfig
+import MaglevLinux
+import Synchronization
+
+/// A start-up or reload problem, worded for the person running the forwarder: what is wrong
+/// and what to do.
+public struct ForwarderError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    static func opening(_ e: SystemError, interface: String) -> ForwarderError {
+        if e.call.hasPrefix("if_nametoindex") {
+            return ForwarderError(
+                "no such interface '\(interface)' in this network namespace; list them with `ip link` "
+                    + "(or run under `ip netns exec NAME`)")
+        }
+        if e.isPermissionDenied && e.call.hasPrefix("socket") {
+            return ForwarderError(
+                "\(e.call) was refused (\(e.reason)): the forwarder needs CAP_NET_RAW (and CAP_NET_ADMIN for "
+                    + "buffer sizes); run it as root or grant them: `setcap cap_net_raw,cap_net_admin+ep $(which maglev)`")
+        }
+        if e.call.hasPrefix("io_uring") {
+            if case .unavailable(_, let hint) = IORingProbe.check() {
+                return ForwarderError("io_uring is not available: \(hint) (sysctl kernel.io_uring_disabled)")
+            }
+            if e.errno == 12 {  // ENOMEM
+                return ForwarderError(
+                    "\(e): not enough locked memory for the ring and its buffers; raise `ulimit -l` or use fewer buffers")
+            }
+        }
+        return ForwarderError("cannot open the forwarder's sockets on '\(interface)': \(e)")
+    }
+}
+
+/// What the control loop reports while it runs.
+public enum ForwarderEvent: Sendable {
+    case started(workers: Int, ringModes: [String], filterModes: [String])
+    case statistics(ForwarderStatistics)
+    case reloaded(path: String, vips: Int, backends: Int)
+    /// The new config was rejected; the running one stays.
+    case reloadFailed(String)
+    case stopping(reason: String)
+    case stopped(ForwarderStatistics)
+}
+
+/// The live forwarder: N pinned workers sharing an interface through a fanout group, a
+/// snapshot mailbox they read between batches, reload and graceful stop.
+public final class Forwarder: @unchecked Sendable {
+    // @unchecked: mutable state (`current`, `threads`, `started`) is touched only by the one
+    // control thread that owns the forwarder; workers see only the mailbox and their links.
+
+    public let options: ForwarderOptions
+    public let configPath: String?
+    let mailbox: SnapshotMailbox
+    let links: [WorkerLink]
+    var threads: [OSThread] = []
+    var current: ForwardingSnapshot
+    let startTime: UInt64
+    let startCPU: ProcessCPUTime
+
+    /// Validates the config (builds its snapshot) without opening anything.
+    public init(config: DataplaneConfig, configPath: String? = nil, options: ForwarderOptions) throws(ForwarderError) {
+        guard options.workers >= 1 && options.workers <= 1024 else {
+            throw ForwarderError("--workers must be between 1 and 1024 (got \(options.workers))")
+        }
+        guard options.bufferCount > 0 && options.bufferCount & (options.bufferCount - 1) == 0
+            && options.bufferCount <= 32768
+        else { throw ForwarderError("the buffer count must be a power of two up to 32768") }
+        let snapshot: ForwardingSnapshot
+        do {
+            snapshot = try ForwardingSnapshot(config: config)
+        } catch {
+            throw ForwarderError("invalid config\(configPath.map { " \($0)" } ?? ""): \(error)")
+        }
+        self.options = options
+        self.configPath = configPath
+        self.current = snapshot
+        let filter = VIPFilter.program(for: config.vips, mode: options.filterMode)
+        self.mailbox = SnapshotMailbox(.init(snapshot: snapshot, filter: filter.program, filterMode: filter.mode))
+        // DataplaneStatistics has no public initialiser: take an all-zero one from a tiny data plane.
+        let zero = Dataplane(snapshot: snapshot, connectionCapacity: 8, fragmentCapacity: 8).statistics
+        self.links = (0..<options.workers).map { WorkerLink(id: $0, zero: zero) }
+        self.startTime = MonotonicClock.now()
+        self.startCPU = ProcessCPUTime.now()
+    }
+
+    /// The snapshot workers run (or will run after their next batch).
+    public var snapshot: ForwardingSnapshot { current }
+
+    /// Starts the workers and waits until every one has its sockets and ring, or one failed
+    /// (then the others are stopped and the first failure is thrown).
+    public func start() throws(ForwarderError) {
+        precondition(threads.isEmpty, "start() once")
+        let cpus = options.cpus ?? ThreadContext.allowedCPUs()
+        for link in links {
+            let cpu: Int? = cpus.isEmpty ? nil : cpus[link.id % cpus.count]
+            let mailbox = self.mailbox
+            let options = self.options
+            do {
+                threads.append(
+                    try OSThread {
+                        Forwarder.workerMain(link: link, mailbox: mailbox, options: options, cpu: cpu)
+                    })
+            } catch {
+                link.failure.withLock { $0 = ForwarderError("cannot start worker \(link.id): \(error)") }
+                link.state.store(WorkerLink.State.failed.rawValue, ordering: .releasing)
+            }
+        }
+        // Wait for every worker to report (control side: polling with sleeps is fine here).
+        let deadline = MonotonicClock.now() + 30_000_000_000
+        while links.contains(where: { $0.currentState == .starting }) && MonotonicClock.now() < deadline {
+            sleepMilliseconds(2)
+        }
+        if let failed = links.first(where: { $0.currentState != .running }) {
+            let error =
+                failed.failure.withLock { $0 } ?? ForwarderError("worker \(failed.id) did not start within 30 s")
+            _ = stop()
+            throw error
+        }
+    }
+
+    static func workerMain(link: WorkerLink, mailbox: SnapshotMailbox, options: ForwarderOptions, cpu: Int?) {
+        do throws(ForwarderError) {
+            if let path = options.networkNamespace {
+                do {
+                    try ThreadContext.enterNetworkNamespace(path: path)
+                } catch {
+                    throw ForwarderError("cannot enter network namespace \(path): \(error)")
+                }
+            }
+            let worker = try Worker(link: link, mailbox: mailbox, options: options, cpu: cpu)
+            link.state.store(WorkerLink.State.running.rawValue, ordering: .releasing)
+            worker.run()
+        } catch {
+            link.failure.withLock { $0 = error }
+            link.state.store(WorkerLink.State.failed.rawValue, ordering: .releasing)
+            return
+        }
+        link.state.store(WorkerLink.State.finished.rawValue, ordering: .releasing)
+    }
+
+    /// Builds a snapshot for `config` (backend ids kept stable from the running one) and
+    /// publishes it; workers install it between batches. Throws (and keeps the running
+    /// snapshot) when the config is invalid.
+    public func publish(_ config: DataplaneConfig) throws(ForwarderError) {
+        let snapshot: ForwardingSnapshot
+        do {
+            snapshot = try ForwardingSnapshot(config: config, previous: current)
+        } catch {
+            throw ForwarderError("invalid config: \(error)")
+        }
+        current = snapshot
+        let filter = VIPFilter.program(for: config.vips, mode: options.filterMode)
+        mailbox.publish(.init(snapshot: snapshot, filter: filter.program, filterMode: filter.mode))
+    }
+
+    /// Re-reads the config file, validates it and publishes it. The running config stays on
+    /// any error.
+    public func reload() throws(ForwarderError) {
+        guard let path = configPath else { throw ForwarderError("no config file to reload") }
+        let file: MaglevConfigFile
+        do {
+            file = try MaglevConfigFile.load(path: path)
+        } catch {
+            throw ForwarderError("reload of \(path) rejected, running config kept:\n\(error)")
+        }
+        try publish(file.dataplane)
+    }
+
+    /// Asks every worker for its counters and waits (up to `timeoutMilliseconds`) for them.
+    public func statistics(timeoutMilliseconds: Int = 1000) -> ForwarderStatistics {
+        var targets: [UInt64] = []
+        for link in links {
+            let t = link.statisticsRequested.add(1, ordering: .relaxed).newValue
+            targets.append(t)
+        }
+        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+        for (link, target) in zip(links, targets) {
+            while link.currentState == .running && link.statisticsServed.load(ordering: .acquiring) < target
+                && MonotonicClock.now() < deadline
+            {
+                sleepMilliseconds(1)
+            }
+        }
+        return collect()
+    }
+
+    func collect() -> ForwarderStatistics {
+        let snapshot = current
+        let names = snapshot.backendNames
+        let addresses = (0..<names.count).map { snapshot.address(ofBackend: $0).description }
+        return ForwarderStatistics(
+            elapsedSeconds: Double(MonotonicClock.now() - startTime) / 1e9,
+            workers: links.map { l in l.statistics.withLock { $0 } },
+            vipNames: snapshot.config.vips.map(\.name), backendNames: names, backendAddresses: addresses,
+            cpuNanoseconds: ProcessCPUTime.now().totalNanoseconds - startCPU.totalNanoseconds)
+    }
+
+    /// Stops the workers (each finishes its in-flight sends), joins them and returns the final
+    /// counters.
+    @discardableResult
+    public func stop() -> ForwarderStatistics {
+        for link in links { link.stopRequested.store(true, ordering: .relaxed) }
+        for t in threads { t.join() }
+        threads.removeAll()
+        return collect()
+    }
+
+    /// The control loop of `maglev forward`: statistics every `statisticsInterval` seconds (if
+    /// any), SIGHUP reloads the config file, SIGINT / SIGTERM (or `duration` seconds) stop.
+    /// Call after `start()`; returns the final statistics once the workers have stopped.
+    public func run(
+        statisticsInterval: Double?, duration: Double?, onEvent: (ForwarderEvent) -> Void
+    ) throws(ForwarderError) -> ForwarderStatistics {
+        do {
+            try SignalEvents.install()
+        } catch {
+            throw ForwarderError("cannot install signal handlers: \(error)")
+        }
+        defer { SignalEvents.restoreDefaults() }
+        let first = statistics()
+        onEvent(
+            .started(
+                workers: links.count, ringModes: first.workers.map(\.ringMode),
+                filterModes: first.workers.map(\.filterMode)))
+        let start = MonotonicClock.now()
+        var nextStats = statisticsInterval.map { start + UInt64($0 * 1e9) }
+        let end = duration.map { start + UInt64($0 * 1e9) }
+        var reason = ""
+        while reason.isEmpty {
+            let now = MonotonicClock.now()
+            var wake = now + 1_000_000_000
+            if let n = nextStats { wake = min(wake, n) }
+            if let e = end { wake = min(wake, e) }
+            let waitMs = Int32(clamping: (wake > now ? wake - now : 0) / 1_000_000)
+            let signals = SignalEvents.wait(timeoutMilliseconds: max(waitMs, 1))
+            if signals.contains(.hangup) {
+                do throws(ForwarderError) {
+                    try reload()
+                    onEvent(
+                        .reloaded(
+                            path: configPath ?? "", vips: current.vipCount,
+                            backends: current.backendPresent.filter { $0 }.count))
+                } catch {
+                    onEvent(.reloadFailed(error.message))
+                }
+            }
+            if signals.contains(.terminate) { reason = "SIGTERM" }
+            if signals.contains(.interrupt) { reason = "SIGINT" }
+            if links.contains(where: { $0.currentState != .running }) { reason = "a worker stopped" }
+            let after = MonotonicClock.now()
+            if let e = end, after >= e, reason.isEmpty { reason = "duration elapsed" }
+            if let n = nextStats, after >= n, let interval = statisticsInterval {
+                onEvent(.statistics(statistics()))
+                nextStats = n + UInt64(interval * 1e9)
+                if nextStats! <= after { nextStats = after + UInt64(interval * 1e9) }
+            }
+        }
+        onEvent(.stopping(reason: reason))
+        let final = stop()
+        onEvent(.stopped(final))
+        return final
+    }
+}
+
+func sleepMilliseconds(_ ms: Int) { ThreadContext.sleep(milliseconds: ms) }

@@ -1,0 +1,247 @@
+public import MaglevCore
+
+/// A worker's I/O counters (the data plane counts its own outcomes).
+public struct IOCounters: Sendable, Equatable {
+    /// Frames delivered by the packet socket.
+    public var received: UInt64 = 0
+    /// Frames longer than a receive buffer (cut short; the data plane sees them truncated).
+    public var truncated: UInt64 = 0
+    /// Frames the kernel dropped because the packet socket's receive queue was full
+    /// (`PACKET_STATISTICS`; read when statistics are published).
+    public var kernelDrops: UInt64 = 0
+    /// Receive completions with an error other than an empty buffer ring.
+    public var receiveErrors: UInt64 = 0
+    /// The provided-buffer ring ran dry (`-ENOBUFS`): every buffer was waiting for a send.
+    public var bufferRingEmpty: UInt64 = 0
+    /// Times the multishot receive had to be armed again.
+    public var receiveRearms: UInt64 = 0
+    /// Packets the kernel accepted from our raw sockets.
+    public var sent: UInt64 = 0
+    /// Sends that failed (`lastSendErrno` says how).
+    public var sendErrors: UInt64 = 0
+    public var lastSendErrno: Int32 = 0
+    /// IPv6 outputs dropped because this host has no IPv6 raw socket.
+    public var noIPv6Socket: UInt64 = 0
+    /// Turns of the loop (each one `io_uring_enter` at most) and batches processed.
+    public var turns: UInt64 = 0
+    public var batches: UInt64 = 0
+    public var snapshotsInstalled: UInt64 = 0
+    public var filterUpdateErrors: UInt64 = 0
+
+    public init() {}
+
+    public static func + (a: IOCounters, b: IOCounters) -> IOCounters {
+        var s = a
+        s.received += b.received
+        s.truncated += b.truncated
+        s.kernelDrops += b.kernelDrops
+        s.receiveErrors += b.receiveErrors
+        s.bufferRingEmpty += b.bufferRingEmpty
+        s.receiveRearms += b.receiveRearms
+        s.sent += b.sent
+        s.sendErrors += b.sendErrors
+        if b.lastSendErrno != 0 { s.lastSendErrno = b.lastSendErrno }
+        s.noIPv6Socket += b.noIPv6Socket
+        s.turns += b.turns
+        s.batches += b.batches
+        s.snapshotsInstalled += b.snapshotsInstalled
+        s.filterUpdateErrors += b.filterUpdateErrors
+        return s
+    }
+}
+
+/// One worker's counters at one moment.
+public struct WorkerStatistics: Sendable {
+    public var worker: Int
+    /// The CPU it is pinned to, or nil when pinning failed or was off.
+    public var cpu: Int?
+    /// The io_uring setup mode the kernel accepted.
+    public var ringMode: String
+    /// Which kernel filter runs on the packet socket.
+    public var filterMode: String
+    public var dataplane: DataplaneStatistics
+    public var io: IOCounters
+
+    public init(
+        worker: Int, cpu: Int?, ringMode: String, filterMode: String, dataplane: DataplaneStatistics,
+        io: IOCounters = .init()
+    ) {
+        self.worker = worker
+        self.cpu = cpu
+        self.ringMode = ringMode
+        self.filterMode = filterMode
+        self.dataplane = dataplane
+        self.io = io
+    }
+}
+
+extension DataplaneStatistics {
+    /// Counter-wise sum (backend and VIP lists padded to the longer one).
+    public static func + (a: DataplaneStatistics, b: DataplaneStatistics) -> DataplaneStatistics {
+        var s = a
+        s.packets += b.packets
+        s.bytes += b.bytes
+        s.forwarded += b.forwarded
+        s.icmpReplies += b.icmpReplies
+        s.reselected += b.reselected
+        for i in 0..<min(s.reasons.count, b.reasons.count) { s.reasons[i] += b.reasons[i] }
+        func add(_ x: inout [Load], _ y: [Load]) {
+            while x.count < y.count {
+                var zero = y[x.count]
+                zero.packets = 0
+                zero.bytes = 0
+                zero.newFlows = 0
+                x.append(zero)
+            }
+            for i in 0..<y.count {
+                x[i].packets += y[i].packets
+                x[i].bytes += y[i].bytes
+                x[i].newFlows += y[i].newFlows
+            }
+        }
+        add(&s.vips, b.vips)
+        add(&s.backends, b.backends)
+        return s
+    }
+}
+
+/// Everything a stats line reports: per worker, the total, and names for VIP and backend ids.
+public struct ForwarderStatistics: Sendable {
+    /// Seconds since the forwarder started.
+    public var elapsedSeconds: Double
+    public var workers: [WorkerStatistics]
+    public var vipNames: [String]
+    /// Per backend id: name and address.
+    public var backendNames: [String]
+    public var backendAddresses: [String]
+    /// Process CPU time (user + system) since start, nanoseconds.
+    public var cpuNanoseconds: UInt64
+
+    public init(
+        elapsedSeconds: Double, workers: [WorkerStatistics], vipNames: [String], backendNames: [String],
+        backendAddresses: [String], cpuNanoseconds: UInt64
+    ) {
+        precondition(!workers.isEmpty)
+        self.elapsedSeconds = elapsedSeconds
+        self.workers = workers
+        self.vipNames = vipNames
+        self.backendNames = backendNames
+        self.backendAddresses = backendAddresses
+        self.cpuNanoseconds = cpuNanoseconds
+    }
+
+    public var totalDataplane: DataplaneStatistics {
+        workers.dropFirst().reduce(workers[0].dataplane) { $0 + $1.dataplane }
+    }
+    public var totalIO: IOCounters { workers.reduce(IOCounters()) { $0 + $1.io } }
+
+    /// CPU time per packet received, nanoseconds (0 before the first packet).
+    public var cpuNanosecondsPerPacket: Double {
+        let n = totalIO.received
+        return n == 0 ? 0 : Double(cpuNanoseconds) / Double(n)
+    }
+}
+
+/// Text and JSON renderings of forwarder statistics.
+public enum StatisticsFormat {
+    /// Several human-readable lines: total, each worker, each backend with traffic.
+    public static func text(_ s: ForwarderStatistics, previous: ForwarderStatistics? = nil) -> String {
+        let total = s.totalDataplane
+        let io = s.totalIO
+        var lines: [String] = []
+        var rate = ""
+        if let previous, s.elapsedSeconds > previous.elapsedSeconds {
+            let dt = s.elapsedSeconds - previous.elapsedSeconds
+            let pps = Double(io.received - min(io.received, previous.totalIO.received)) / dt
+            let fps = Double(total.forwarded - min(total.forwarded, previous.totalDataplane.forwarded)) / dt
+            rate = " rx_pps \(fixed(pps, 0)) fwd_pps \(fixed(fps, 0))"
+        }
+        lines.append(
+            "[\(fixed(s.elapsedSeconds, 1))s] total: \(summary(total, io))\(rate) cpu_ns_per_packet \(fixed(s.cpuNanosecondsPerPacket, 0))"
+        )
+        for w in s.workers {
+            let cpu = w.cpu.map { "cpu \($0)" } ?? "unpinned"
+            lines.append(
+                "  worker \(w.worker) (\(cpu), ring \(w.ringMode), filter \(w.filterMode)): \(summary(w.dataplane, w.io))")
+        }
+        let drops = DropReason.allCases.filter { !$0.isPass && total.count($0) > 0 }
+        if !drops.isEmpty {
+            lines.append("  drops: " + drops.map { "\($0) \(total.count($0))" }.joined(separator: ", "))
+        }
+        for (id, load) in total.backends.enumerated() where load.packets > 0 || load.newFlows > 0 {
+            let name = id < s.backendNames.count ? s.backendNames[id] : "#\(id)"
+            let address = id < s.backendAddresses.count ? s.backendAddresses[id] : "?"
+            lines.append("  backend \(name) (\(address)): packets \(load.packets) bytes \(load.bytes) new_flows \(load.newFlows)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func summary(_ d: DataplaneStatistics, _ io: IOCounters) -> String {
+        "packets \(d.packets) forwarded \(d.forwarded) icmp \(d.icmpReplies) pass \(d.passed) dropped \(d.dropped)"
+            + " sent \(io.sent) send_errors \(io.sendErrors) rx_errors \(io.receiveErrors) ring_empty \(io.bufferRingEmpty)"
+            + " truncated \(io.truncated) kernel_drops \(io.kernelDrops)"
+    }
+
+    /// One JSON object on one line (keys in a fixed order).
+    public static func json(_ s: ForwarderStatistics) -> String {
+        func dataplane(_ d: DataplaneStatistics) -> String {
+            let reasons = DropReason.allCases.map { "\"\($0)\":\(d.count($0))" }.joined(separator: ",")
+            return "\"packets\":\(d.packets),\"bytes\":\(d.bytes),\"forwarded\":\(d.forwarded),\"icmp_replies\":\(d.icmpReplies),"
+                + "\"passed\":\(d.passed),\"dropped\":\(d.dropped),\"reselected\":\(d.reselected),\"reasons\":{\(reasons)}"
+        }
+        func io(_ c: IOCounters) -> String {
+            "\"received\":\(c.received),\"truncated\":\(c.truncated),\"kernel_drops\":\(c.kernelDrops),"
+                + "\"receive_errors\":\(c.receiveErrors),"
+                + "\"buffer_ring_empty\":\(c.bufferRingEmpty),\"receive_rearms\":\(c.receiveRearms),\"sent\":\(c.sent),"
+                + "\"send_errors\":\(c.sendErrors),\"last_send_errno\":\(c.lastSendErrno),\"no_ipv6_socket\":\(c.noIPv6Socket),"
+                + "\"turns\":\(c.turns),\"batches\":\(c.batches),\"snapshots_installed\":\(c.snapshotsInstalled),"
+                + "\"filter_update_errors\":\(c.filterUpdateErrors)"
+        }
+        let workers = s.workers.map { w in
+            "{\"worker\":\(w.worker),\"cpu\":\(w.cpu.map(String.init) ?? "null"),\"ring_mode\":\(quote(w.ringMode)),"
+                + "\"filter\":\(quote(w.filterMode)),\(dataplane(w.dataplane)),\(io(w.io))}"
+        }
+        let total = s.totalDataplane
+        let backends = total.backends.enumerated().map { id, load in
+            let name = id < s.backendNames.count ? s.backendNames[id] : "#\(id)"
+            let address = id < s.backendAddresses.count ? s.backendAddresses[id] : ""
+            return "{\"id\":\(id),\"name\":\(quote(name)),\"address\":\(quote(address)),\"packets\":\(load.packets),"
+                + "\"bytes\":\(load.bytes),\"new_flows\":\(load.newFlows)}"
+        }
+        let vips = total.vips.enumerated().map { i, load in
+            let name = i < s.vipNames.count ? s.vipNames[i] : "#\(i)"
+            return "{\"name\":\(quote(name)),\"packets\":\(load.packets),\"bytes\":\(load.bytes)}"
+        }
+        return "{\"elapsed_s\":\(fixed(s.elapsedSeconds, 3)),\"cpu_ns\":\(s.cpuNanoseconds),"
+            + "\"cpu_ns_per_packet\":\(fixed(s.cpuNanosecondsPerPacket, 1)),"
+            + "\"total\":{\(dataplane(total)),\(io(s.totalIO))},\"workers\":[\(workers.joined(separator: ","))],"
+            + "\"vips\":[\(vips.joined(separator: ","))],\"backends\":[\(backends.joined(separator: ","))]}"
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where c.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(c.value, radix: 16).count) + String(c.value, radix: 16)
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out + "\""
+    }
+
+    /// Fixed precision without Foundation.
+    static func fixed(_ x: Double, _ digits: Int) -> String {
+        guard x.isFinite else { return "0" }
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let r = (abs(x) * scale).rounded()
+        let whole = Int(r / scale)
+        let frac = Int(r - Double(whole) * scale)
+        let sign = x < 0 && r != 0 ? "-" : ""
+        if digits == 0 { return sign + String(whole) }
+        let f = String(frac)
+        return sign + String(whole) + "." + String(repeating: "0", count: digits - f.count) + f
+    }
+}

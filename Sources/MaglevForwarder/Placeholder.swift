@@ -1,1 +1,0 @@
-// The forwarder target; see docs/architecture.md.

@@ -1,0 +1,316 @@
+import MaglevCore
+import MaglevLinux
+import Synchronization
+
+/// What the control side publishes to every worker: a snapshot and the kernel filter for its
+/// VIPs. Workers pick it up between batches.
+final class SnapshotMailbox: Sendable {
+    struct Published: Sendable {
+        var snapshot: ForwardingSnapshot
+        var filter: [BPFInstruction]
+        var filterMode: VIPFilter.Mode
+    }
+
+    /// Bumped after each publish; a worker compares it with what it installed (one relaxed
+    /// load per loop turn, never per packet).
+    let generation = Atomic<UInt64>(1)
+    private let slot: Mutex<Published>
+
+    init(_ first: Published) { slot = Mutex(first) }
+
+    /// Control side.
+    func publish(_ p: Published) {
+        slot.withLock { $0 = p }
+        generation.add(1, ordering: .releasing)
+    }
+
+    /// The current publication (control side and workers, between batches).
+    var current: Published { slot.withLock { $0 } }
+}
+
+/// The control side's handle on one worker: start-up outcome, stop request, statistics.
+final class WorkerLink: Sendable {
+    enum State: Int { case starting = 0, running, failed, finished }
+
+    let id: Int
+    let state = Atomic<Int>(State.starting.rawValue)
+    let failure = Mutex<ForwarderError?>(nil)
+    let stopRequested = Atomic<Bool>(false)
+    let statisticsRequested = Atomic<UInt64>(0)
+    let statisticsServed = Atomic<UInt64>(0)
+    let statistics: Mutex<WorkerStatistics>
+
+    init(id: Int, zero: DataplaneStatistics) {
+        self.id = id
+        statistics = Mutex(WorkerStatistics(worker: id, cpu: nil, ringMode: "", filterMode: "", dataplane: zero))
+    }
+
+    var currentState: State { State(rawValue: state.load(ordering: .acquiring)) ?? .failed }
+}
+
+/// Settings of the live forwarder that are not part of the forwarding config.
+public struct ForwarderOptions: Sendable {
+    /// The interface packets for the VIPs arrive on.
+    public var interface: String
+    public var workers: Int = 1
+    /// CPUs to pin workers to, in order (worker i -> cpus[i % count]); nil: the CPUs this
+    /// process may run on. Empty: no pinning.
+    public var cpus: [Int]? = nil
+    /// Connection-table entries per worker.
+    public var connectionCapacity: Int = 1 << 16
+    /// Receive buffers per worker (power of two, at most 32768) and their size.
+    public var bufferCount: Int = 4096
+    public var bufferSize: Int = 2048
+    public var ringEntries: Int = 1024
+    /// Completions handled per loop turn (and so the largest batch).
+    public var batchLimit: Int = 256
+    /// The `PACKET_FANOUT` group; nil: derived from the process id.
+    public var fanoutGroup: UInt16? = nil
+    public var filterMode: VIPFilter.Mode = .vips
+    /// Back connection tables with transparent huge pages.
+    public var hugePages: Bool = true
+    /// Workers enter this network namespace (a path such as `/run/netns/NAME`) before opening
+    /// sockets. nil: the process's namespace.
+    public var networkNamespace: String? = nil
+    /// How long a worker waits in the kernel when idle before checking for control requests.
+    public var idleWaitNanoseconds: Int64 = 50_000_000
+
+    public init(interface: String, workers: Int = 1) {
+        self.interface = interface
+        self.workers = workers
+    }
+}
+
+/// One forwarding thread: its own packet socket in the fanout group, its own raw sockets,
+/// io_uring and buffer ring, and its own `Dataplane` (connection table, counters).
+///
+/// Loop turn: submit queued sends and wait (one `io_uring_enter`) -> copy out every ready
+/// completion -> install a newly published snapshot, if any -> build one batch of
+/// `PacketSlot`s pointing into the received buffers -> `Dataplane.process` -> queue one
+/// `sendmsg` per forward / ICMP reply from the same buffer -> hand back the buffers of
+/// packets not sent; sent buffers come back when their send completes.
+///
+/// Headroom: the receive reserves a name area (`msg_namelen`) in front of every frame, so
+/// `IORing.headroom` (80) bytes plus the Ethernet header lie before each IP header, and the
+/// data plane writes the outer headers in place. No copy, no per-packet allocation, lock or
+/// system call.
+final class Worker {
+    static let receiveTag: UInt64 = 1 << 56
+    static let sendTag: UInt64 = 2 << 56
+    static let cancelTag: UInt64 = 3 << 56
+    static let nameReserve = 64
+
+    static let packetFile: Int32 = 0
+    static let ipv4File: Int32 = 1
+    static let ipv6File: Int32 = 2
+
+    let link: WorkerLink
+    let mailbox: SnapshotMailbox
+    let options: ForwarderOptions
+    let cpu: Int?
+    let packetSocket: PacketSocket
+    let raw4: RawIPSocket
+    /// Not open where the host has no IPv6.
+    let raw6: RawIPSocket
+    let hasIPv6: Bool
+    var ring: IORing
+    let dataplane: Dataplane
+    var installedGeneration: UInt64
+    var filterMode: VIPFilter.Mode
+
+    let completions: UnsafeMutableBufferPointer<IORingCompletion>
+    let slots: UnsafeMutableBufferPointer<PacketSlot>
+    let slotBuffers: UnsafeMutablePointer<Int>
+    var io = IOCounters()
+    var receiveArmed = false
+    var inflightSends = 0
+
+    /// Opens everything on the calling thread (the worker's own).
+    init(link: WorkerLink, mailbox: SnapshotMailbox, options: ForwarderOptions, cpu: Int?) throws(ForwarderError) {
+        self.link = link
+        self.mailbox = mailbox
+        self.options = options
+        let generation = mailbox.generation.load(ordering: .acquiring)
+        let published = mailbox.current
+        self.installedGeneration = generation
+        self.filterMode = published.filterMode
+
+        var pinned: Int? = nil
+        if let cpu {
+            do throws(SystemError) {
+                try ThreadContext.pin(toCPU: cpu)
+                pinned = cpu
+            } catch {
+                pinned = nil  // not fatal: reported as unpinned in the statistics
+            }
+        }
+        self.cpu = pinned
+
+        let group = options.fanoutGroup ?? UInt16(truncatingIfNeeded: currentProcessID)
+        do {
+            packetSocket = try PacketSocket(interface: options.interface, fanoutGroup: group, filter: published.filter)
+        } catch {
+            throw ForwarderError.opening(error, interface: options.interface)
+        }
+        do {
+            raw4 = try RawIPSocket(ipv6: false)
+        } catch {
+            throw ForwarderError.opening(error, interface: options.interface)
+        }
+        do {
+            raw6 = try RawIPSocket(ipv6: true)
+        } catch {
+            raw6 = RawIPSocket.unavailable(ipv6: true)
+        }
+        hasIPv6 = raw6.isOpen
+        do {
+            ring = try IORing(
+                entries: options.ringEntries, bufferCount: options.bufferCount, bufferSize: options.bufferSize,
+                nameReserve: Worker.nameReserve)
+            try ring.registerFiles([packetSocket.fd, raw4.fd, raw6.fd])
+        } catch {
+            throw ForwarderError.opening(error, interface: options.interface)
+        }
+        precondition(ring.headroom + 14 >= Dataplane.requiredHeadroom)
+
+        let memory =
+            options.hugePages
+            ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate) : .heap
+        dataplane = Dataplane(
+            snapshot: published.snapshot, connectionCapacity: options.connectionCapacity, memory: memory)
+
+        let limit = min(options.batchLimit, IORing.maximumDrain)
+        completions = .allocate(capacity: limit)
+        completions.initialize(repeating: IORingCompletion())
+        slots = .allocate(capacity: limit)
+        slots.initialize(repeating: PacketSlot(base: ring.buffer(0), offset: 0, length: 0))
+        slotBuffers = .allocate(capacity: limit)
+        slotBuffers.initialize(repeating: 0, count: limit)
+    }
+
+    deinit {
+        completions.deallocate()
+        slots.deallocate()
+        slotBuffers.deallocate()
+    }
+
+    /// The blocking loop; returns after a stop request once every in-flight send completed.
+    func run() {
+        publishStatistics()
+        var stopping = false
+        while true {
+            if !stopping && link.stopRequested.load(ordering: .relaxed) {
+                stopping = true
+                if receiveArmed { ring.cancel(userData: Worker.receiveTag, tag: Worker.cancelTag) }
+            }
+            if stopping && !receiveArmed && inflightSends == 0 { break }
+            if !stopping && !receiveArmed {
+                ring.armMultishotReceive(fileIndex: Worker.packetFile, userData: Worker.receiveTag)
+                receiveArmed = true
+                io.receiveRearms += 1
+            }
+            io.turns &+= 1
+            do {
+                _ = try ring.submitAndWait(timeoutNanoseconds: options.idleWaitNanoseconds)
+            } catch {
+                // EBADR / overflow and the like: count and go on draining.
+                io.receiveErrors &+= 1
+            }
+            let n = ring.drain(into: completions)
+
+            // Between batches: a new snapshot, a statistics request.
+            let generation = mailbox.generation.load(ordering: .acquiring)
+            if generation != installedGeneration { install(generation) }
+            if link.statisticsRequested.load(ordering: .relaxed) != link.statisticsServed.load(ordering: .relaxed) {
+                publishStatistics()
+            }
+            if n > 0 { handle(n) }
+        }
+        publishStatistics()
+    }
+
+    @inline(__always)
+    func handle(_ n: Int) {
+        var count = 0
+        for i in 0..<n {
+            let c = completions[i]
+            switch c.userData & (0xFF << 56) {
+            case Worker.receiveTag:
+                if !c.hasMore { receiveArmed = false }
+                if c.result < 0 {
+                    if c.isBufferRingEmpty { io.bufferRingEmpty &+= 1 } else if !c.isCancelled { io.receiveErrors &+= 1 }
+                    continue
+                }
+                guard let id = c.bufferID else { continue }
+                guard let frame = ring.frame(bufferID: id, result: c.result) else {
+                    ring.recycle(bufferID: id)
+                    continue
+                }
+                if frame.truncated { io.truncated &+= 1 }
+                slots[count] = PacketSlot(base: frame.base, offset: frame.frameOffset, length: frame.frameLength)
+                slotBuffers[count] = id
+                count &+= 1
+            case Worker.sendTag:
+                inflightSends &-= 1
+                ring.recycle(bufferID: Int(truncatingIfNeeded: c.userData & 0xFFFF_FFFF))
+                if c.result < 0 {
+                    io.sendErrors &+= 1
+                    io.lastSendErrno = -c.result
+                } else {
+                    io.sent &+= 1
+                }
+            default:
+                break
+            }
+        }
+        if count > 0 {
+            io.received &+= UInt64(count)
+            io.batches &+= 1
+            let now = MonotonicClock.now()
+            let batch = UnsafeMutableBufferPointer(rebasing: slots[0..<count])
+            dataplane.process(batch: batch, linkType: .ethernet, now: now)
+            for i in 0..<count {
+                let v = slots[i].verdict
+                let id = slotBuffers[i]
+                if v.action == .forward || v.action == .icmpReply {
+                    if v.outputIsIPv6 && !hasIPv6 {
+                        io.noIPv6Socket &+= 1
+                        ring.recycle(bufferID: id)
+                        continue
+                    }
+                    ring.send(
+                        bufferID: id, offset: v.outputOffset, length: v.outputLength, ipv6: v.outputIsIPv6,
+                        fileIndex: v.outputIsIPv6 ? Worker.ipv6File : Worker.ipv4File,
+                        userData: Worker.sendTag | UInt64(id))
+                    inflightSends &+= 1
+                } else {
+                    ring.recycle(bufferID: id)
+                }
+            }
+        }
+        ring.commitBuffers()
+    }
+
+    func install(_ generation: UInt64) {
+        let published = mailbox.current
+        installedGeneration = generation
+        dataplane.install(published.snapshot)
+        io.snapshotsInstalled &+= 1
+        do {
+            try packetSocket.attach(filter: published.filter)
+            filterMode = published.filterMode
+        } catch {
+            io.filterUpdateErrors &+= 1
+        }
+    }
+
+    func publishStatistics() {
+        let requested = link.statisticsRequested.load(ordering: .relaxed)
+        if let kernel = try? packetSocket.takeStatistics() { io.kernelDrops &+= kernel.drops }
+        let s = WorkerStatistics(
+            worker: link.id, cpu: cpu, ringMode: ring.mode.rawValue, filterMode: filterMode.rawValue,
+            dataplane: dataplane.statistics, io: io)
+        link.statistics.withLock { $0 = s }
+        link.statisticsServed.store(requested, ordering: .releasing)
+    }
+}

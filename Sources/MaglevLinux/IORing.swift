@@ -1,0 +1,341 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+internal import CLibURing
+internal import CMaglevShim
+
+/// One completion, copied out of the completion queue.
+public struct IORingCompletion: Sendable {
+    public var userData: UInt64
+    /// Bytes transferred, or `-errno`.
+    public var result: Int32
+    public var flags: UInt32
+
+    public init(userData: UInt64 = 0, result: Int32 = 0, flags: UInt32 = 0) {
+        self.userData = userData
+        self.result = result
+        self.flags = flags
+    }
+
+    /// `IORING_CQE_F_MORE`: a multishot request stays armed.
+    @inline(__always) public var hasMore: Bool { flags & IORING_CQE_F_MORE != 0 }
+    /// `-ENOBUFS`: the provided-buffer ring ran dry.
+    @inline(__always) public var isBufferRingEmpty: Bool { result == -ENOBUFS }
+    /// `-ECANCELED`: the request was cancelled.
+    @inline(__always) public var isCancelled: Bool { result == -ECANCELED }
+
+    /// The provided buffer's id when `IORING_CQE_F_BUFFER` is set.
+    @inline(__always) public var bufferID: Int? {
+        flags & IORING_CQE_F_BUFFER != 0 ? Int(flags >> IORING_CQE_BUFFER_SHIFT) : nil
+    }
+}
+
+/// How the ring was set up: the fastest mode this kernel accepted.
+public enum IORingMode: String, Sendable {
+    /// `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`: completions are posted only
+    /// when this thread enters the kernel to wait.
+    case deferTaskrun = "single_issuer+defer_taskrun"
+    /// `IORING_SETUP_COOP_TASKRUN`.
+    case coopTaskrun = "coop_taskrun"
+    case plain = "plain"
+}
+
+/// A received frame inside a provided buffer.
+public struct ReceivedFrame {
+    /// The buffer's first byte; everything between it and `frameOffset` is headroom.
+    public var base: UnsafeMutableRawPointer
+    public var frameOffset: Int
+    public var frameLength: Int
+    /// The frame was longer than the buffer had room for (`MSG_TRUNC`).
+    public var truncated: Bool
+}
+
+/// An io_uring instance and what a forwarding worker hangs on it: a provided-buffer ring that
+/// multishot `RECVMSG` fills, registered files, and one `sendmsg` context per buffer (a send
+/// always sends from a received buffer, so there is never more than one send per buffer).
+///
+/// Owned by one thread: it must be created, used and destroyed on the worker's thread (with
+/// `SINGLE_ISSUER` the kernel enforces it).
+///
+/// Receive layout (`struct io_uring_recvmsg_out`, then the name area, then the frame):
+///
+///     | recvmsg_out (16) | sockaddr_ll, reserved `nameReserve` bytes | frame ............ |
+///     ^ buffer base                                                    ^ base + headroom
+///
+/// `msg_namelen` reserves the name area whatever the real address length, so the bytes before
+/// the frame are headroom that the data plane may overwrite with outer headers.
+///
+/// The corresponding C functions are `io_uring_queue_init_params`, `io_uring_register_files`,
+/// `io_uring_register_buf_ring`, `io_uring_prep_recvmsg_multishot`, `io_uring_prep_sendmsg`
+/// and `io_uring_submit_and_wait_timeout`.
+public struct IORing: ~Copyable {
+    let ring: UnsafeMutablePointer<io_uring>
+    public let mode: IORingMode
+
+    // Provided buffers.
+    let bufferRing: UnsafeMutablePointer<io_uring_buf_ring>
+    let bufferRingBytes: Int
+    let buffers: UnsafeMutableRawPointer
+    let buffersBytes: Int
+    public let bufferCount: Int
+    public let bufferSize: Int
+    let bufferMask: Int32
+    let bufferGroup: UInt16
+    var pendingRecycles: Int32 = 0
+
+    // The multishot receive's template (the kernel reads it at each arm).
+    let receiveHeader: UnsafeMutablePointer<msghdr>
+    /// Bytes before each frame: `io_uring_recvmsg_out` plus the reserved name area.
+    public let headroom: Int
+
+    static let messageTruncated = UInt32(cmaglev_msg_trunc())
+
+    /// The most completions one `drain` returns.
+    public static let maximumDrain = 1024
+    let cqeScratch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
+
+    // One sendmsg context per buffer id.
+    let sendHeaders: UnsafeMutablePointer<msghdr>
+    let sendVectors: UnsafeMutablePointer<iovec>
+    let sendAddresses: UnsafeMutablePointer<sockaddr_in6>
+
+    /// Creates the ring (trying `SINGLE_ISSUER|DEFER_TASKRUN`, then `COOP_TASKRUN`, then
+    /// neither), maps `bufferCount` buffers of `bufferSize` bytes and registers them as buffer
+    /// group `bufferGroup`. `bufferCount` must be a power of two, at most 32768.
+    public init(
+        entries: Int, bufferCount: Int, bufferSize: Int, nameReserve: Int, bufferGroup: UInt16 = 0
+    ) throws(SystemError) {
+        precondition(bufferCount > 0 && bufferCount & (bufferCount - 1) == 0 && bufferCount <= 32768)
+        precondition(nameReserve >= Int(cmaglev_sockaddr_ll_size()) && nameReserve <= 128)
+        let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
+        ring.initialize(to: io_uring())
+        let cqEntries = UInt32(max(entries, bufferCount) * 2)
+        var chosen: IORingMode = .plain
+        var lastError: Int32 = 0
+        var created = false
+        for candidate in [IORingMode.deferTaskrun, .coopTaskrun, .plain] {
+            var params = io_uring_params()
+            params.flags = IORING_SETUP_CQSIZE
+            params.cq_entries = cqEntries
+            switch candidate {
+            case .deferTaskrun: params.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
+            case .coopTaskrun: params.flags |= IORING_SETUP_COOP_TASKRUN
+            case .plain: break
+            }
+            let rc = io_uring_queue_init_params(UInt32(entries), ring, &params)
+            if rc == 0 {
+                chosen = candidate
+                created = true
+                break
+            }
+            lastError = -rc
+            if rc != -EINVAL { break }
+        }
+        guard created else {
+            ring.deallocate()
+            throw SystemError(call: "io_uring_queue_init_params", errno: lastError)
+        }
+        _ = io_uring_register_ring_fd(ring)  // optional: saves a file lookup per enter
+
+        // Provided-buffer ring: mmap + io_uring_register_buf_ring (liburing 2.3 has no
+        // io_uring_setup_buf_ring).
+        let ringBytes = (bufferCount * MemoryLayout<io_uring_buf>.stride + 4095) & ~4095
+        guard let ringMemory = mmap(nil, ringBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+            ringMemory != MAP_FAILED
+        else {
+            let e = Glibc.errno
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            throw SystemError(call: "mmap(buffer ring)", errno: e)
+        }
+        let bytes = bufferCount * bufferSize
+        guard let bufferMemory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+            bufferMemory != MAP_FAILED
+        else {
+            let e = Glibc.errno
+            munmap(ringMemory, ringBytes)
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            throw SystemError(call: "mmap(\(bytes) bytes of receive buffers)", errno: e)
+        }
+        _ = madvise(bufferMemory, bytes, MADV_HUGEPAGE)
+        var registration = io_uring_buf_reg()
+        registration.ring_addr = UInt64(UInt(bitPattern: ringMemory))
+        registration.ring_entries = UInt32(bufferCount)
+        registration.bgid = bufferGroup
+        io_uring_buf_ring_init(ringMemory.assumingMemoryBound(to: io_uring_buf_ring.self))
+        let registered = io_uring_register_buf_ring(ring, &registration, 0)
+        if registered < 0 {
+            munmap(bufferMemory, bytes)
+            munmap(ringMemory, ringBytes)
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            throw SystemError(call: "io_uring_register_buf_ring", errno: -registered)
+        }
+        self.ring = ring
+        self.mode = chosen
+        self.bufferRing = ringMemory.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
+        self.bufferRingBytes = ringBytes
+        self.buffers = bufferMemory
+        self.buffersBytes = bytes
+        self.bufferCount = bufferCount
+        self.bufferSize = bufferSize
+        self.bufferMask = io_uring_buf_ring_mask(UInt32(bufferCount))
+        self.bufferGroup = bufferGroup
+
+        receiveHeader = .allocate(capacity: 1)
+        receiveHeader.initialize(to: msghdr())
+        receiveHeader.pointee.msg_namelen = socklen_t(nameReserve)
+        headroom = MemoryLayout<io_uring_recvmsg_out>.size + nameReserve
+
+        cqeScratch = .allocate(capacity: IORing.maximumDrain)
+        cqeScratch.initialize(repeating: nil, count: IORing.maximumDrain)
+        sendHeaders = .allocate(capacity: bufferCount)
+        sendHeaders.initialize(repeating: msghdr(), count: bufferCount)
+        sendVectors = .allocate(capacity: bufferCount)
+        sendVectors.initialize(repeating: iovec(), count: bufferCount)
+        sendAddresses = .allocate(capacity: bufferCount)
+        sendAddresses.initialize(repeating: sockaddr_in6(), count: bufferCount)
+        for i in 0..<bufferCount {
+            sendHeaders[i].msg_name = UnsafeMutableRawPointer(sendAddresses + i)
+            sendHeaders[i].msg_iov = sendVectors + i
+            sendHeaders[i].msg_iovlen = 1
+        }
+
+        for id in 0..<bufferCount {
+            io_uring_buf_ring_add(
+                bufferRing, buffers + id * bufferSize, UInt32(bufferSize), UInt16(id), Int32(bufferMask), Int32(id))
+        }
+        io_uring_buf_ring_advance(bufferRing, Int32(bufferCount))
+    }
+
+    deinit {
+        io_uring_queue_exit(ring)  // cancels whatever is in flight before the memory goes
+        ring.deallocate()
+        munmap(buffers, buffersBytes)
+        munmap(UnsafeMutableRawPointer(bufferRing), bufferRingBytes)
+        receiveHeader.deallocate()
+        cqeScratch.deallocate()
+        sendHeaders.deallocate()
+        sendVectors.deallocate()
+        sendAddresses.deallocate()
+    }
+
+    /// Registers descriptors; SQEs then name them by index with `IOSQE_FIXED_FILE`.
+    public func registerFiles(_ fds: [Int32]) throws(SystemError) {
+        let ring = self.ring
+        _ = try SystemCall.liburing("io_uring_register_files") {
+            fds.withUnsafeBufferPointer { io_uring_register_files(ring, $0.baseAddress, UInt32($0.count)) }
+        }
+    }
+
+    /// The next free SQE, submitting what is queued if the SQ is full.
+    @inline(__always)
+    func nextSQE() -> UnsafeMutablePointer<io_uring_sqe> {
+        if let sqe = io_uring_get_sqe(ring) { return sqe }
+        _ = io_uring_submit(ring)
+        while true {
+            if let sqe = io_uring_get_sqe(ring) { return sqe }
+            _ = io_uring_submit_and_wait(ring, 1)
+        }
+    }
+
+    /// Arms a multishot `RECVMSG` on registered file `fileIndex`, taking buffers from the
+    /// provided ring; each frame completes with `userData`.
+    public func armMultishotReceive(fileIndex: Int32, userData: UInt64) {
+        let sqe = nextSQE()
+        io_uring_prep_recvmsg_multishot(sqe, fileIndex, receiveHeader, 0)
+        sqe.pointee.flags |= UInt8(cmaglev_iosqe_fixed_file() | cmaglev_iosqe_buffer_select())
+        cmaglev_sqe_set_buf_group(sqe, bufferGroup)
+        io_uring_sqe_set_data64(sqe, userData)
+    }
+
+    /// Cancels the request whose user data is `userData`.
+    public func cancel(userData: UInt64, tag: UInt64) {
+        let sqe = nextSQE()
+        io_uring_prep_cancel64(sqe, userData, 0)
+        io_uring_sqe_set_data64(sqe, tag)
+    }
+
+    /// The frame a receive completion delivered into buffer `bufferID`: `result` is what the
+    /// completion reported (header, name area and the frame's bytes as copied).
+    @inline(__always)
+    public func frame(bufferID: Int, result: Int32) -> ReceivedFrame? {
+        let base = buffers + bufferID &* bufferSize
+        let header = MemoryLayout<io_uring_recvmsg_out>.size
+        guard Int(result) >= headroom else { return nil }
+        let out = base.assumingMemoryBound(to: io_uring_recvmsg_out.self)
+        let copied = Int(result) &- headroom
+        let payload = Int(out.pointee.payloadlen)
+        let offset = header &+ Int(receiveHeader.pointee.msg_namelen) &+ Int(out.pointee.controllen)
+        return ReceivedFrame(
+            base: base, frameOffset: offset, frameLength: min(payload, copied),
+            truncated: payload > copied || out.pointee.flags & IORing.messageTruncated != 0)
+    }
+
+    /// The base address of buffer `bufferID`.
+    @inline(__always)
+    public func buffer(_ bufferID: Int) -> UnsafeMutableRawPointer { buffers + bufferID &* bufferSize }
+
+    /// Queues a `sendmsg` of `length` bytes at `offset` in buffer `bufferID` to the packet's
+    /// own IP destination, on registered file `fileIndex` (a raw IP socket).
+    @inline(__always)
+    public func send(bufferID: Int, offset: Int, length: Int, ipv6: Bool, fileIndex: Int32, userData: UInt64) {
+        let bytes = buffers + (bufferID &* bufferSize &+ offset)
+        sendVectors[bufferID].iov_base = bytes
+        sendVectors[bufferID].iov_len = length
+        sendHeaders[bufferID].msg_namelen = SocketAddress.fill(sendAddresses + bufferID, fromPacket: bytes, ipv6: ipv6)
+        let sqe = nextSQE()
+        io_uring_prep_sendmsg(sqe, fileIndex, sendHeaders + bufferID, 0)
+        sqe.pointee.flags |= UInt8(cmaglev_iosqe_fixed_file())
+        io_uring_sqe_set_data64(sqe, userData)
+    }
+
+    /// Hands buffer `bufferID` back to the kernel (visible at the next `commitBuffers`).
+    @inline(__always)
+    public mutating func recycle(bufferID: Int) {
+        io_uring_buf_ring_add(
+            bufferRing, buffers + bufferID &* bufferSize, UInt32(bufferSize), UInt16(truncatingIfNeeded: bufferID),
+            Int32(bufferMask), pendingRecycles)
+        pendingRecycles &+= 1
+    }
+
+    /// Publishes recycled buffers to the kernel.
+    @inline(__always)
+    public mutating func commitBuffers() {
+        if pendingRecycles > 0 {
+            io_uring_buf_ring_advance(bufferRing, pendingRecycles)
+            pendingRecycles = 0
+        }
+    }
+
+    /// Submits queued SQEs and waits for at least one completion or `timeoutNanoseconds`.
+    /// Returns false on timeout. One `io_uring_enter` at most.
+    @inline(__always)
+    public func submitAndWait(timeoutNanoseconds: Int64) throws(SystemError) -> Bool {
+        var ts = __kernel_timespec(tv_sec: timeoutNanoseconds / 1_000_000_000, tv_nsec: timeoutNanoseconds % 1_000_000_000)
+        var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+        let rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+        if rc >= 0 { return true }
+        if rc == -ETIME || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY { return false }
+        throw SystemError(call: "io_uring_submit_and_wait_timeout", errno: -rc)
+    }
+
+    /// Submits queued SQEs without waiting.
+    public func submit() throws(SystemError) {
+        let ring = self.ring
+        _ = try SystemCall.liburing("io_uring_submit") { io_uring_submit(ring) }
+    }
+
+    /// Copies up to `into.count` ready completions out and marks them seen.
+    @inline(__always)
+    public func drain(into out: UnsafeMutableBufferPointer<IORingCompletion>) -> Int {
+        let n = Int(cmaglev_peek_cqes(ring, cqeScratch, UInt32(min(out.count, IORing.maximumDrain))))
+        for i in 0..<n {
+            let c = cqeScratch[i]!.pointee
+            out[i] = IORingCompletion(userData: c.user_data, result: c.res, flags: c.flags)
+        }
+        io_uring_cq_advance(ring, UInt32(n))
+        return n
+    }
+}
