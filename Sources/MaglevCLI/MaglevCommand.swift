@@ -8,10 +8,16 @@ struct MaglevCommand: AsyncParsableCommand {
         abstract: "A software L4 load balancer after Google's Maglev.",
         discussion: """
             Examples:
+              maglev forward --config lab.yaml --interface eth0 --workers 2
+              maglev replay Traces/tcp-1k.pcap --backends 10 --event 50%:remove:backend-3
               maglev table --backends 10 --size 65537
+              maglev config check Traces/configs/example.yaml
               maglev bench --format json
             """,
-        subcommands: [TableCommand.self, ReplayCommand.self, TraceCommand.self, ConfigCommand.self, DecapCommand.self, BenchCommand.self])
+        subcommands: [
+            ForwardCommand.self, ReplayCommand.self, TableCommand.self, TraceCommand.self, ConfigCommand.self,
+            DecapCommand.self, BenchCommand.self,
+        ])
 
     init() {}
 }

@@ -79,9 +79,7 @@ public final class Forwarder: @unchecked Sendable {
         self.current = snapshot
         let filter = VIPFilter.program(for: config.vips, mode: options.filterMode)
         self.mailbox = SnapshotMailbox(.init(snapshot: snapshot, filter: filter.program, filterMode: filter.mode))
-        // DataplaneStatistics has no public initialiser: take an all-zero one from a tiny data plane.
-        let zero = Dataplane(snapshot: snapshot, connectionCapacity: 8, fragmentCapacity: 8).statistics
-        self.links = (0..<options.workers).map { WorkerLink(id: $0, zero: zero) }
+        self.links = (0..<options.workers).map { WorkerLink(id: $0, zero: DataplaneStatistics()) }
         self.startTime = MonotonicClock.now()
         self.startCPU = ProcessCPUTime.now()
     }

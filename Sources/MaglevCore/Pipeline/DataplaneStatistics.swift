@@ -5,6 +5,11 @@ public struct DataplaneStatistics: Sendable, Equatable {
         public var bytes: UInt64 = 0
         /// Connections this forwarder selected the backend for (table misses recorded or not).
         public var newFlows: UInt64 = 0
+        public init(packets: UInt64 = 0, bytes: UInt64 = 0, newFlows: UInt64 = 0) {
+            self.packets = packets
+            self.bytes = bytes
+            self.newFlows = newFlows
+        }
     }
 
     public var packets: UInt64 = 0
@@ -19,6 +24,8 @@ public struct DataplaneStatistics: Sendable, Equatable {
     public var vips: [Load] = []
     /// Per backend id.
     public var backends: [Load] = []
+
+    public init() {}
 
     public func count(_ reason: DropReason) -> UInt64 { reasons[Int(reason.rawValue)] }
     public var dropped: UInt64 { DropReason.allCases.filter { !$0.isPass }.reduce(0) { $0 + count($1) } }
