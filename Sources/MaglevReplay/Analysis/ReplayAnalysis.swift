@@ -65,6 +65,8 @@ final class ReplayAnalysis {
     /// Backends whose connections are lost (removed or failed) as of now, by id.
     var unusable: Set<Int32> = []
     var brokenWithoutEvent = 0
+    /// VIPs (config indices) that forwarded at least one packet.
+    var vipsWithTraffic: Set<Int32> = []
     var firstNs: UInt64?
     var lastNs: UInt64 = 0
     var nextSweepNs: UInt64 = 0
@@ -103,6 +105,7 @@ final class ReplayAnalysis {
         case .icmpReply: counts.icmpReplies += 1
         case .forward:
             counts.forwarded += 1
+            vipsWithTraffic.insert(verdict.vip)
             guard let packet else { return }
             forwarded(timeNs: timeNs, packet: packet, backend: verdict.backend)
         }

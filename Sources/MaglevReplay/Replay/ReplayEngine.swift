@@ -278,9 +278,14 @@ public final class ReplayEngine {
         return snapshot.backendNames.map { configs[$0]?.state.description ?? "removed" }
     }
 
+    /// Which backends the balance figures cover: those that own slots at the end in a VIP that
+    /// saw traffic (an idle VIP's backends would only say the trace did not use that VIP).
     func backendOwnsSlots() -> [Bool] {
-        let configs = backendConfigs()
-        return snapshot.backendNames.map { configs[$0].map { $0.state == .active && $0.weight > 0 } ?? false }
+        var owns = Set<String>()
+        for (v, vip) in config.vips.enumerated() where analysis.vipsWithTraffic.contains(Int32(v)) {
+            for b in vip.backends where b.state == .active && b.weight > 0 { owns.insert(b.name) }
+        }
+        return snapshot.backendNames.map { owns.contains($0) }
     }
 
     // MARK: Decisions CSV

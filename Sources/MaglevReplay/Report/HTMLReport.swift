@@ -167,7 +167,7 @@ enum HTMLReport {
 
     private static func balance(_ r: ReplayReport) -> String {
         let b = r.balance
-        return "<h2>Balance</h2>\n<p class=\"note\">Over the backends that own table slots at the end of the replay.</p>\n"
+        return "<h2>Balance</h2>\n<p class=\"note\">Over the backends that own table slots at the end, in VIPs that saw traffic.</p>\n"
             + table(
                 ["measure", "value", "meaning"],
                 [

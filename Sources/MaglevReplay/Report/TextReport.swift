@@ -216,7 +216,7 @@ struct TextReport {
         ])
         return [
             .heading("Balance"),
-            .notes(["Over the backends that own table slots at the end of the replay."]),
+            .notes(["Over the backends that own table slots at the end, in VIPs that saw traffic."]),
             .table(table),
         ]
     }
