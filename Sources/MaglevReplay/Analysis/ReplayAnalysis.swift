@@ -5,8 +5,9 @@ import MaglevCore
 ///
 /// Definitions (docs/replay.md has them for readers of the report):
 /// - a *flow* is a distinct key (5-tuple; 3-tuple for non-first fragments);
-/// - a TCP *connection* runs from its SYN to FIN/RST (plus the closing timeout) or to its idle
-///   timeout; one seen mid-stream counts from its first packet; a UDP (or other) connection is a
+/// - a TCP *connection* runs from its SYN to FIN/RST or to its idle timeout (packets after the
+///   FIN/RST, within the closing timeout, still belong to it but cannot break it); one seen
+///   mid-stream counts from its first packet; a UDP (or other) connection is a
 ///   flow split by the datagram idle timeout;
 /// - a connection is *broken* when a later packet of it reaches another backend than its earlier
 ///   packets did. The break is charged to the latest event since the connection began:
@@ -144,6 +145,12 @@ final class ReplayAnalysis {
         guard countsAsConnection else { return }
         let c = flow.connection
         let alive = c.open && timeNs &- c.lastNs <= timeoutNs(c.state)
+        if alive && c.state == .tcpClosing && !isSYN {
+            // The connection ended at its FIN/RST; the last ACKs still belong to it but can
+            // no longer break it.
+            flow.connection.lastNs = timeNs
+            return
+        }
         if alive && !(isSYN && c.state == .tcpClosing) {
             if c.backend != backend {
                 breakConnection(&flow.connection, to: backend)
@@ -210,7 +217,8 @@ final class ReplayAnalysis {
         return old
     }
 
-    /// Ends connections idle past their timeout; returns how many are still open.
+    /// Ends connections idle past their timeout; returns how many are still alive (open and
+    /// not past their FIN/RST).
     @discardableResult
     func sweep(now: UInt64) -> Int {
         var open = 0
@@ -220,8 +228,8 @@ final class ReplayAnalysis {
             if c.open {
                 if now &- c.lastNs > timeoutNs(c.state) {
                     end(&flows.values[i].connection)
-                } else {
-                    open += 1
+                } else if c.state != .tcpClosing {
+                    open += 1  // a connection past its FIN/RST has ended, though not yet swept
                 }
             }
             flows.values.formIndex(after: &i)
