@@ -6,8 +6,10 @@ import MaglevReplay
 struct TraceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
-        abstract: "Make synthetic packet traces.",
-        subcommands: [TraceGenerateCommand.self])
+        abstract: "Make synthetic packet traces; move traces onto the lab, send them, check where they went.",
+        subcommands: [
+            TraceGenerateCommand.self, TraceRewriteCommand.self, TraceSendCommand.self, TraceCompareCommand.self,
+        ])
 
     init() {}
 }
