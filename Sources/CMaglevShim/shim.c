@@ -29,6 +29,10 @@ int cmaglev_recvmmsg(int fd, struct cmaglev_mmsghdr *messages, unsigned int coun
     _Static_assert(sizeof(struct cmaglev_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
     return recvmmsg(fd, (struct mmsghdr *)messages, count, flags, NULL);
 }
+
+int cmaglev_sendmmsg(int fd, struct cmaglev_mmsghdr *messages, unsigned int count, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)messages, count, flags);
+}
 // ---- Live forwarding ----
 #include <errno.h>
 #include <sched.h>

@@ -25,6 +25,9 @@ struct ForwardCommand: ParsableCommand {
             and the running one kept); SIGINT / SIGTERM stop once in-flight sends complete and \
             print the final counters.
 
+            --io mmsg swaps the io_uring loop for plain recvmmsg/sendmmsg batches of 64 (same \
+            sockets, same data plane): a baseline for benchmarks, and a fallback without io_uring.
+
             Needs CAP_NET_RAW (root) and io_uring (sysctl kernel.io_uring_disabled=0). The \
             packet socket gets a copy of each frame and the kernel still handles the original: \
             never configure a VIP on the forwarder itself, and keep net.ipv4.ip_forward=0 there.
@@ -58,6 +61,9 @@ struct ForwardCommand: ParsableCommand {
     @Option(help: "Kernel filter: vips (only packets to a VIP, default) or ethertype (all IPv4/IPv6).")
     var filter = "vips"
 
+    @Option(help: "Worker I/O: io_uring (default) or mmsg (plain recvmmsg/sendmmsg, batches of 64).")
+    var io = "io_uring"
+
     @Flag(help: "Do not pin workers to CPUs.")
     var noPin = false
 
@@ -66,6 +72,7 @@ struct ForwardCommand: ParsableCommand {
         if let s = statsInterval, !(s > 0) { throw ValidationError("--stats-interval must be more than 0 seconds") }
         if let d = duration, !(d > 0) { throw ValidationError("--duration must be more than 0 seconds") }
         if VIPFilter.Mode(rawValue: filter) == nil { throw ValidationError("--filter must be vips or ethertype") }
+        if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring or mmsg") }
     }
 
     func run() throws {
@@ -75,13 +82,16 @@ struct ForwardCommand: ParsableCommand {
         } catch {
             throw CLIError("invalid config \(config):\n\(error)\nfix it, then check it with `maglev config check \(config)`")
         }
-        if case .unavailable(_, let hint) = IORingProbe.check() {
-            throw CLIError("io_uring is not available: \(hint) (sysctl kernel.io_uring_disabled)")
+        let ioMode = ForwarderIO(rawValue: io) ?? .ioUring
+        if ioMode == .ioUring, case .unavailable(_, let hint) = IORingProbe.check() {
+            throw CLIError(
+                "io_uring is not available: \(hint) (sysctl kernel.io_uring_disabled); `--io mmsg` works without it")
         }
         let cpus = ThreadContext.allowedCPUs()
         var options = ForwarderOptions(interface: interface, workers: workers ?? max(1, cpus.count))
         options.connectionCapacity = file.connectionCapacity
         options.filterMode = VIPFilter.Mode(rawValue: filter) ?? .vips
+        options.io = ioMode
         if noPin { options.cpus = [] }
         let forwarder: Forwarder
         do {

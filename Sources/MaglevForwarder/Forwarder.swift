@@ -128,9 +128,16 @@ public final class Forwarder: @unchecked Sendable {
                     throw ForwarderError("cannot enter network namespace \(path): \(error)")
                 }
             }
-            let worker = try Worker(link: link, mailbox: mailbox, options: options, cpu: cpu)
-            link.state.store(WorkerLink.State.running.rawValue, ordering: .releasing)
-            worker.run()
+            switch options.io {
+            case .ioUring:
+                let worker = try Worker(link: link, mailbox: mailbox, options: options, cpu: cpu)
+                link.state.store(WorkerLink.State.running.rawValue, ordering: .releasing)
+                worker.run()
+            case .mmsg:
+                let worker = try MmsgWorker(link: link, mailbox: mailbox, options: options, cpu: cpu)
+                link.state.store(WorkerLink.State.running.rawValue, ordering: .releasing)
+                worker.run()
+            }
         } catch {
             link.failure.withLock { $0 = error }
             link.state.store(WorkerLink.State.failed.rawValue, ordering: .releasing)

@@ -48,11 +48,22 @@ final class WorkerLink: Sendable {
     var currentState: State { State(rawValue: state.load(ordering: .acquiring)) ?? .failed }
 }
 
+/// How a worker moves packets between the kernel and the data plane.
+public enum ForwarderIO: String, Sendable, CaseIterable {
+    /// io_uring: multishot `RECVMSG` into provided buffers, one `SENDMSG` SQE per packet
+    /// (`Worker`). The default.
+    case ioUring = "io_uring"
+    /// `recvmmsg` / `sendmmsg` in batches of 64 (`MmsgWorker`).
+    case mmsg
+}
+
 /// Settings of the live forwarder that are not part of the forwarding config.
 public struct ForwarderOptions: Sendable {
     /// The interface packets for the VIPs arrive on.
     public var interface: String
     public var workers: Int = 1
+    /// The worker loop: io_uring (default) or plain recvmmsg/sendmmsg.
+    public var io: ForwarderIO = .ioUring
     /// CPUs to pin workers to, in order (worker i -> cpus[i % count]); nil: the CPUs this
     /// process may run on. Empty: no pinning.
     public var cpus: [Int]? = nil

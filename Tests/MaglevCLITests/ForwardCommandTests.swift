@@ -11,11 +11,18 @@ import Testing
         #expect(help.contains("--stats-interval"))
         #expect(help.contains("--json-stats"))
         #expect(help.contains("--duration"))
+        #expect(help.contains("--io"))
+    }
+
+    @Test func ioModeIsParsed() throws {
+        #expect(try ForwardCommand.parse(["--config", "lb.yaml", "--interface", "eth0"]).io == "io_uring")
+        #expect(try ForwardCommand.parse(["--config", "lb.yaml", "--interface", "eth0", "--io", "mmsg"]).io == "mmsg")
     }
 
     @Test func outOfRangeOptionsAreRefused() {
         for args in [
             ["--workers", "0"], ["--stats-interval", "0"], ["--duration", "-1"], ["--filter", "everything"],
+            ["--io", "epoll"],
         ] {
             #expect(throws: (any Error).self) {
                 _ = try ForwardCommand.parse(["--config", "lb.yaml", "--interface", "eth0"] + args)

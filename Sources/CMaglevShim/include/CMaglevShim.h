@@ -17,6 +17,8 @@ struct cmaglev_mmsghdr {
     unsigned int msg_len;
 };
 int cmaglev_recvmmsg(int fd, struct cmaglev_mmsghdr *messages, unsigned int count, int flags);
+/// `sendmmsg` (GNU-only as well); returns how many messages the kernel took, or -1 with errno.
+int cmaglev_sendmmsg(int fd, struct cmaglev_mmsghdr *messages, unsigned int count, int flags);
 #include <stdint.h>
 
 /// IOSQE_* flags are enum-defined macros in liburing; Swift sees none of them.

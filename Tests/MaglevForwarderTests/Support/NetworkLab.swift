@@ -27,11 +27,17 @@ final class NetworkLab: @unchecked Sendable {
 
     /// Why live tests cannot run here, or nil when they can.
     static let unavailableReason: String? = {
+        if let why = namespacesUnavailableReason { return why }
+        if case .unavailable(_, let hint) = IORingProbe.check() { return "io_uring unavailable: \(hint)" }
+        return nil
+    }()
+
+    /// Why tests that need only root and network namespaces (not io_uring) cannot run here.
+    static let namespacesUnavailableReason: String? = {
         if getuid() != 0 { return "live forwarding tests need root (network namespaces, raw sockets)" }
         guard let ip = ipPath else { return "iproute2 `ip` not found" }
         let probe = run([ip, "netns", "list"])
         if probe.status != 0 { return "`ip netns` does not work here: \(probe.output)" }
-        if case .unavailable(_, let hint) = IORingProbe.check() { return "io_uring unavailable: \(hint)" }
         return nil
     }()
 

@@ -1,0 +1,167 @@
+import MaglevCore
+import MaglevLinux
+
+/// The plain-syscall forwarding loop (`maglev forward --io mmsg`): the same sockets and the
+/// same `Dataplane` as `Worker`, but `recvmmsg` / `sendmmsg` in batches of `batchSize` instead
+/// of io_uring. Kept as a baseline to compare the io_uring loop with, and as a fallback where
+/// io_uring is disabled.
+///
+/// Loop turn: one `recvmmsg` (blocking for the first frame, at most `idleWaitNanoseconds`
+/// through `SO_RCVTIMEO`, then taking whatever is queued) -> install a newly published
+/// snapshot, if any -> `Dataplane.process` on the batch -> one `sendmmsg` per address family
+/// for the forwards and ICMP replies, straight from the receive buffers (outer headers written
+/// in the headroom; no copy, no allocation).
+final class MmsgWorker {
+    static let headroom = 64
+
+    let link: WorkerLink
+    let mailbox: SnapshotMailbox
+    let options: ForwarderOptions
+    let cpu: Int?
+    let packetSocket: PacketSocket
+    let raw4: RawIPSocket
+    let raw6: RawIPSocket
+    let hasIPv6: Bool
+    let receive: ReceiveBatch
+    var send4: SendBatch
+    var send6: SendBatch
+    let dataplane: Dataplane
+    let slots: UnsafeMutableBufferPointer<PacketSlot>
+    var installedGeneration: UInt64
+    var filterMode: VIPFilter.Mode
+    var io = IOCounters()
+
+    /// The batch size: frames per `recvmmsg`, packets per `sendmmsg`.
+    static let batchSize = 64
+
+    /// Opens everything on the calling thread (the worker's own).
+    init(link: WorkerLink, mailbox: SnapshotMailbox, options: ForwarderOptions, cpu: Int?) throws(ForwarderError) {
+        self.link = link
+        self.mailbox = mailbox
+        self.options = options
+        let generation = mailbox.generation.load(ordering: .acquiring)
+        let published = mailbox.current
+        self.installedGeneration = generation
+        self.filterMode = published.filterMode
+
+        var pinned: Int? = nil
+        if let cpu {
+            do throws(SystemError) {
+                try ThreadContext.pin(toCPU: cpu)
+                pinned = cpu
+            } catch {
+                pinned = nil
+            }
+        }
+        self.cpu = pinned
+
+        let group = options.fanoutGroup ?? UInt16(truncatingIfNeeded: currentProcessID)
+        do {
+            packetSocket = try PacketSocket(interface: options.interface, fanoutGroup: group, filter: published.filter)
+            try packetSocket.setReceiveTimeout(nanoseconds: max(options.idleWaitNanoseconds, 1000))
+            raw4 = try RawIPSocket(ipv6: false)
+        } catch {
+            throw ForwarderError.opening(error, interface: options.interface)
+        }
+        do {
+            raw6 = try RawIPSocket(ipv6: true)
+        } catch {
+            raw6 = RawIPSocket.unavailable(ipv6: true)
+        }
+        hasIPv6 = raw6.isOpen
+        let n = MmsgWorker.batchSize
+        precondition(MmsgWorker.headroom + 14 >= Dataplane.requiredHeadroom)
+        receive = ReceiveBatch(capacity: n, bufferSize: options.bufferSize, headroom: MmsgWorker.headroom)
+        send4 = SendBatch(capacity: n, ipv6: false)
+        send6 = SendBatch(capacity: n, ipv6: true)
+        let memory =
+            options.hugePages
+            ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate) : .heap
+        dataplane = Dataplane(
+            snapshot: published.snapshot, connectionCapacity: options.connectionCapacity, memory: memory)
+        slots = .allocate(capacity: n)
+        slots.initialize(repeating: PacketSlot(base: receive.buffer(0), offset: 0, length: 0))
+    }
+
+    deinit { slots.deallocate() }
+
+    /// The blocking loop; returns after a stop request (within one idle wait).
+    func run() {
+        publishStatistics()
+        let fd = packetSocket.fd
+        while !link.stopRequested.load(ordering: .relaxed) {
+            io.turns &+= 1
+            let n: Int
+            do {
+                n = try receive.receive(from: fd, waitForOne: true)
+            } catch {
+                io.receiveErrors &+= 1
+                continue
+            }
+            let generation = mailbox.generation.load(ordering: .acquiring)
+            if generation != installedGeneration { install(generation) }
+            if link.statisticsRequested.load(ordering: .relaxed) != link.statisticsServed.load(ordering: .relaxed) {
+                publishStatistics()
+            }
+            if n > 0 { handle(n) }
+        }
+        publishStatistics()
+    }
+
+    @inline(__always)
+    func handle(_ n: Int) {
+        let headroom = MmsgWorker.headroom
+        for i in 0..<n {
+            if receive.isTruncated(i) { io.truncated &+= 1 }
+            slots[i] = PacketSlot(base: receive.buffer(i), offset: headroom, length: receive.length(i))
+        }
+        io.received &+= UInt64(n)
+        io.batches &+= 1
+        let batch = UnsafeMutableBufferPointer(rebasing: slots[0..<n])
+        dataplane.process(batch: batch, linkType: .ethernet, now: MonotonicClock.now())
+        for i in 0..<n {
+            let v = slots[i].verdict
+            guard v.action == .forward || v.action == .icmpReply else { continue }
+            let packet = slots[i].base + v.outputOffset
+            if v.outputIsIPv6 {
+                if hasIPv6 { send6.append(packet, length: v.outputLength) } else { io.noIPv6Socket &+= 1 }
+            } else {
+                send4.append(packet, length: v.outputLength)
+            }
+        }
+        if send4.count > 0 { account(send4.send(on: raw4.fd)) }
+        if send6.count > 0 { account(send6.send(on: raw6.fd)) }
+    }
+
+    @inline(__always)
+    func account(_ outcome: SendBatchOutcome) {
+        io.sent &+= UInt64(outcome.sent)
+        if outcome.failed > 0 {
+            io.sendErrors &+= UInt64(outcome.failed)
+            io.lastSendErrno = outcome.lastErrno
+        }
+    }
+
+    func install(_ generation: UInt64) {
+        let published = mailbox.current
+        installedGeneration = generation
+        dataplane.install(published.snapshot)
+        io.snapshotsInstalled &+= 1
+        do {
+            try packetSocket.attach(filter: published.filter)
+            filterMode = published.filterMode
+        } catch {
+            io.filterUpdateErrors &+= 1
+        }
+    }
+
+    func publishStatistics() {
+        let requested = link.statisticsRequested.load(ordering: .relaxed)
+        if let kernel = try? packetSocket.takeStatistics() { io.kernelDrops &+= kernel.drops }
+        let s = WorkerStatistics(
+            worker: link.id, cpu: cpu, ringMode: "mmsg", filterMode: filterMode.rawValue,
+            dataplane: dataplane.statistics, io: io)
+        link.statistics.withLock { $0 = s }
+        link.statisticsServed.store(requested, ordering: .releasing)
+    }
+}
