@@ -17,7 +17,7 @@ struct LabTraceTests {
     /// Writes the rewritten frames of a mixed generated trace to `path`; returns the frames and
     /// the skip reasons.
     static func rewriteMixed(to path: String) throws -> (frames: [[UInt8]], skipped: [String: Int]) {
-        let trace = temporaryPath("lab-mixed.pcap")
+        let trace = path + ".source.pcap"  // per caller: the suite's tests run in parallel
         defer { removeFile(trace) }
         _ = try TraceGenerator.generate(mixedOptions(), to: trace)
         let reader = try CaptureReader(paths: [trace])
