@@ -11,7 +11,7 @@ import MaglevLinux
 /// snapshot, if any -> `Dataplane.process` on the batch -> one `sendmmsg` per address family
 /// for the forwards and ICMP replies, straight from the receive buffers (outer headers written
 /// in the headroom; no copy, no allocation).
-final class MmsgWorker {
+final class MmsgWorker: WorkerControl {
     static let headroom = 64
 
     let link: WorkerLink
@@ -142,26 +142,5 @@ final class MmsgWorker {
         }
     }
 
-    func install(_ generation: UInt64) {
-        let published = mailbox.current
-        installedGeneration = generation
-        dataplane.install(published.snapshot)
-        io.snapshotsInstalled &+= 1
-        do {
-            try packetSocket.attach(filter: published.filter)
-            filterMode = published.filterMode
-        } catch {
-            io.filterUpdateErrors &+= 1
-        }
-    }
-
-    func publishStatistics() {
-        let requested = link.statisticsRequested.load(ordering: .relaxed)
-        if let kernel = try? packetSocket.takeStatistics() { io.kernelDrops &+= kernel.drops }
-        let s = WorkerStatistics(
-            worker: link.id, cpu: cpu, ringMode: "mmsg", filterMode: filterMode.rawValue,
-            dataplane: dataplane.statistics, io: io)
-        link.statistics.withLock { $0 = s }
-        link.statisticsServed.store(requested, ordering: .releasing)
-    }
+    var ioModeName: String { "mmsg" }
 }

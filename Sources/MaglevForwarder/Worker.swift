@@ -105,7 +105,7 @@ public struct ForwarderOptions: Sendable {
 /// `IORing.headroom` (80) bytes plus the Ethernet header lie before each IP header, and the
 /// data plane writes the outer headers in place. No copy, no per-packet allocation, lock or
 /// system call.
-final class Worker {
+final class Worker: WorkerControl {
     static let receiveTag: UInt64 = 1 << 56
     static let sendTag: UInt64 = 2 << 56
     static let cancelTag: UInt64 = 3 << 56
@@ -302,26 +302,5 @@ final class Worker {
         ring.commitBuffers()
     }
 
-    func install(_ generation: UInt64) {
-        let published = mailbox.current
-        installedGeneration = generation
-        dataplane.install(published.snapshot)
-        io.snapshotsInstalled &+= 1
-        do {
-            try packetSocket.attach(filter: published.filter)
-            filterMode = published.filterMode
-        } catch {
-            io.filterUpdateErrors &+= 1
-        }
-    }
-
-    func publishStatistics() {
-        let requested = link.statisticsRequested.load(ordering: .relaxed)
-        if let kernel = try? packetSocket.takeStatistics() { io.kernelDrops &+= kernel.drops }
-        let s = WorkerStatistics(
-            worker: link.id, cpu: cpu, ringMode: ring.mode.rawValue, filterMode: filterMode.rawValue,
-            dataplane: dataplane.statistics, io: io)
-        link.statistics.withLock { $0 = s }
-        link.statisticsServed.store(requested, ordering: .releasing)
-    }
+    var ioModeName: String { ring.mode.rawValue }
 }
