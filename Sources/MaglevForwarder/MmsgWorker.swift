@@ -44,16 +44,7 @@ final class MmsgWorker: WorkerControl {
         self.installedGeneration = generation
         self.filterMode = published.filterMode
 
-        var pinned: Int? = nil
-        if let cpu {
-            do throws(SystemError) {
-                try ThreadContext.pin(toCPU: cpu)
-                pinned = cpu
-            } catch {
-                pinned = nil
-            }
-        }
-        self.cpu = pinned
+        self.cpu = pinCallingThread(to: cpu)
 
         let group = options.fanoutGroup ?? UInt16(truncatingIfNeeded: currentProcessID)
         do {

@@ -146,16 +146,7 @@ final class Worker: WorkerControl {
         self.installedGeneration = generation
         self.filterMode = published.filterMode
 
-        var pinned: Int? = nil
-        if let cpu {
-            do throws(SystemError) {
-                try ThreadContext.pin(toCPU: cpu)
-                pinned = cpu
-            } catch {
-                pinned = nil  // not fatal: reported as unpinned in the statistics
-            }
-        }
-        self.cpu = pinned
+        self.cpu = pinCallingThread(to: cpu)
 
         let group = options.fanoutGroup ?? UInt16(truncatingIfNeeded: currentProcessID)
         do {

@@ -43,3 +43,15 @@ extension WorkerControl {
         link.statisticsServed.store(requested, ordering: .releasing)
     }
 }
+
+/// Pins the calling (worker) thread to `cpu` when one is asked for; returns the CPU it is pinned
+/// to, or nil. A failure is not fatal: the worker is reported as unpinned in the statistics.
+func pinCallingThread(to cpu: Int?) -> Int? {
+    guard let cpu else { return nil }
+    do throws(SystemError) {
+        try ThreadContext.pin(toCPU: cpu)
+        return cpu
+    } catch {
+        return nil
+    }
+}
