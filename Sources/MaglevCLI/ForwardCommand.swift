@@ -17,9 +17,18 @@ struct ForwardCommand: ParsableCommand {
             worker in a PACKET_FANOUT_HASH group, filtered in the kernel by a classic BPF program \
             for the VIP prefixes), runs them through the data plane in batches (io_uring \
             multishot receive into provided buffers; outer headers written in place, no copy) \
-            and sends each packet GRE-encapsulated to its backend through a raw IP socket: the \
-            kernel routes it by the outer destination. Packets too big for the path get ICMP \
-            "fragmentation needed" / ICMPv6 "packet too big" replies.
+            and sends each packet GRE-encapsulated to its backend. Packets too big for the path \
+            get ICMP "fragmentation needed" / ICMPv6 "packet too big" replies.
+
+            --send packet (default) sends whole Ethernet frames through an AF_PACKET socket that \
+            bypasses the queueing discipline: the worker writes the backend's next-hop Ethernet \
+            header in front of the outer IP header. Next hops come from the kernel's route and \
+            neighbour tables (looked up again every second and after each reload); a backend \
+            whose next hop is not resolved yet, or is behind another interface than --interface, \
+            takes the raw IP socket meanwhile (counted as next_hop_fallbacks). --send raw always \
+            uses raw IP sockets: the kernel routes each packet and builds its Ethernet header. \
+            Frames sent with --send packet skip the interface's taps: tcpdump on the forwarder's \
+            own interface does not see them (capture at the next hop instead).
 
             One worker per core, pinned. SIGHUP re-reads the config (an invalid one is reported \
             and the running one kept); SIGINT / SIGTERM stop once in-flight sends complete and \
@@ -35,6 +44,7 @@ struct ForwardCommand: ParsableCommand {
             Examples:
               maglev forward --config /etc/maglev.yaml --interface eth0
               maglev forward --config lb.yaml --interface eth1 --workers 4 --stats-interval 5
+              maglev forward --config lb.yaml --interface eth1 --send raw
               maglev forward --config lb.yaml --interface veth0 --json-stats \\
                 --stats-interval 1 --duration 30
               kill -HUP $(pidof maglev)    # reload the config
@@ -64,6 +74,9 @@ struct ForwardCommand: ParsableCommand {
     @Option(help: "Worker I/O: io_uring (default) or mmsg (plain recvmmsg/sendmmsg, batches of 64).")
     var io = "io_uring"
 
+    @Option(help: "How GRE leaves: packet (AF_PACKET frames, qdisc bypass; default with io_uring) or raw (raw IP sockets; always with --io mmsg).")
+    var send: String?
+
     @Flag(help: "Do not pin workers to CPUs.")
     var noPin = false
 
@@ -73,6 +86,10 @@ struct ForwardCommand: ParsableCommand {
         if let d = duration, !(d > 0) { throw ValidationError("--duration must be more than 0 seconds") }
         if VIPFilter.Mode(rawValue: filter) == nil { throw ValidationError("--filter must be vips or ethertype") }
         if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring or mmsg") }
+        if let send, ForwarderSend(rawValue: send) == nil { throw ValidationError("--send must be packet or raw") }
+        if send == "packet" && io == "mmsg" {
+            throw ValidationError("--send packet needs --io io_uring (the mmsg loop sends through raw IP sockets)")
+        }
     }
 
     func run() throws {
@@ -92,6 +109,7 @@ struct ForwardCommand: ParsableCommand {
         options.connectionCapacity = file.connectionCapacity
         options.filterMode = VIPFilter.Mode(rawValue: filter) ?? .vips
         options.io = ioMode
+        options.send = send.flatMap(ForwarderSend.init(rawValue:)) ?? (ioMode == .mmsg ? .raw : .packet)
         if noPin { options.cpus = [] }
         let forwarder: Forwarder
         do {
@@ -109,7 +127,11 @@ struct ForwardCommand: ParsableCommand {
                     if !json {
                         print(
                             "forwarding on \(options.interface): \(n) worker(s), ring \(Set(rings).sorted().joined(separator: "/")), "
-                                + "filter \(Set(filters).sorted().joined(separator: "/")); SIGHUP reloads, SIGINT/SIGTERM stop")
+                                + "filter \(Set(filters).sorted().joined(separator: "/")), send \(forwarder.sendPath.rawValue); "
+                                + "SIGHUP reloads, SIGINT/SIGTERM stop")
+                        for (id, hop) in forwarder.nextHopDescriptions.enumerated() {
+                            print("  next hop of \(forwarder.snapshot.backendNames[id]): \(hop)")
+                        }
                     }
                 case .statistics(let s):
                     print(json ? StatisticsFormat.json(s) : StatisticsFormat.text(s, previous: previous))

@@ -54,7 +54,12 @@ public final class Forwarder: @unchecked Sendable {
     public let options: ForwarderOptions
     public let configPath: String?
     let mailbox: SnapshotMailbox
+    let nextHops = NextHopMailbox()
     let links: [WorkerLink]
+    /// Next-hop lookups for `--send packet` (opened in the workers' namespace by `start`).
+    var resolver: NextHopResolver?
+    /// The next-hop headers workers have (or will have after their next batch).
+    var linkHeaders = LinkHeaders.empty
     var threads: [OSThread] = []
     var current: ForwardingSnapshot
     let startTime: UInt64
@@ -87,19 +92,75 @@ public final class Forwarder: @unchecked Sendable {
     /// The snapshot workers run (or will run after their next batch).
     public var snapshot: ForwardingSnapshot { current }
 
+    /// How GRE leaves the workers: `options.send` for the io_uring loop; the mmsg loop always
+    /// sends through raw IP sockets.
+    public var sendPath: ForwarderSend { options.io == .mmsg ? .raw : options.send }
+
+    /// Per backend id, where its packets go on the `packet` send path (next-hop MAC and
+    /// interface, or why they take the raw socket); empty on the `raw` path.
+    public var nextHopDescriptions: [String] { linkHeaders.descriptions }
+
+    /// Looks up every backend's next hop again and publishes the Ethernet headers to the
+    /// workers if anything changed (`packet` send path only; control side, about once a
+    /// second and after each reload). Lookups mark missing or stale neighbours in use, so the
+    /// kernel resolves them.
+    public func refreshNextHops() { refreshNextHops(for: current) }
+
+    func refreshNextHops(for snapshot: ForwardingSnapshot) {
+        guard let resolver else { return }
+        let addresses = (0..<snapshot.backendNames.count).map { snapshot.address(ofBackend: $0) }
+        let outcomes = resolver.resolve(addresses.map(\.networkBytes))
+        let headers = LinkHeaders(outcomes: outcomes, addresses: addresses, interface: options.interface)
+        if headers != linkHeaders {
+            linkHeaders = headers
+            nextHops.publish(headers)
+        }
+    }
+
+    /// Opens the next-hop resolver in the workers' network namespace.
+    func openResolver() throws(ForwarderError) {
+        let box = Mutex<Result<NextHopResolver, SystemError>?>(nil)
+        let namespace = options.networkNamespace
+        let open: @Sendable () -> Void = {
+            do throws(SystemError) {
+                if let namespace { try ThreadContext.enterNetworkNamespace(path: namespace) }
+                let r = try NextHopResolver()
+                box.withLock { $0 = .success(r) }
+            } catch {
+                box.withLock { $0 = .failure(error) }
+            }
+        }
+        do {
+            let thread = try OSThread(open)
+            thread.join()
+        } catch {
+            throw ForwarderError("cannot start the next-hop resolver: \(error)")
+        }
+        switch box.withLock({ $0 }) {
+        case .success(let r): resolver = r
+        case .failure(let e): throw ForwarderError("cannot open the next-hop resolver (netlink): \(e); `--send raw` works without it")
+        case nil: throw ForwarderError("the next-hop resolver did not start")
+        }
+    }
+
     /// Starts the workers and waits until every one has its sockets and ring, or one failed
     /// (then the others are stopped and the first failure is thrown).
     public func start() throws(ForwarderError) {
         precondition(threads.isEmpty, "start() once")
+        if sendPath == .packet {
+            try openResolver()
+            refreshNextHops()
+        }
         let cpus = options.cpus ?? ThreadContext.allowedCPUs()
         for link in links {
             let cpu: Int? = cpus.isEmpty ? nil : cpus[link.id % cpus.count]
             let mailbox = self.mailbox
+            let nextHops = self.nextHops
             let options = self.options
             do {
                 threads.append(
                     try OSThread {
-                        Forwarder.workerMain(link: link, mailbox: mailbox, options: options, cpu: cpu)
+                        Forwarder.workerMain(link: link, mailbox: mailbox, nextHops: nextHops, options: options, cpu: cpu)
                     })
             } catch {
                 link.failure.withLock { $0 = ForwarderError("cannot start worker \(link.id): \(error)") }
@@ -119,7 +180,9 @@ public final class Forwarder: @unchecked Sendable {
         }
     }
 
-    static func workerMain(link: WorkerLink, mailbox: SnapshotMailbox, options: ForwarderOptions, cpu: Int?) {
+    static func workerMain(
+        link: WorkerLink, mailbox: SnapshotMailbox, nextHops: NextHopMailbox, options: ForwarderOptions, cpu: Int?
+    ) {
         do throws(ForwarderError) {
             if let path = options.networkNamespace {
                 do {
@@ -130,7 +193,7 @@ public final class Forwarder: @unchecked Sendable {
             }
             switch options.io {
             case .ioUring:
-                let worker = try Worker(link: link, mailbox: mailbox, options: options, cpu: cpu)
+                let worker = try Worker(link: link, mailbox: mailbox, nextHops: nextHops, options: options, cpu: cpu)
                 link.state.store(WorkerLink.State.running.rawValue, ordering: .releasing)
                 worker.run()
             case .mmsg:
@@ -157,6 +220,8 @@ public final class Forwarder: @unchecked Sendable {
             throw ForwarderError("invalid config: \(error)")
         }
         current = snapshot
+        // Next hops for new backends first, so their first packets can take the frame path.
+        refreshNextHops(for: snapshot)
         let filter = VIPFilter.program(for: config.vips, mode: options.filterMode)
         mailbox.publish(.init(snapshot: snapshot, filter: filter.program, filterMode: filter.mode))
     }
@@ -200,7 +265,8 @@ public final class Forwarder: @unchecked Sendable {
             elapsedSeconds: Double(MonotonicClock.now() - startTime) / 1e9,
             workers: links.map { l in l.statistics.withLock { $0 } },
             vipNames: snapshot.config.vips.map(\.name), backendNames: names, backendAddresses: addresses,
-            cpuNanoseconds: ProcessCPUTime.now().totalNanoseconds - startCPU.totalNanoseconds)
+            cpuNanoseconds: ProcessCPUTime.now().totalNanoseconds - startCPU.totalNanoseconds,
+            sendPath: sendPath.rawValue, nextHops: linkHeaders.descriptions)
     }
 
     /// Stops the workers (each finishes its in-flight sends), joins them and returns the final
@@ -232,6 +298,7 @@ public final class Forwarder: @unchecked Sendable {
                 filterModes: first.workers.map(\.filterMode)))
         let start = MonotonicClock.now()
         var nextStats = statisticsInterval.map { start + UInt64($0 * 1e9) }
+        var nextResolve = start + 1_000_000_000
         let end = duration.map { start + UInt64($0 * 1e9) }
         var reason = ""
         while reason.isEmpty {
@@ -256,6 +323,10 @@ public final class Forwarder: @unchecked Sendable {
             if signals.contains(.interrupt) { reason = "SIGINT" }
             if links.contains(where: { $0.currentState != .running }) { reason = "a worker stopped" }
             let after = MonotonicClock.now()
+            if after >= nextResolve {
+                refreshNextHops()
+                nextResolve = after + 1_000_000_000
+            }
             if let e = end, after >= e, reason.isEmpty { reason = "duration elapsed" }
             if let n = nextStats, after >= n, let interval = statisticsInterval {
                 onEvent(.statistics(statistics()))

@@ -15,8 +15,13 @@ public struct IOCounters: Sendable, Equatable {
     public var bufferRingEmpty: UInt64 = 0
     /// Times the multishot receive had to be armed again.
     public var receiveRearms: UInt64 = 0
-    /// Packets the kernel accepted from our raw sockets.
+    /// Packets the kernel accepted from our send sockets (raw IP and AF_PACKET).
     public var sent: UInt64 = 0
+    /// Of the GRE packets queued, those sent as whole frames through the AF_PACKET socket
+    /// (`--send packet`), and those that took the raw IP socket because their backend's next hop
+    /// was not resolved yet or lies behind another interface.
+    public var sentAsFrames: UInt64 = 0
+    public var nextHopFallbacks: UInt64 = 0
     /// Sends that failed (`lastSendErrno` says how).
     public var sendErrors: UInt64 = 0
     public var lastSendErrno: Int32 = 0
@@ -40,6 +45,8 @@ public struct IOCounters: Sendable, Equatable {
         s.receiveRearms += b.receiveRearms
         s.sent += b.sent
         s.sendErrors += b.sendErrors
+        s.sentAsFrames += b.sentAsFrames
+        s.nextHopFallbacks += b.nextHopFallbacks
         if b.lastSendErrno != 0 { s.lastSendErrno = b.lastSendErrno }
         s.noIPv6Socket += b.noIPv6Socket
         s.turns += b.turns
@@ -116,10 +123,14 @@ public struct ForwarderStatistics: Sendable {
     public var backendAddresses: [String]
     /// Process CPU time (user + system) since start, nanoseconds.
     public var cpuNanoseconds: UInt64
+    /// How GRE leaves the workers (`packet` or `raw`).
+    public var sendPath: String
+    /// Per backend id on the `packet` send path: its next hop, or why it takes the raw socket.
+    public var nextHops: [String]
 
     public init(
         elapsedSeconds: Double, workers: [WorkerStatistics], vipNames: [String], backendNames: [String],
-        backendAddresses: [String], cpuNanoseconds: UInt64
+        backendAddresses: [String], cpuNanoseconds: UInt64, sendPath: String = "raw", nextHops: [String] = []
     ) {
         precondition(!workers.isEmpty)
         self.elapsedSeconds = elapsedSeconds
@@ -128,6 +139,8 @@ public struct ForwarderStatistics: Sendable {
         self.backendNames = backendNames
         self.backendAddresses = backendAddresses
         self.cpuNanoseconds = cpuNanoseconds
+        self.sendPath = sendPath
+        self.nextHops = nextHops
     }
 
     public var totalDataplane: DataplaneStatistics {
@@ -171,7 +184,9 @@ public enum StatisticsFormat {
         for (id, load) in total.backends.enumerated() where load.packets > 0 || load.newFlows > 0 {
             let name = id < s.backendNames.count ? s.backendNames[id] : "#\(id)"
             let address = id < s.backendAddresses.count ? s.backendAddresses[id] : "?"
-            lines.append("  backend \(name) (\(address)): packets \(load.packets) bytes \(load.bytes) new_flows \(load.newFlows)")
+            let hop = id < s.nextHops.count ? " next_hop \(s.nextHops[id])" : ""
+            lines.append(
+                "  backend \(name) (\(address)): packets \(load.packets) bytes \(load.bytes) new_flows \(load.newFlows)\(hop)")
         }
         return lines.joined(separator: "\n")
     }
@@ -179,7 +194,8 @@ public enum StatisticsFormat {
     static func summary(_ d: DataplaneStatistics, _ io: IOCounters) -> String {
         "packets \(d.packets) forwarded \(d.forwarded) icmp \(d.icmpReplies) pass \(d.passed) dropped \(d.dropped)"
             + " sent \(io.sent) send_errors \(io.sendErrors) rx_errors \(io.receiveErrors) ring_empty \(io.bufferRingEmpty)"
-            + " truncated \(io.truncated) kernel_drops \(io.kernelDrops)"
+            + " truncated \(io.truncated) kernel_drops \(io.kernelDrops) frames \(io.sentAsFrames)"
+            + " next_hop_fallbacks \(io.nextHopFallbacks)"
     }
 
     /// One JSON object on one line (keys in a fixed order).
@@ -193,6 +209,7 @@ public enum StatisticsFormat {
             "\"received\":\(c.received),\"truncated\":\(c.truncated),\"kernel_drops\":\(c.kernelDrops),"
                 + "\"receive_errors\":\(c.receiveErrors),"
                 + "\"buffer_ring_empty\":\(c.bufferRingEmpty),\"receive_rearms\":\(c.receiveRearms),\"sent\":\(c.sent),"
+                + "\"sent_as_frames\":\(c.sentAsFrames),\"next_hop_fallbacks\":\(c.nextHopFallbacks),"
                 + "\"send_errors\":\(c.sendErrors),\"last_send_errno\":\(c.lastSendErrno),\"no_ipv6_socket\":\(c.noIPv6Socket),"
                 + "\"turns\":\(c.turns),\"batches\":\(c.batches),\"snapshots_installed\":\(c.snapshotsInstalled),"
                 + "\"filter_update_errors\":\(c.filterUpdateErrors)"
@@ -205,8 +222,9 @@ public enum StatisticsFormat {
         let backends = total.backends.enumerated().map { id, load in
             let name = id < s.backendNames.count ? s.backendNames[id] : "#\(id)"
             let address = id < s.backendAddresses.count ? s.backendAddresses[id] : ""
+            let hop = id < s.nextHops.count ? ",\"next_hop\":\(quote(s.nextHops[id]))" : ""
             return "{\"id\":\(id),\"name\":\(quote(name)),\"address\":\(quote(address)),\"packets\":\(load.packets),"
-                + "\"bytes\":\(load.bytes),\"new_flows\":\(load.newFlows)}"
+                + "\"bytes\":\(load.bytes),\"new_flows\":\(load.newFlows)\(hop)}"
         }
         let vips = total.vips.enumerated().map { i, load in
             let name = i < s.vipNames.count ? s.vipNames[i] : "#\(i)"
@@ -215,7 +233,8 @@ public enum StatisticsFormat {
         return "{\"elapsed_s\":\(fixed(s.elapsedSeconds, 3)),\"cpu_ns\":\(s.cpuNanoseconds),"
             + "\"cpu_ns_per_packet\":\(fixed(s.cpuNanosecondsPerPacket, 1)),"
             + "\"total\":{\(dataplane(total)),\(io(s.totalIO))},\"workers\":[\(workers.joined(separator: ","))],"
-            + "\"vips\":[\(vips.joined(separator: ","))],\"backends\":[\(backends.joined(separator: ","))]}"
+            + "\"vips\":[\(vips.joined(separator: ","))],\"backends\":[\(backends.joined(separator: ","))],"
+            + "\"send_path\":\(quote(s.sendPath))}"
     }
 
     static func quote(_ s: String) -> String {

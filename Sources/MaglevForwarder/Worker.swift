@@ -64,6 +64,9 @@ public struct ForwarderOptions: Sendable {
     public var workers: Int = 1
     /// The worker loop: io_uring (default) or plain recvmmsg/sendmmsg.
     public var io: ForwarderIO = .ioUring
+    /// How the io_uring loop sends GRE: whole frames through AF_PACKET (default) or raw IP
+    /// sockets. The mmsg loop always uses raw IP sockets.
+    public var send: ForwarderSend = .packet
     /// CPUs to pin workers to, in order (worker i -> cpus[i % count]); nil: the CPUs this
     /// process may run on. Empty: no pinning.
     public var cpus: [Int]? = nil
@@ -114,6 +117,7 @@ final class Worker: WorkerControl {
     static let packetFile: Int32 = 0
     static let ipv4File: Int32 = 1
     static let ipv6File: Int32 = 2
+    static let frameFile: Int32 = 3
 
     let link: WorkerLink
     let mailbox: SnapshotMailbox
@@ -124,6 +128,13 @@ final class Worker: WorkerControl {
     /// Not open where the host has no IPv6.
     let raw6: RawIPSocket
     let hasIPv6: Bool
+    /// The AF_PACKET send socket (`--send packet`), and the next-hop headers it needs.
+    let frameSocket: PacketSender?
+    /// Its descriptor, or -1 without one.
+    let frameDescriptor: Int32
+    let nextHops: NextHopMailbox
+    var installedNextHops: UInt64 = 0
+    var linkHeaders = WorkerLinkHeaders()
     var ring: IORing
     let dataplane: Dataplane
     var installedGeneration: UInt64
@@ -137,9 +148,12 @@ final class Worker: WorkerControl {
     var inflightSends = 0
 
     /// Opens everything on the calling thread (the worker's own).
-    init(link: WorkerLink, mailbox: SnapshotMailbox, options: ForwarderOptions, cpu: Int?) throws(ForwarderError) {
+    init(
+        link: WorkerLink, mailbox: SnapshotMailbox, nextHops: NextHopMailbox, options: ForwarderOptions, cpu: Int?
+    ) throws(ForwarderError) {
         self.link = link
         self.mailbox = mailbox
+        self.nextHops = nextHops
         self.options = options
         let generation = mailbox.generation.load(ordering: .acquiring)
         let published = mailbox.current
@@ -165,11 +179,23 @@ final class Worker: WorkerControl {
             raw6 = RawIPSocket.unavailable(ipv6: true)
         }
         hasIPv6 = raw6.isOpen
+        if options.send == .packet {
+            do {
+                let sender = try PacketSender(interface: options.interface, sendBufferBytes: 8 << 20, qdiscBypass: true)
+                frameDescriptor = sender.fd
+                frameSocket = consume sender
+            } catch {
+                throw ForwarderError.opening(error, interface: options.interface)
+            }
+        } else {
+            frameSocket = nil
+            frameDescriptor = -1
+        }
         do {
             ring = try IORing(
                 entries: options.ringEntries, bufferCount: options.bufferCount, bufferSize: options.bufferSize,
                 nameReserve: Worker.nameReserve)
-            try ring.registerFiles([packetSocket.fd, raw4.fd, raw6.fd])
+            try ring.registerFiles([packetSocket.fd, raw4.fd, raw6.fd, frameDescriptor])
         } catch {
             throw ForwarderError.opening(error, interface: options.interface)
         }
@@ -223,6 +249,11 @@ final class Worker: WorkerControl {
             // Between batches: a new snapshot, a statistics request.
             let generation = mailbox.generation.load(ordering: .acquiring)
             if generation != installedGeneration { install(generation) }
+            let hops = nextHops.generation.load(ordering: .acquiring)
+            if hops != installedNextHops {
+                installedNextHops = hops
+                linkHeaders.install(nextHops.current)
+            }
             if link.statisticsRequested.load(ordering: .relaxed) != link.statisticsServed.load(ordering: .relaxed) {
                 publishStatistics()
             }
@@ -274,6 +305,19 @@ final class Worker: WorkerControl {
             for i in 0..<count {
                 let v = slots[i].verdict
                 let id = slotBuffers[i]
+                if v.action == .forward && frameDescriptor >= 0 {
+                    // The next hop's Ethernet header goes right before the outer IP header.
+                    let frameStart = v.outputOffset &- 14
+                    if linkHeaders.write(backend: Int(v.backend), to: slots[i].base + frameStart) {
+                        ring.sendFrame(
+                            bufferID: id, offset: frameStart, length: v.outputLength &+ 14, fileIndex: Worker.frameFile,
+                            userData: Worker.sendTag | UInt64(id))
+                        inflightSends &+= 1
+                        io.sentAsFrames &+= 1
+                        continue
+                    }
+                    io.nextHopFallbacks &+= 1
+                }
                 if v.action == .forward || v.action == .icmpReply {
                     if v.outputIsIPv6 && !hasIPv6 {
                         io.noIPv6Socket &+= 1

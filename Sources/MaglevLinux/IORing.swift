@@ -291,6 +291,16 @@ public struct IORing: ~Copyable {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
+    /// Queues a `send` of the `length` bytes at `offset` in buffer `bufferID` on registered
+    /// file `fileIndex` (a bound `AF_PACKET` socket: the bytes are a whole Ethernet frame).
+    @inline(__always)
+    public func sendFrame(bufferID: Int, offset: Int, length: Int, fileIndex: Int32, userData: UInt64) {
+        let sqe = nextSQE()
+        io_uring_prep_send(sqe, fileIndex, buffers + (bufferID &* bufferSize &+ offset), length, 0)
+        sqe.pointee.flags |= UInt8(cmaglev_iosqe_fixed_file())
+        io_uring_sqe_set_data64(sqe, userData)
+    }
+
     /// Hands buffer `bufferID` back to the kernel (visible at the next `commitBuffers`).
     @inline(__always)
     public mutating func recycle(bufferID: Int) {

@@ -5,8 +5,10 @@ internal import CMaglevShim
 
 /// An `AF_PACKET` / `SOCK_RAW` socket that sends complete Ethernet frames, as they are, out of
 /// one interface (the frame's own MAC addresses are used; nothing is routed). It is bound with
-/// protocol 0, so it never receives anything. Used by `maglev trace send` to inject a capture
-/// into a lab; never on the data path.
+/// protocol 0, so it never receives anything. `maglev trace send` injects captures into a lab
+/// with one; the forwarder's `--send packet` path sends prebuilt Ethernet + outer IP + GRE
+/// frames through one per worker (through io_uring, with `qdiscBypass`: straight to the driver,
+/// skipping the queueing discipline and the taps such as tcpdump on that interface).
 ///
 /// The corresponding C functions are `socket`, `bind` and `send`.
 public struct PacketSender: ~Copyable {
@@ -15,7 +17,9 @@ public struct PacketSender: ~Copyable {
     /// The interface's MTU: the largest IP packet it carries (frames may be 14 bytes longer).
     public let mtu: Int
 
-    public init(interface: String, sendBufferBytes: Int = 4 << 20) throws(SystemError) {
+    public let interfaceIndex: Int32
+
+    public init(interface: String, sendBufferBytes: Int = 4 << 20, qdiscBypass: Bool = false) throws(SystemError) {
         let index = if_nametoindex(interface)
         if index == 0 { throw SystemError(call: "if_nametoindex(\(interface))", errno: Glibc.errno) }
         let fd = try SystemCall.run("socket(AF_PACKET, SOCK_RAW)") {
@@ -24,6 +28,9 @@ public struct PacketSender: ~Copyable {
         do {
             try PacketSocket.setOption(fd, SOL_SOCKET, SO_SNDBUFFORCE, Int32(clamping: sendBufferBytes),
                 name: "SO_SNDBUFFORCE", fallback: SO_SNDBUF)
+            if qdiscBypass {
+                try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_qdisc_bypass(), 1, name: "PACKET_QDISC_BYPASS")
+            }
             _ = try SystemCall.run("bind(AF_PACKET, \(interface))") { cmaglev_packet_bind(fd, Int32(index), 0) }
         } catch {
             closeDescriptor(fd)
@@ -31,6 +38,7 @@ public struct PacketSender: ~Copyable {
         }
         self.fd = fd
         self.interfaceName = interface
+        self.interfaceIndex = Int32(index)
         self.mtu = PacketSender.interfaceMTU(interface) ?? 1500
     }
 

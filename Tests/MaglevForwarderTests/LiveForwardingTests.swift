@@ -77,11 +77,14 @@ struct LiveForwardingTests {
     /// UDP and TCP over IPv4 and IPv6: every packet to a VIP comes back GRE-encapsulated to
     /// the backend the table picks, its inner packet byte-identical; the kernel filter keeps
     /// packets to other addresses away from the forwarder.
-    @Test func forwardsUDPAndTCPToTheTableBackendOverGRE() throws {
+    @Test(arguments: [ForwarderSend.packet, .raw])
+    func forwardsUDPAndTCPToTheTableBackendOverGRE(send: ForwarderSend) throws {
         let lab = try NetworkLab()
         defer { lab.tearDown() }
         let config = Self.config()
-        let forwarder = try Forwarder(config: config, options: Self.options(lab))
+        var options = Self.options(lab)
+        options.send = send
+        let forwarder = try Forwarder(config: config, options: options)
         try forwarder.start()
         defer { forwarder.stop() }
 
@@ -131,6 +134,16 @@ struct LiveForwardingTests {
         #expect(total.forwarded == UInt64(packets.count))
         #expect(stats.totalIO.sent == UInt64(packets.count))
         #expect(stats.totalIO.sendErrors == 0)
+        #expect(stats.sendPath == send.rawValue)
+        if send == .packet {
+            // Every backend's gateway (the client) is a permanent neighbour: all frames.
+            #expect(stats.totalIO.sentAsFrames == UInt64(packets.count))
+            #expect(stats.totalIO.nextHopFallbacks == 0)
+            #expect(stats.nextHops.count == 7 && stats.nextHops.allSatisfy { $0.hasPrefix("02:00:5e:12:00:02 on ") })
+        } else {
+            #expect(stats.totalIO.sentAsFrames == 0)
+            #expect(stats.nextHops.isEmpty)
+        }
         // The BPF filter keeps the strays (and the host's own traffic) out of user space.
         #expect(total.packets == UInt64(packets.count))
         #expect(stats.workers[0].filterMode == "vips")
@@ -230,6 +243,43 @@ struct LiveForwardingTests {
     /// A new snapshot published while running takes effect between batches: after a backend
     /// is removed, new flows never reach it; an invalid config is refused and the running one
     /// kept.
+    /// `--send packet` with a backend on the forwarder's own link and no neighbour entry yet:
+    /// the resolver says so and asks the kernel to resolve it (NTF_USE, no packet of ours
+    /// needed); a later refresh finds the MAC, and packets then leave as whole frames to it.
+    @Test func unresolvedNextHopIsResolvedByTheKernelThenUsedForFrames() throws {
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        // 198.18.2.1 is on the forwarder's link (no gateway); the client answers ARP for it.
+        try lab.ip("-n", lab.forwarderNamespace, "route", "add", "198.18.2.0/24", "dev", lab.forwarderInterface)
+        try lab.ip("-n", lab.clientNamespace, "addr", "add", "198.18.2.1/32", "dev", "lo")
+        let config = DataplaneConfig(
+            vips: [VIPConfig(name: "vip4", address: IPAddress(Self.vip4)!, backends: [BackendConfig(name: "near", address: IPAddress("198.18.2.1")!)])],
+            tableSize: 251, hashSeed: 7, pathMTU: 1500, encapSourceIPv4: IPAddress("198.18.0.1")!)
+        let forwarder = try Forwarder(config: config, options: Self.options(lab))
+        try forwarder.start()
+        defer { forwarder.stop() }
+        #expect(forwarder.nextHopDescriptions.first?.contains("not resolved yet") == true, "\(forwarder.nextHopDescriptions)")
+
+        var resolved = false
+        for _ in 0..<40 where !resolved {
+            ThreadContext.sleep(milliseconds: 50)
+            forwarder.refreshNextHops()
+            resolved = forwarder.nextHopDescriptions.first?.hasPrefix("\(NetworkLab.clientMAC) on \(lab.forwarderInterface)") == true
+        }
+        #expect(resolved, "next hop after 2 s: \(forwarder.nextHopDescriptions)")
+        ThreadContext.sleep(milliseconds: 30)  // the worker installs it at its next turn
+
+        let packets = (0..<16).map {
+            Packets.ipv4(source: Self.client4, destination: Self.vip4, proto: IPProtocol.udp, sourcePort: 30000 + $0, destinationPort: 53)
+        }
+        let captured = try Self.exchange(lab, send: packets, expect: packets.count, keep: Self.isGRE)
+        #expect(captured.count == packets.count)
+        #expect(captured.allSatisfy { Array($0[16..<20]) == Packets.ipv4Bytes("198.18.2.1") })
+        let stats = forwarder.stop()
+        #expect(stats.totalIO.sentAsFrames == UInt64(packets.count))
+        #expect(stats.totalIO.nextHopFallbacks == 0)
+    }
+
     @Test func publishedSnapshotIsInstalledBetweenBatches() throws {
         let lab = try NetworkLab()
         defer { lab.tearDown() }

@@ -114,4 +114,36 @@ int cmaglev_signals_fd(void);
 void cmaglev_signals_restore(void);
 /// Raises a recorded signal as if it had been delivered (for tests).
 void cmaglev_signals_inject(int signo);
+
+// ---- Next hops for the AF_PACKET send path (nexthop.c): control side only.
+
+/// PACKET_QDISC_BYPASS (linux/if_packet.h).
+int cmaglev_packet_qdisc_bypass(void);
+/// Opens and binds a NETLINK_ROUTE socket in the caller's network namespace (replies wait at
+/// most 1 s). Returns the descriptor or -errno.
+int cmaglev_netlink_open(void);
+/// RTM_GETROUTE for one destination (4 or 16 bytes by `family`): the output interface and,
+/// when the route has one, the gateway. 0, or -errno (-EHOSTUNREACH for a route that is not
+/// unicast: local, blackhole, unreachable).
+int cmaglev_route_get(int fd, int family, const uint8_t *destination, int *oif, uint8_t *gateway, int *has_gateway);
+/// One entry of the kernel's neighbour table.
+struct cmaglev_neighbour {
+    int ifindex;
+    uint16_t state;  // NUD_* bits
+    uint8_t has_mac;
+    uint8_t mac[6];
+    uint8_t address[16];
+};
+/// Dumps the neighbour table of `family` (RTM_GETNEIGH, NLM_F_DUMP) into `out` (at most
+/// `max` entries). Returns the count or -errno.
+int cmaglev_neighbour_dump(int fd, int family, struct cmaglev_neighbour *out, int max);
+/// Tells the kernel a neighbour is in use (RTM_NEWNEIGH with NTF_USE): it starts resolving a
+/// missing entry and re-confirms a stale one, as if it were sending to it. 0 or -errno.
+int cmaglev_neighbour_use(int fd, int family, int ifindex, const uint8_t *address);
+/// The interface's name (at least IFNAMSIZ bytes) and Ethernet MAC address (SIOCGIFNAME,
+/// SIOCGIFHWADDR through `fd`). 0, or -errno (-EAFNOSUPPORT: not Ethernet).
+int cmaglev_interface_mac(int fd, int ifindex, uint8_t *mac, char *name);
+/// Fills a `struct sockaddr_ll` (at least 20 bytes at `out`) for sending IPv4 or IPv6 frames out
+/// of interface `ifindex`.
+void cmaglev_packet_address(void *out, int ifindex, int ipv6);
 #endif

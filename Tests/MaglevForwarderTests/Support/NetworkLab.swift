@@ -113,7 +113,7 @@ final class NetworkLab: @unchecked Sendable {
         var description: String
     }
 
-    private func ip(_ args: String...) throws {
+    func ip(_ args: String...) throws {
         guard let ip = NetworkLab.ipPath else { throw CommandError(description: "no ip") }
         let r = NetworkLab.run([ip] + args)
         if r.status != 0 { throw CommandError(description: "ip \(args.joined(separator: " ")): \(r.output)") }

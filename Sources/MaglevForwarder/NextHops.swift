@@ -1,0 +1,125 @@
+import MaglevCore
+import MaglevLinux
+import Synchronization
+
+/// How workers send the GRE packets.
+public enum ForwarderSend: String, Sendable, CaseIterable {
+    /// Whole Ethernet frames through an `AF_PACKET` socket with `PACKET_QDISC_BYPASS`: the
+    /// worker writes the backend's next-hop Ethernet header in front of the outer IP header
+    /// (resolved by the control side from the kernel's route and neighbour tables). A backend
+    /// whose next hop is not resolved yet, or lies behind another interface, is sent through
+    /// the raw IP socket meanwhile (counted as `next_hop_fallbacks`).
+    case packet
+    /// Outer IP packets through raw IP sockets (`IP_HDRINCL`): the kernel routes them, builds
+    /// the Ethernet header and resolves neighbours itself, per packet.
+    case raw
+}
+
+/// Per backend id, the Ethernet header a worker writes in front of a GRE packet for that
+/// backend: `stride` bytes each, 14 header bytes then a flag (1: usable).
+struct LinkHeaders: Sendable, Equatable {
+    static let stride = 16
+    static let validFlag = 14
+
+    var bytes: [UInt8]
+    /// Per backend id: where its packets go ("02:00:.. on eth0 via 198.18.1.1") or why they
+    /// take the raw socket.
+    var descriptions: [String]
+
+    static let empty = LinkHeaders(bytes: [], descriptions: [])
+
+    var count: Int { bytes.count / LinkHeaders.stride }
+
+    /// The table for `snapshot`'s backends from `outcomes` (one per backend id, in order);
+    /// only next hops out of `interface` (the one the workers' send sockets are bound to) count.
+    init(outcomes: [NextHopResolver.Outcome], addresses: [IPAddress], interface: String) {
+        var bytes = [UInt8](repeating: 0, count: outcomes.count * LinkHeaders.stride)
+        var descriptions: [String] = []
+        for (id, outcome) in outcomes.enumerated() {
+            switch outcome {
+            case .resolved(let hop) where hop.interfaceName == interface:
+                let header = hop.ethernetHeader(ipv6: addresses[id].isIPv6)
+                for i in 0..<14 { bytes[id * LinkHeaders.stride + i] = header[i] }
+                bytes[id * LinkHeaders.stride + LinkHeaders.validFlag] = 1
+                let mac = hop.destinationMAC.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
+                descriptions.append("\(mac) on \(hop.interfaceName)" + (hop.gateway == nil ? "" : " via gateway"))
+            case .resolved(let hop):
+                descriptions.append("raw socket: next hop is on \(hop.interfaceName), not \(interface)")
+            case .unresolved(let why):
+                descriptions.append("raw socket: \(why)")
+            }
+        }
+        self.bytes = bytes
+        self.descriptions = descriptions
+    }
+
+    init(bytes: [UInt8], descriptions: [String]) {
+        self.bytes = bytes
+        self.descriptions = descriptions
+    }
+}
+
+/// The control side's next-hop tables, published to workers like snapshots: a generation
+/// counter (one relaxed load per loop turn) and the current table.
+final class NextHopMailbox: Sendable {
+    let generation = Atomic<UInt64>(0)
+    private let slot = Mutex<LinkHeaders>(.empty)
+
+    func publish(_ headers: LinkHeaders) {
+        slot.withLock { $0 = headers }
+        generation.add(1, ordering: .releasing)
+    }
+
+    var current: LinkHeaders { slot.withLock { $0 } }
+}
+
+/// A worker's own copy of the published headers, read per packet without locks: 16 bytes per
+/// backend id in one buffer that only changes between batches.
+struct WorkerLinkHeaders: ~Copyable {
+    private(set) var base: UnsafeMutableRawPointer
+    private(set) var count: Int
+    private var capacity: Int
+
+    init() {
+        capacity = 64
+        count = 0
+        base = .allocate(byteCount: capacity * LinkHeaders.stride, alignment: 16)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * LinkHeaders.stride)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Between batches.
+    mutating func install(_ headers: LinkHeaders) {
+        if headers.count > capacity {
+            base.deallocate()
+            capacity = headers.count
+            base = .allocate(byteCount: capacity * LinkHeaders.stride, alignment: 16)
+        }
+        headers.bytes.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        count = headers.count
+    }
+
+    /// Writes backend `id`'s Ethernet header into the 14 bytes at `destination`; false (and
+    /// nothing written) when it has none.
+    @inline(__always)
+    func write(backend id: Int, to destination: UnsafeMutableRawPointer) -> Bool {
+        guard id >= 0 && id < count else { return false }
+        let entry = base + id &* LinkHeaders.stride
+        guard entry.load(fromByteOffset: LinkHeaders.validFlag, as: UInt8.self) != 0 else { return false }
+        destination.copyMemory(from: entry, byteCount: 14)
+        return true
+    }
+}
+
+extension IPAddress {
+    /// 4 bytes (IPv4) or 16 (IPv6), network order.
+    var networkBytes: [UInt8] {
+        if !isIPv6 {
+            let v = ipv4Value
+            return [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
+        }
+        return (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) }
+            + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
+    }
+}
