@@ -22,10 +22,12 @@ struct ForwardCommand: ParsableCommand {
 
             --send packet (default) sends whole Ethernet frames through an AF_PACKET socket that \
             bypasses the queueing discipline: the worker writes the backend's next-hop Ethernet \
-            header in front of the outer IP header. Next hops come from the kernel's route and \
-            neighbour tables (looked up again every second and after each reload); a backend \
-            whose next hop is not resolved yet, or is behind another interface than --interface, \
-            takes the raw IP socket meanwhile (counted as next_hop_fallbacks). --send raw always \
+            header in front of the outer IP header and sends it out of the interface the kernel's \
+            route names (which may differ from --interface). Next hops come from the kernel's \
+            route and neighbour tables (looked up again every second and after each reload; \
+            missing or stale neighbours are handed to the kernel to resolve); a backend whose \
+            next hop is not resolved yet, or not on an Ethernet interface, takes the raw IP \
+            socket meanwhile (counted as next_hop_fallbacks). --send raw always \
             uses raw IP sockets: the kernel routes each packet and builds its Ethernet header. \
             Frames sent with --send packet skip the interface's taps: tcpdump on the forwarder's \
             own interface does not see them (capture at the next hop instead).

@@ -110,7 +110,7 @@ public final class Forwarder: @unchecked Sendable {
         guard let resolver else { return }
         let addresses = (0..<snapshot.backendNames.count).map { snapshot.address(ofBackend: $0) }
         let outcomes = resolver.resolve(addresses.map(\.networkBytes))
-        let headers = LinkHeaders(outcomes: outcomes, addresses: addresses, interface: options.interface)
+        let headers = LinkHeaders(outcomes: outcomes, addresses: addresses)
         if headers != linkHeaders {
             linkHeaders = headers
             nextHops.publish(headers)

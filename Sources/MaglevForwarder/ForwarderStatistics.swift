@@ -19,7 +19,7 @@ public struct IOCounters: Sendable, Equatable {
     public var sent: UInt64 = 0
     /// Of the GRE packets queued, those sent as whole frames through the AF_PACKET socket
     /// (`--send packet`), and those that took the raw IP socket because their backend's next hop
-    /// was not resolved yet or lies behind another interface.
+    /// was not resolved yet (or is not on an Ethernet interface).
     public var sentAsFrames: UInt64 = 0
     public var nextHopFallbacks: UInt64 = 0
     /// Sends that failed (`lastSendErrno` says how).

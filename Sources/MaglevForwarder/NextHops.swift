@@ -7,7 +7,7 @@ public enum ForwarderSend: String, Sendable, CaseIterable {
     /// Whole Ethernet frames through an `AF_PACKET` socket with `PACKET_QDISC_BYPASS`: the
     /// worker writes the backend's next-hop Ethernet header in front of the outer IP header
     /// (resolved by the control side from the kernel's route and neighbour tables). A backend
-    /// whose next hop is not resolved yet, or lies behind another interface, is sent through
+    /// whose next hop is not resolved yet, or not on an Ethernet interface, is sent through
     /// the raw IP socket meanwhile (counted as `next_hop_fallbacks`).
     case packet
     /// Outer IP packets through raw IP sockets (`IP_HDRINCL`): the kernel routes them, builds
@@ -16,10 +16,13 @@ public enum ForwarderSend: String, Sendable, CaseIterable {
 }
 
 /// Per backend id, the Ethernet header a worker writes in front of a GRE packet for that
-/// backend: `stride` bytes each, 14 header bytes then a flag (1: usable).
+/// backend, and the interface to send it out of: `stride` bytes each, 14 header bytes, a flag
+/// (1: usable), a pad byte, then the `sockaddr_ll` naming the interface.
 struct LinkHeaders: Sendable, Equatable {
-    static let stride = 16
+    static let stride = 48
     static let validFlag = 14
+    static let addressOffset = 16
+    static let addressLength = 20
 
     var bytes: [UInt8]
     /// Per backend id: where its packets go ("02:00:.. on eth0 via 198.18.1.1") or why they
@@ -30,21 +33,22 @@ struct LinkHeaders: Sendable, Equatable {
 
     var count: Int { bytes.count / LinkHeaders.stride }
 
-    /// The table for `snapshot`'s backends from `outcomes` (one per backend id, in order);
-    /// only next hops out of `interface` (the one the workers' send sockets are bound to) count.
-    init(outcomes: [NextHopResolver.Outcome], addresses: [IPAddress], interface: String) {
+    /// The table for `snapshot`'s backends from `outcomes` (one per backend id, in order).
+    init(outcomes: [NextHopResolver.Outcome], addresses: [IPAddress]) {
         var bytes = [UInt8](repeating: 0, count: outcomes.count * LinkHeaders.stride)
         var descriptions: [String] = []
         for (id, outcome) in outcomes.enumerated() {
             switch outcome {
-            case .resolved(let hop) where hop.interfaceName == interface:
+            case .resolved(let hop):
+                let entry = id * LinkHeaders.stride
                 let header = hop.ethernetHeader(ipv6: addresses[id].isIPv6)
-                for i in 0..<14 { bytes[id * LinkHeaders.stride + i] = header[i] }
-                bytes[id * LinkHeaders.stride + LinkHeaders.validFlag] = 1
+                for i in 0..<14 { bytes[entry + i] = header[i] }
+                bytes[entry + LinkHeaders.validFlag] = 1
+                let address = hop.linkAddress(ipv6: addresses[id].isIPv6)
+                precondition(address.count == LinkHeaders.addressLength)
+                for i in 0..<address.count { bytes[entry + LinkHeaders.addressOffset + i] = address[i] }
                 let mac = hop.destinationMAC.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
                 descriptions.append("\(mac) on \(hop.interfaceName)" + (hop.gateway == nil ? "" : " via gateway"))
-            case .resolved(let hop):
-                descriptions.append("raw socket: next hop is on \(hop.interfaceName), not \(interface)")
             case .unresolved(let why):
                 descriptions.append("raw socket: \(why)")
             }
@@ -100,15 +104,15 @@ struct WorkerLinkHeaders: ~Copyable {
         count = headers.count
     }
 
-    /// Writes backend `id`'s Ethernet header into the 14 bytes at `destination`; false (and
-    /// nothing written) when it has none.
+    /// Writes backend `id`'s Ethernet header into the 14 bytes at `destination` and returns
+    /// the `sockaddr_ll` to send the frame to; nil (and nothing written) when it has none.
     @inline(__always)
-    func write(backend id: Int, to destination: UnsafeMutableRawPointer) -> Bool {
-        guard id >= 0 && id < count else { return false }
+    func write(backend id: Int, to destination: UnsafeMutableRawPointer) -> UnsafeRawPointer? {
+        guard id >= 0 && id < count else { return nil }
         let entry = base + id &* LinkHeaders.stride
-        guard entry.load(fromByteOffset: LinkHeaders.validFlag, as: UInt8.self) != 0 else { return false }
+        guard entry.load(fromByteOffset: LinkHeaders.validFlag, as: UInt8.self) != 0 else { return nil }
         destination.copyMemory(from: entry, byteCount: 14)
-        return true
+        return UnsafeRawPointer(entry + LinkHeaders.addressOffset)
     }
 }
 

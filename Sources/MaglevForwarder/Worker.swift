@@ -181,7 +181,7 @@ final class Worker: WorkerControl {
         hasIPv6 = raw6.isOpen
         if options.send == .packet {
             do {
-                let sender = try PacketSender(interface: options.interface, sendBufferBytes: 8 << 20, qdiscBypass: true)
+                let sender = try PacketSender(unboundWithSendBufferBytes: 8 << 20, qdiscBypass: true)
                 frameDescriptor = sender.fd
                 frameSocket = consume sender
             } catch {
@@ -308,9 +308,10 @@ final class Worker: WorkerControl {
                 if v.action == .forward && frameDescriptor >= 0 {
                     // The next hop's Ethernet header goes right before the outer IP header.
                     let frameStart = v.outputOffset &- 14
-                    if linkHeaders.write(backend: Int(v.backend), to: slots[i].base + frameStart) {
+                    if let address = linkHeaders.write(backend: Int(v.backend), to: slots[i].base + frameStart) {
                         ring.sendFrame(
-                            bufferID: id, offset: frameStart, length: v.outputLength &+ 14, fileIndex: Worker.frameFile,
+                            bufferID: id, offset: frameStart, length: v.outputLength &+ 14, address: address,
+                            addressLength: LinkHeaders.addressLength, fileIndex: Worker.frameFile,
                             userData: Worker.sendTag | UInt64(id))
                         inflightSends &+= 1
                         io.sentAsFrames &+= 1

@@ -284,6 +284,7 @@ public struct IORing: ~Copyable {
         let bytes = buffers + (bufferID &* bufferSize &+ offset)
         sendVectors[bufferID].iov_base = bytes
         sendVectors[bufferID].iov_len = length
+        sendHeaders[bufferID].msg_name = UnsafeMutableRawPointer(sendAddresses + bufferID)
         sendHeaders[bufferID].msg_namelen = SocketAddress.fill(sendAddresses + bufferID, fromPacket: bytes, ipv6: ipv6)
         let sqe = nextSQE()
         io_uring_prep_sendmsg(sqe, fileIndex, sendHeaders + bufferID, 0)
@@ -291,12 +292,21 @@ public struct IORing: ~Copyable {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
-    /// Queues a `send` of the `length` bytes at `offset` in buffer `bufferID` on registered
-    /// file `fileIndex` (a bound `AF_PACKET` socket: the bytes are a whole Ethernet frame).
+    /// Queues a `sendmsg` of the `length` bytes at `offset` in buffer `bufferID` on registered
+    /// file `fileIndex` (an `AF_PACKET` socket: the bytes are a whole Ethernet frame) to the
+    /// link-layer address `address` (a `sockaddr_ll` of `addressLength` bytes that must stay
+    /// valid until the next submit, where the kernel copies it).
     @inline(__always)
-    public func sendFrame(bufferID: Int, offset: Int, length: Int, fileIndex: Int32, userData: UInt64) {
+    public func sendFrame(
+        bufferID: Int, offset: Int, length: Int, address: UnsafeRawPointer, addressLength: Int, fileIndex: Int32,
+        userData: UInt64
+    ) {
+        sendVectors[bufferID].iov_base = buffers + (bufferID &* bufferSize &+ offset)
+        sendVectors[bufferID].iov_len = length
+        sendHeaders[bufferID].msg_name = UnsafeMutableRawPointer(mutating: address)
+        sendHeaders[bufferID].msg_namelen = socklen_t(addressLength)
         let sqe = nextSQE()
-        io_uring_prep_send(sqe, fileIndex, buffers + (bufferID &* bufferSize &+ offset), length, 0)
+        io_uring_prep_sendmsg(sqe, fileIndex, sendHeaders + bufferID, 0)
         sqe.pointee.flags |= UInt8(cmaglev_iosqe_fixed_file())
         io_uring_sqe_set_data64(sqe, userData)
     }

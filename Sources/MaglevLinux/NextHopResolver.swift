@@ -22,6 +22,14 @@ public struct NextHop: Sendable, Equatable {
         self.gateway = gateway
     }
 
+    /// The `struct sockaddr_ll` that sends an IPv4 or IPv6 frame out of this interface (20
+    /// bytes), for an unbound `AF_PACKET` socket.
+    public func linkAddress(ipv6: Bool) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: Int(cmaglev_sockaddr_ll_size()))
+        bytes.withUnsafeMutableBytes { cmaglev_packet_address($0.baseAddress, interfaceIndex, ipv6 ? 1 : 0) }
+        return bytes
+    }
+
     /// The 14-byte Ethernet header for an IPv4 (0x0800) or IPv6 (0x86DD) payload.
     public func ethernetHeader(ipv6: Bool) -> [UInt8] {
         destinationMAC + sourceMAC + (ipv6 ? [0x86, 0xDD] : [0x08, 0x00])

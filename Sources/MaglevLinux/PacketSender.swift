@@ -42,6 +42,28 @@ public struct PacketSender: ~Copyable {
         self.mtu = PacketSender.interfaceMTU(interface) ?? 1500
     }
 
+    /// A socket bound to no interface: every send names its interface (`sockaddr_ll`). The
+    /// forwarder's `--send packet` workers use one for all their next hops.
+    public init(unboundWithSendBufferBytes sendBufferBytes: Int, qdiscBypass: Bool) throws(SystemError) {
+        let fd = try SystemCall.run("socket(AF_PACKET, SOCK_RAW)") {
+            socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
+        do {
+            try PacketSocket.setOption(fd, SOL_SOCKET, SO_SNDBUFFORCE, Int32(clamping: sendBufferBytes),
+                name: "SO_SNDBUFFORCE", fallback: SO_SNDBUF)
+            if qdiscBypass {
+                try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_qdisc_bypass(), 1, name: "PACKET_QDISC_BYPASS")
+            }
+        } catch {
+            closeDescriptor(fd)
+            throw error
+        }
+        self.fd = fd
+        self.interfaceName = ""
+        self.interfaceIndex = 0
+        self.mtu = 0
+    }
+
     deinit { closeDescriptor(fd) }
 
     /// Sends one frame (Ethernet header included). Retries a full send queue (`ENOBUFS`,
