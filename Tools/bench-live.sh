@@ -13,7 +13,9 @@
 #                               maglev forward on d0: GRE to 198.18.1.1-4 via sink (ip_forward=0)
 #
 # Systems: "kernel" (the DUT's own IPv4 forwarding, no encapsulation), "forwarder" (`maglev
-# forward`, default io_uring loop), "mmsg" (`maglev forward --io mmsg`).
+# forward` as it runs by default: io_uring loop, GRE as whole frames through AF_PACKET with
+# qdisc bypass, `--send packet`), "raw" (`maglev forward --send raw`: io_uring loop, GRE through
+# raw IP sockets), "mmsg" (`maglev forward --io mmsg`: recvmmsg/sendmmsg, raw IP sockets).
 #
 # CPUs (2 vCPUs): the blaster and the probe receiver run under `taskset -c 1`, the forwarder
 # under `taskset -c 0` (its one worker pins itself to CPU 0). veth hands a frame to the peer's
@@ -136,16 +138,17 @@ proc_ticks() { [[ -n ${1:-} ]] && awk '{ print $14 + $15 }' "/proc/$1/stat" || e
 link_counter() { ip -n "$1" -s -j link show "$2" | jq ".[0].stats64.$3.$4"; }
 
 FWD_PID=""
-start_system() {   # kernel | forwarder | mmsg
+start_system() {   # kernel | forwarder | raw | mmsg
     FWD_PID=""
     case "$1" in
     kernel) ip netns exec "$DUT" sysctl -qw net.ipv4.ip_forward=1 ;;
-    forwarder | mmsg)
+    forwarder | raw | mmsg)
         ip netns exec "$DUT" sysctl -qw net.ipv4.ip_forward=0
-        local io=io_uring
-        [[ $1 == mmsg ]] && io=mmsg
+        local -a how=(--io io_uring --send packet)
+        [[ $1 == raw ]] && how=(--io io_uring --send raw)
+        [[ $1 == mmsg ]] && how=(--io mmsg)
         ip netns exec "$DUT" taskset -c 0 "$MAGLEV" forward --config "$DIR/lb.yaml" --interface d0 --workers 1 \
-            --io $io --duration 900 >"$DIR/forward-$1.txt" 2>&1 &
+            "${how[@]}" --duration 900 >"$DIR/forward-$1.txt" 2>&1 &
         FWD_PID=$!
         PIDS+=("$FWD_PID")
         local i
@@ -259,12 +262,14 @@ latency() {
 
 : >"$DIR/steps"
 declare -A BEST NS PNS BOUND ALLNS GEN
-SYSTEMS=${BENCH_SYSTEMS:-kernel forwarder mmsg}
+SYSTEMS=${BENCH_SYSTEMS:-kernel forwarder raw mmsg}
+for system in kernel forwarder raw mmsg; do BEST[$system]=0 NS[$system]=0 PNS[$system]=0 BOUND[$system]=false ALLNS[$system]=0 GEN[$system]=0; done
 for system in $SYSTEMS; do
     log "== $system =="
     start_system "$system"
     read -r BEST[$system] ALLNS[$system] PNS[$system] BOUND[$system] < <(search "$system")
     stop_system
+    [[ -f $DIR/forward-$system.txt ]] && log "  $system final: $(grep -m1 'total:' "$DIR/forward-$system.txt" || true)"
     GEN[$system]=0
     if ((BEST[$system] > 0)); then GEN[$system]=$(calibrate "${BEST[$system]}"); fi
     NS[$system]=$((ALLNS[$system] - GEN[$system]))
@@ -273,7 +278,7 @@ done
 
 LAT_RATE=$((BEST[forwarder] / 2))
 declare -A P50 P99 NPROBES
-for system in kernel forwarder mmsg; do
+for system in kernel forwarder raw mmsg; do
     start_system "$system"
     latency "$LAT_RATE"
     read -r P50[$system] P99[$system] NPROBES[$system] <"$DIR/lat"
@@ -282,6 +287,8 @@ for system in kernel forwarder mmsg; do
 done
 ADD50=$(awk -v a="${P50[forwarder]}" -v b="${P50[kernel]}" 'BEGIN { printf "%.1f", a - b }')
 ADD99=$(awk -v a="${P99[forwarder]}" -v b="${P99[kernel]}" 'BEGIN { printf "%.1f", a - b }')
+ADD50_RAW=$(awk -v a="${P50[raw]}" -v b="${P50[kernel]}" 'BEGIN { printf "%.1f", a - b }')
+ADD99_RAW=$(awk -v a="${P99[raw]}" -v b="${P99[kernel]}" 'BEGIN { printf "%.1f", a - b }')
 ADD50_MMSG=$(awk -v a="${P50[mmsg]}" -v b="${P50[kernel]}" 'BEGIN { printf "%.1f", a - b }')
 ADD99_MMSG=$(awk -v a="${P99[mmsg]}" -v b="${P99[kernel]}" 'BEGIN { printf "%.1f", a - b }')
 
@@ -297,26 +304,32 @@ if [[ $FORMAT == json ]]; then
   "forwarder_ns_per_packet": ${NS[forwarder]},
   "kernel_pps": ${BEST[kernel]},
   "kernel_ns_per_packet": ${NS[kernel]},
+  "raw_pps": ${BEST[raw]},
+  "raw_ns_per_packet": ${NS[raw]},
   "mmsg_pps": ${BEST[mmsg]},
   "mmsg_ns_per_packet": ${NS[mmsg]},
   "added_latency_p50_us": $ADD50,
   "added_latency_p99_us": $ADD99,
   "forwarder_process_ns_per_packet": ${PNS[forwarder]},
+  "raw_process_ns_per_packet": ${PNS[raw]},
   "mmsg_process_ns_per_packet": ${PNS[mmsg]},
-  "generator_bound": {"kernel": ${BOUND[kernel]}, "forwarder": ${BOUND[forwarder]}, "mmsg": ${BOUND[mmsg]}},
+  "generator_bound": {"kernel": ${BOUND[kernel]}, "forwarder": ${BOUND[forwarder]}, "raw": ${BOUND[raw]}, "mmsg": ${BOUND[mmsg]}},
   "latency_rate_pps": $LAT_RATE,
   "latency_us": {
     "kernel": {"p50": ${P50[kernel]}, "p99": ${P99[kernel]}, "probes": ${NPROBES[kernel]}},
     "forwarder": {"p50": ${P50[forwarder]}, "p99": ${P99[forwarder]}, "probes": ${NPROBES[forwarder]}},
+    "raw": {"p50": ${P50[raw]}, "p99": ${P99[raw]}, "probes": ${NPROBES[raw]}},
     "mmsg": {"p50": ${P50[mmsg]}, "p99": ${P99[mmsg]}, "probes": ${NPROBES[mmsg]}}
   },
+  "raw_added_latency_p50_us": $ADD50_RAW,
+  "raw_added_latency_p99_us": $ADD99_RAW,
   "mmsg_added_latency_p50_us": $ADD50_MMSG,
   "mmsg_added_latency_p99_us": $ADD99_MMSG,
   "seconds_per_step": $SECONDS_PER_STEP,
   "loss_threshold": 0.001,
   "cpu_method": "busy ticks of all CPUs (/proc/stat user+nice+system+irq+softirq) per packet at the sink, minus the same for the blaster alone at the same rate (DUT receives and discards: ip_forward=0, no forwarder)",
-  "generator_ns_per_packet": {"kernel": ${GEN[kernel]}, "forwarder": ${GEN[forwarder]}, "mmsg": ${GEN[mmsg]}},
-  "all_cpu_ns_per_packet": {"kernel": ${ALLNS[kernel]}, "forwarder": ${ALLNS[forwarder]}, "mmsg": ${ALLNS[mmsg]}},
+  "generator_ns_per_packet": {"kernel": ${GEN[kernel]}, "forwarder": ${GEN[forwarder]}, "raw": ${GEN[raw]}, "mmsg": ${GEN[mmsg]}},
+  "all_cpu_ns_per_packet": {"kernel": ${ALLNS[kernel]}, "forwarder": ${ALLNS[forwarder]}, "raw": ${ALLNS[raw]}, "mmsg": ${ALLNS[mmsg]}},
   "machine": "$MACHINE",
   "date": "$DATE",
   "steps": [
@@ -327,13 +340,15 @@ JSON
 else
     echo "Live forwarding, $MACHINE, $DATE ($SECONDS_PER_STEP s per step, loss < 0.1%)"
     printf '%-10s %12s %16s %20s %s\n' system "pps" "DUT ns/packet" "process ns/packet" ""
-    for system in kernel forwarder mmsg; do
+    for system in kernel forwarder raw mmsg; do
         note=""
         [[ ${BOUND[$system]} == true ]] && note="(generator-bound: at least this much)"
         printf '%-10s %12s %16s %20s %s\n' "$system" "${BEST[$system]}" "${NS[$system]}" \
             "$([[ $system == kernel ]] && echo - || echo "${PNS[$system]}")" "$note"
     done
     echo "latency at $LAT_RATE pps (probe send -> sink receive): kernel p50 ${P50[kernel]} us p99 ${P99[kernel]} us;" \
-        "forwarder p50 ${P50[forwarder]} us p99 ${P99[forwarder]} us; mmsg p50 ${P50[mmsg]} us p99 ${P99[mmsg]} us"
-    echo "added by the forwarder: p50 $ADD50 us, p99 $ADD99 us (mmsg: p50 $ADD50_MMSG us, p99 $ADD99_MMSG us)"
+        "forwarder p50 ${P50[forwarder]} us p99 ${P99[forwarder]} us; raw p50 ${P50[raw]} us p99 ${P99[raw]} us;" \
+        "mmsg p50 ${P50[mmsg]} us p99 ${P99[mmsg]} us"
+    echo "added by the forwarder: p50 $ADD50 us, p99 $ADD99 us (raw: p50 $ADD50_RAW us, p99 $ADD99_RAW us;" \
+        "mmsg: p50 $ADD50_MMSG us, p99 $ADD99_MMSG us)"
 fi
