@@ -38,7 +38,7 @@
 # on this kernel (no IRQ_TIME_ACCOUNTING: it is charged to whichever task it interrupts), hence
 # the calibration rather than "total minus the blaster's utime+stime". For the forwarders the
 # process's own utime+stime per packet (/proc/PID/stat) is reported beside it.
-# Latency: at half the forwarder's loss-free rate, the blaster also sends one probe every 1 ms
+# Latency (also for "busy": the default forwarder with --busy-poll): at half the forwarder's loss-free rate, the blaster also sends one probe every 1 ms
 # carrying CLOCK_REALTIME taken just before its sendto; the sink stamps it with SO_TIMESTAMPNS
 # on an AF_PACKET socket (the kernel's receive timestamp). Added latency = percentile through
 # the forwarder minus the same percentile through the kernel's forwarding at the same rate.
@@ -142,11 +142,12 @@ start_system() {   # kernel | forwarder | raw | mmsg
     FWD_PID=""
     case "$1" in
     kernel) ip netns exec "$DUT" sysctl -qw net.ipv4.ip_forward=1 ;;
-    forwarder | raw | mmsg)
+    forwarder | raw | mmsg | busy)
         ip netns exec "$DUT" sysctl -qw net.ipv4.ip_forward=0
         local -a how=(--io io_uring --send packet)
         [[ $1 == raw ]] && how=(--io io_uring --send raw)
         [[ $1 == mmsg ]] && how=(--io mmsg)
+        [[ $1 == busy ]] && how=(--io io_uring --send packet --busy-poll)
         ip netns exec "$DUT" taskset -c 0 "$MAGLEV" forward --config "$DIR/lb.yaml" --interface d0 --workers 1 \
             "${how[@]}" --duration 900 >"$DIR/forward-$1.txt" 2>&1 &
         FWD_PID=$!
@@ -278,7 +279,7 @@ done
 
 LAT_RATE=$((BEST[forwarder] / 2))
 declare -A P50 P99 NPROBES
-for system in kernel forwarder raw mmsg; do
+for system in kernel forwarder raw mmsg busy; do
     start_system "$system"
     latency "$LAT_RATE"
     read -r P50[$system] P99[$system] NPROBES[$system] <"$DIR/lat"
@@ -289,6 +290,8 @@ ADD50=$(awk -v a="${P50[forwarder]}" -v b="${P50[kernel]}" 'BEGIN { printf "%.1f
 ADD99=$(awk -v a="${P99[forwarder]}" -v b="${P99[kernel]}" 'BEGIN { printf "%.1f", a - b }')
 ADD50_RAW=$(awk -v a="${P50[raw]}" -v b="${P50[kernel]}" 'BEGIN { printf "%.1f", a - b }')
 ADD99_RAW=$(awk -v a="${P99[raw]}" -v b="${P99[kernel]}" 'BEGIN { printf "%.1f", a - b }')
+ADD50_BUSY=$(awk -v a="${P50[busy]}" -v b="${P50[kernel]}" 'BEGIN { printf "%.1f", a - b }')
+ADD99_BUSY=$(awk -v a="${P99[busy]}" -v b="${P99[kernel]}" 'BEGIN { printf "%.1f", a - b }')
 ADD50_MMSG=$(awk -v a="${P50[mmsg]}" -v b="${P50[kernel]}" 'BEGIN { printf "%.1f", a - b }')
 ADD99_MMSG=$(awk -v a="${P99[mmsg]}" -v b="${P99[kernel]}" 'BEGIN { printf "%.1f", a - b }')
 
@@ -319,8 +322,11 @@ if [[ $FORMAT == json ]]; then
     "kernel": {"p50": ${P50[kernel]}, "p99": ${P99[kernel]}, "probes": ${NPROBES[kernel]}},
     "forwarder": {"p50": ${P50[forwarder]}, "p99": ${P99[forwarder]}, "probes": ${NPROBES[forwarder]}},
     "raw": {"p50": ${P50[raw]}, "p99": ${P99[raw]}, "probes": ${NPROBES[raw]}},
+    "busy_poll": {"p50": ${P50[busy]}, "p99": ${P99[busy]}, "probes": ${NPROBES[busy]}},
     "mmsg": {"p50": ${P50[mmsg]}, "p99": ${P99[mmsg]}, "probes": ${NPROBES[mmsg]}}
   },
+  "busy_poll_added_latency_p50_us": $ADD50_BUSY,
+  "busy_poll_added_latency_p99_us": $ADD99_BUSY,
   "raw_added_latency_p50_us": $ADD50_RAW,
   "raw_added_latency_p99_us": $ADD99_RAW,
   "mmsg_added_latency_p50_us": $ADD50_MMSG,
@@ -350,5 +356,5 @@ else
         "forwarder p50 ${P50[forwarder]} us p99 ${P99[forwarder]} us; raw p50 ${P50[raw]} us p99 ${P99[raw]} us;" \
         "mmsg p50 ${P50[mmsg]} us p99 ${P99[mmsg]} us"
     echo "added by the forwarder: p50 $ADD50 us, p99 $ADD99 us (raw: p50 $ADD50_RAW us, p99 $ADD99_RAW us;" \
-        "mmsg: p50 $ADD50_MMSG us, p99 $ADD99_MMSG us)"
+        "mmsg: p50 $ADD50_MMSG us, p99 $ADD99_MMSG us; --busy-poll: p50 $ADD50_BUSY us, p99 $ADD99_BUSY us)"
 fi

@@ -341,6 +341,15 @@ public struct IORing: ~Copyable {
         throw SystemError(call: "io_uring_submit_and_wait_timeout", errno: -rc)
     }
 
+    /// Submits queued SQEs and collects ready completions without waiting (busy polling: one
+    /// `io_uring_enter` with GETEVENTS, which also runs deferred task work).
+    @inline(__always)
+    public func submitAndPoll() throws(SystemError) {
+        let rc = io_uring_submit_and_get_events(ring)
+        if rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY { return }
+        throw SystemError(call: "io_uring_submit_and_get_events", errno: -rc)
+    }
+
     /// Submits queued SQEs without waiting.
     public func submit() throws(SystemError) {
         let ring = self.ring
