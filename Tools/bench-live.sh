@@ -149,7 +149,7 @@ start_system() {   # kernel | forwarder | raw | mmsg
         [[ $1 == mmsg ]] && how=(--io mmsg)
         [[ $1 == busy ]] && how=(--io io_uring --send packet --busy-poll)
         ip netns exec "$DUT" taskset -c 0 "$MAGLEV" forward --config "$DIR/lb.yaml" --interface d0 --workers 1 \
-            "${how[@]}" --duration 900 >"$DIR/forward-$1.txt" 2>&1 &
+            "${how[@]}" ${BENCH_FORWARD_ARGS:-} --duration 900 >"$DIR/forward-$1.txt" 2>&1 &
         FWD_PID=$!
         PIDS+=("$FWD_PID")
         local i
@@ -277,9 +277,10 @@ for system in $SYSTEMS; do
     log "  $system: ${BEST[$system]} pps; all CPUs ${ALLNS[$system]} ns/packet - generator alone ${GEN[$system]} = ${NS[$system]} ns/packet"
 done
 
-LAT_RATE=$((BEST[forwarder] / 2))
 declare -A P50 P99 NPROBES
-for system in kernel forwarder raw mmsg busy; do
+LAT_RATE=${BENCH_LAT_RATE:-$((BEST[forwarder] / 2))}
+for system in kernel forwarder raw mmsg busy; do P50[$system]=0 P99[$system]=0 NPROBES[$system]=0; done
+for system in ${BENCH_LAT_SYSTEMS:-kernel forwarder raw mmsg busy}; do
     start_system "$system"
     latency "$LAT_RATE"
     read -r P50[$system] P99[$system] NPROBES[$system] <"$DIR/lat"

@@ -92,6 +92,26 @@ int cmaglev_packet_statistics(int fd, unsigned int *packets, unsigned int *drops
 
 unsigned int cmaglev_sockaddr_ll_size(void) { return sizeof(struct sockaddr_ll); }
 
+int cmaglev_packet_auxdata(void) { return PACKET_AUXDATA; }
+unsigned int cmaglev_packet_auxdata_space(void) { return CMSG_SPACE(sizeof(struct tpacket_auxdata)); }
+
+int cmaglev_packet_checksum_not_ready(const void *control, size_t length) {
+    // A msghdr only so that CMSG_FIRSTHDR / CMSG_NXTHDR can walk the area with their own
+    // bounds checks; nothing is received through it.
+    struct msghdr m;
+    memset(&m, 0, sizeof(m));
+    m.msg_control = (void *)control;
+    m.msg_controllen = length;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;
+        if (c->cmsg_len < CMSG_LEN(sizeof(struct tpacket_auxdata))) return 0;
+        struct tpacket_auxdata aux;
+        memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+        return (aux.tp_status & TP_STATUS_CSUMNOTREADY) != 0;
+    }
+    return 0;
+}
+
 int cmaglev_pin_to_cpu(int cpu) {
     cpu_set_t set;
     CPU_ZERO(&set);

@@ -91,6 +91,8 @@ extension DataplaneStatistics {
         s.forwarded += b.forwarded
         s.icmpReplies += b.icmpReplies
         s.reselected += b.reselected
+        s.checksumsCompleted += b.checksumsCompleted
+        s.checksumsNotCompletable += b.checksumsNotCompletable
         for i in 0..<min(s.reasons.count, b.reasons.count) { s.reasons[i] += b.reasons[i] }
         func add(_ x: inout [Load], _ y: [Load]) {
             while x.count < y.count {
@@ -196,6 +198,7 @@ public enum StatisticsFormat {
             + " sent \(io.sent) send_errors \(io.sendErrors) rx_errors \(io.receiveErrors) ring_empty \(io.bufferRingEmpty)"
             + " truncated \(io.truncated) kernel_drops \(io.kernelDrops) frames \(io.sentAsFrames)"
             + " next_hop_fallbacks \(io.nextHopFallbacks)"
+            + " checksums_completed \(d.checksumsCompleted) checksums_not_completable \(d.checksumsNotCompletable)"
     }
 
     /// One JSON object on one line (keys in a fixed order).
@@ -203,7 +206,9 @@ public enum StatisticsFormat {
         func dataplane(_ d: DataplaneStatistics) -> String {
             let reasons = DropReason.allCases.map { "\"\($0)\":\(d.count($0))" }.joined(separator: ",")
             return "\"packets\":\(d.packets),\"bytes\":\(d.bytes),\"forwarded\":\(d.forwarded),\"icmp_replies\":\(d.icmpReplies),"
-                + "\"passed\":\(d.passed),\"dropped\":\(d.dropped),\"reselected\":\(d.reselected),\"reasons\":{\(reasons)}"
+                + "\"passed\":\(d.passed),\"dropped\":\(d.dropped),\"reselected\":\(d.reselected),"
+                + "\"checksums_completed\":\(d.checksumsCompleted),\"checksums_not_completable\":\(d.checksumsNotCompletable),"
+                + "\"reasons\":{\(reasons)}"
         }
         func io(_ c: IOCounters) -> String {
             "\"received\":\(c.received),\"truncated\":\(c.truncated),\"kernel_drops\":\(c.kernelDrops),"

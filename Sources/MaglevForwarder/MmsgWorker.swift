@@ -10,7 +10,8 @@ import MaglevLinux
 /// through `SO_RCVTIMEO`, then taking whatever is queued) -> install a newly published
 /// snapshot, if any -> `Dataplane.process` on the batch -> one `sendmmsg` per address family
 /// for the forwards and ICMP replies, straight from the receive buffers (outer headers written
-/// in the headroom; no copy, no allocation).
+/// in the headroom; no copy, no allocation). Each frame's `PACKET_AUXDATA` control message
+/// (its own small area next to the batch) says whether its checksum must be completed.
 final class MmsgWorker: WorkerControl {
     static let headroom = 64
 
@@ -62,7 +63,9 @@ final class MmsgWorker: WorkerControl {
         hasIPv6 = raw6.isOpen
         let n = MmsgWorker.batchSize
         precondition(MmsgWorker.headroom + 14 >= Dataplane.requiredHeadroom)
-        receive = ReceiveBatch(capacity: n, bufferSize: options.bufferSize, headroom: MmsgWorker.headroom)
+        receive = ReceiveBatch(
+            capacity: n, bufferSize: options.bufferSize, headroom: MmsgWorker.headroom,
+            controlSpace: PacketAuxiliaryData.controlSpace)
         send4 = SendBatch(capacity: n, ipv6: false)
         send6 = SendBatch(capacity: n, ipv6: true)
         let memory =
@@ -104,7 +107,9 @@ final class MmsgWorker: WorkerControl {
         let headroom = MmsgWorker.headroom
         for i in 0..<n {
             if receive.isTruncated(i) { io.truncated &+= 1 }
-            slots[i] = PacketSlot(base: receive.buffer(i), offset: headroom, length: receive.length(i))
+            slots[i] = PacketSlot(
+                base: receive.buffer(i), offset: headroom, length: receive.length(i),
+                checksumPending: receive.checksumNotReady(i))
         }
         io.received &+= UInt64(n)
         io.batches &+= 1

@@ -108,10 +108,12 @@ public struct ForwarderOptions: Sendable {
 /// `sendmsg` per forward / ICMP reply from the same buffer -> hand back the buffers of
 /// packets not sent; sent buffers come back when their send completes.
 ///
-/// Headroom: the receive reserves a name area (`msg_namelen`) in front of every frame, so
-/// `IORing.headroom` (80) bytes plus the Ethernet header lie before each IP header, and the
-/// data plane writes the outer headers in place. No copy, no per-packet allocation, lock or
-/// system call.
+/// Headroom: the receive reserves a name area (`msg_namelen`) and a control area
+/// (`msg_controllen`, for the `PACKET_AUXDATA` message) in front of every frame, so
+/// `IORing.headroom` (16 + 64 + 40 = 120) bytes plus the Ethernet header lie before each IP
+/// header, and the data plane writes the outer headers in place once the control message has
+/// been read (its "checksum not ready" bit becomes `PacketSlot.checksumPending`). No copy, no
+/// per-packet allocation, lock or system call.
 final class Worker: WorkerControl {
     static let receiveTag: UInt64 = 1 << 56
     static let sendTag: UInt64 = 2 << 56
@@ -198,7 +200,7 @@ final class Worker: WorkerControl {
         do {
             ring = try IORing(
                 entries: options.ringEntries, bufferCount: options.bufferCount, bufferSize: options.bufferSize,
-                nameReserve: Worker.nameReserve)
+                nameReserve: Worker.nameReserve, controlReserve: PacketAuxiliaryData.controlSpace)
             try ring.registerFiles([packetSocket.fd, raw4.fd, raw6.fd, frameDescriptor])
         } catch {
             throw ForwarderError.opening(error, interface: options.interface)
@@ -288,7 +290,9 @@ final class Worker: WorkerControl {
                     continue
                 }
                 if frame.truncated { io.truncated &+= 1 }
-                slots[count] = PacketSlot(base: frame.base, offset: frame.frameOffset, length: frame.frameLength)
+                slots[count] = PacketSlot(
+                    base: frame.base, offset: frame.frameOffset, length: frame.frameLength,
+                    checksumPending: frame.checksumNotReady)
                 slotBuffers[count] = id
                 count &+= 1
             case Worker.sendTag:

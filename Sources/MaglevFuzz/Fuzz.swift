@@ -1,6 +1,7 @@
 // libFuzzer harness for everything that reads untrusted packet bytes: the parser and
 // Dataplane.process, for both link types, with a catch-all IPv4 and IPv6 VIP so every parsed
-// packet goes the whole way (table, connection table, encapsulation, ICMP replies).
+// packet goes the whole way (table, connection table, checksum completion, encapsulation, ICMP
+// replies).
 //
 //   Tools/fuzz 60          # compile with -sanitize=fuzzer,address and run for 60 seconds
 //
@@ -36,7 +37,11 @@ func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         _ = PacketParser.parse(UnsafeRawBufferPointer(start: buffer, count: count), linkType: linkType)
         (buffer + 128).copyMemory(from: data, byteCount: count)
         clock &+= 1_000_000
-        let v = dataplane.process(base: buffer, offset: 128, length: count, linkType: linkType, now: clock)
+        // Half the inputs (by their last byte) as CHECKSUM_PARTIAL frames: the checksum
+        // completion reads and writes inside whatever the parser accepted.
+        let pending = count > 0 && data[count - 1] & 1 == 1
+        let v = dataplane.process(
+            base: buffer, offset: 128, length: count, linkType: linkType, now: clock, checksumPending: pending)
         if v.action == .forward || v.action == .icmpReply {
             precondition(v.outputOffset >= 0 && v.outputOffset + v.outputLength <= 128 + count, "output out of bounds")
         }

@@ -48,6 +48,9 @@ public struct ReceivedFrame {
     public var frameLength: Int
     /// The frame was longer than the buffer had room for (`MSG_TRUNC`).
     public var truncated: Bool
+    /// Its TCP/UDP checksum is unfinished (`TP_STATUS_CSUMNOTREADY` in the `PACKET_AUXDATA`
+    /// control message; false when the ring reserves no control space).
+    public var checksumNotReady: Bool
 }
 
 /// An io_uring instance and what a forwarding worker hangs on it: a provided-buffer ring that
@@ -57,13 +60,16 @@ public struct ReceivedFrame {
 /// Owned by one thread: it must be created, used and destroyed on the worker's thread (with
 /// `SINGLE_ISSUER` the kernel enforces it).
 ///
-/// Receive layout (`struct io_uring_recvmsg_out`, then the name area, then the frame):
+/// Receive layout (`struct io_uring_recvmsg_out`, then the name area, then the control area,
+/// then the frame):
 ///
-///     | recvmsg_out (16) | sockaddr_ll, reserved `nameReserve` bytes | frame ............ |
-///     ^ buffer base                                                    ^ base + headroom
+///     | recvmsg_out (16) | sockaddr_ll (`nameReserve`) | cmsgs (`controlReserve`) | frame ... |
+///     ^ buffer base                                                               ^ base + headroom
 ///
-/// `msg_namelen` reserves the name area whatever the real address length, so the bytes before
-/// the frame are headroom that the data plane may overwrite with outer headers.
+/// `msg_namelen` and `msg_controllen` reserve both areas whatever the kernel writes into them
+/// (the kernel places the frame after the reserved sizes, as liburing's
+/// `io_uring_recvmsg_payload` computes), so the bytes before the frame are headroom that the
+/// data plane may overwrite with outer headers once the control messages have been read.
 ///
 /// The corresponding C functions are `io_uring_queue_init_params`, `io_uring_register_files`,
 /// `io_uring_register_buf_ring`, `io_uring_prep_recvmsg_multishot`, `io_uring_prep_sendmsg`
@@ -85,7 +91,7 @@ public struct IORing: ~Copyable {
 
     // The multishot receive's template (the kernel reads it at each arm).
     let receiveHeader: UnsafeMutablePointer<msghdr>
-    /// Bytes before each frame: `io_uring_recvmsg_out` plus the reserved name area.
+    /// Bytes before each frame: `io_uring_recvmsg_out` plus the reserved name and control areas.
     public let headroom: Int
 
     static let messageTruncated = UInt32(cmaglev_msg_trunc())
@@ -102,11 +108,16 @@ public struct IORing: ~Copyable {
     /// Creates the ring (trying `SINGLE_ISSUER|DEFER_TASKRUN`, then `COOP_TASKRUN`, then
     /// neither), maps `bufferCount` buffers of `bufferSize` bytes and registers them as buffer
     /// group `bufferGroup`. `bufferCount` must be a power of two, at most 32768.
+    /// `controlReserve` bytes of control messages are reserved per frame
+    /// (`PacketAuxiliaryData.controlSpace` for the packet socket's auxdata; 0 for none).
     public init(
-        entries: Int, bufferCount: Int, bufferSize: Int, nameReserve: Int, bufferGroup: UInt16 = 0
+        entries: Int, bufferCount: Int, bufferSize: Int, nameReserve: Int, controlReserve: Int = 0,
+        bufferGroup: UInt16 = 0
     ) throws(SystemError) {
         precondition(bufferCount > 0 && bufferCount & (bufferCount - 1) == 0 && bufferCount <= 32768)
         precondition(nameReserve >= Int(cmaglev_sockaddr_ll_size()) && nameReserve <= 128)
+        // Multiples of 8 keep the control messages (and so the frame) aligned as cmsghdr wants.
+        precondition(nameReserve % 8 == 0 && controlReserve >= 0 && controlReserve % 8 == 0 && controlReserve <= 256)
         let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
         ring.initialize(to: io_uring())
         let cqEntries = UInt32(max(entries, bufferCount) * 2)
@@ -186,7 +197,8 @@ public struct IORing: ~Copyable {
         receiveHeader = .allocate(capacity: 1)
         receiveHeader.initialize(to: msghdr())
         receiveHeader.pointee.msg_namelen = socklen_t(nameReserve)
-        headroom = MemoryLayout<io_uring_recvmsg_out>.size + nameReserve
+        receiveHeader.pointee.msg_controllen = controlReserve
+        headroom = MemoryLayout<io_uring_recvmsg_out>.size + nameReserve + controlReserve
 
         cqeScratch = .allocate(capacity: IORing.maximumDrain)
         cqeScratch.initialize(repeating: nil, count: IORing.maximumDrain)
@@ -258,7 +270,12 @@ public struct IORing: ~Copyable {
     }
 
     /// The frame a receive completion delivered into buffer `bufferID`: `result` is what the
-    /// completion reported (header, name area and the frame's bytes as copied).
+    /// completion reported (header, name and control areas as reserved, and the frame's bytes
+    /// as copied).
+    ///
+    /// The frame starts after the *reserved* control area (`msg_controllen`), not after the
+    /// control bytes actually written (`out.controllen`, which may be fewer): the kernel lays the
+    /// buffer out by the reservation.
     @inline(__always)
     public func frame(bufferID: Int, result: Int32) -> ReceivedFrame? {
         let base = buffers + bufferID &* bufferSize
@@ -267,10 +284,13 @@ public struct IORing: ~Copyable {
         let out = base.assumingMemoryBound(to: io_uring_recvmsg_out.self)
         let copied = Int(result) &- headroom
         let payload = Int(out.pointee.payloadlen)
-        let offset = header &+ Int(receiveHeader.pointee.msg_namelen) &+ Int(out.pointee.controllen)
+        let control = header &+ Int(receiveHeader.pointee.msg_namelen)
+        let reserved = Int(receiveHeader.pointee.msg_controllen)
+        let written = min(Int(out.pointee.controllen), reserved)
         return ReceivedFrame(
-            base: base, frameOffset: offset, frameLength: min(payload, copied),
-            truncated: payload > copied || out.pointee.flags & IORing.messageTruncated != 0)
+            base: base, frameOffset: control &+ reserved, frameLength: min(payload, copied),
+            truncated: payload > copied || out.pointee.flags & IORing.messageTruncated != 0,
+            checksumNotReady: PacketAuxiliaryData.checksumNotReady(control: base + control, length: written))
     }
 
     /// The base address of buffer `bufferID`.

@@ -7,8 +7,10 @@ internal import CMaglevShim
 /// `IORing`'s provided buffers (`maglev forward --io mmsg`).
 ///
 /// Each buffer keeps `headroom` bytes free before the frame, so the data plane can write outer
-/// headers in place. Frames `0..<n` of the last `receive` stay valid until the next one.
-/// Nothing is allocated after `init`. Owned by one thread.
+/// headers in place. Each message also has `controlSpace` bytes of its own for control
+/// messages (the packet socket's `PACKET_AUXDATA`: `checksumNotReady(_:)`). Frames `0..<n` of
+/// the last `receive` stay valid until the next one. Nothing is allocated after `init`. Owned
+/// by one thread.
 ///
 /// The corresponding C function is `recvmmsg` (through `cmaglev_recvmmsg`: `struct mmsghdr`
 /// is a GNU extension Swift does not see).
@@ -16,16 +18,24 @@ public struct ReceiveBatch: ~Copyable {
     public let capacity: Int
     public let bufferSize: Int
     public let headroom: Int
+    /// Control bytes per message (0: none asked for).
+    public let controlSpace: Int
     let buffers: UnsafeMutableRawPointer
+    let controls: UnsafeMutableRawPointer
     let messages: UnsafeMutablePointer<cmaglev_mmsghdr>
     let vectors: UnsafeMutablePointer<iovec>
 
-    public init(capacity: Int, bufferSize: Int, headroom: Int) {
+    /// `controlSpace`: control bytes per message, `PacketAuxiliaryData.controlSpace` to learn
+    /// which frames need their checksum completed; a multiple of 8.
+    public init(capacity: Int, bufferSize: Int, headroom: Int, controlSpace: Int = 0) {
         precondition(capacity > 0 && capacity <= 1024 && headroom >= 0 && bufferSize > headroom + 64)
+        precondition(controlSpace >= 0 && controlSpace % 8 == 0 && controlSpace <= 256)
         self.capacity = capacity
         self.bufferSize = bufferSize
         self.headroom = headroom
+        self.controlSpace = controlSpace
         buffers = .allocate(byteCount: capacity * bufferSize, alignment: 64)
+        controls = .allocate(byteCount: max(capacity * controlSpace, 8), alignment: 8)
         messages = .allocate(capacity: capacity)
         vectors = .allocate(capacity: capacity)
         for i in 0..<capacity {
@@ -33,12 +43,17 @@ public struct ReceiveBatch: ~Copyable {
             var header = msghdr()
             header.msg_iov = vectors + i
             header.msg_iovlen = 1
+            if controlSpace > 0 {
+                header.msg_control = controls + i * controlSpace
+                header.msg_controllen = controlSpace
+            }
             messages[i] = cmaglev_mmsghdr(msg_hdr: header, msg_len: 0)
         }
     }
 
     deinit {
         buffers.deallocate()
+        controls.deallocate()
         messages.deallocate()
         vectors.deallocate()
     }
@@ -55,6 +70,15 @@ public struct ReceiveBatch: ~Copyable {
     @inline(__always)
     public func isTruncated(_ i: Int) -> Bool { messages[i].msg_hdr.msg_flags & Int32(MSG_TRUNC) != 0 }
 
+    /// Whether frame `i`'s TCP/UDP checksum is unfinished (`TP_STATUS_CSUMNOTREADY` in its
+    /// `PACKET_AUXDATA` control message); false without control space.
+    @inline(__always)
+    public func checksumNotReady(_ i: Int) -> Bool {
+        controlSpace > 0
+            && PacketAuxiliaryData.checksumNotReady(
+                control: controls + i &* controlSpace, length: min(messages[i].msg_hdr.msg_controllen, controlSpace))
+    }
+
     /// Takes up to `capacity` frames from `fd`. With `waitForOne`, blocks until the first frame
     /// (or the socket's receive timeout, `SO_RCVTIMEO`) and then takes what is queued without
     /// waiting (`MSG_WAITFORONE`); otherwise never blocks. Returns 0 on timeout, signal or
@@ -64,6 +88,8 @@ public struct ReceiveBatch: ~Copyable {
         for i in 0..<capacity {
             messages[i].msg_hdr.msg_flags = 0
             messages[i].msg_len = 0
+            // The kernel wrote back how much control data the last frame carried.
+            if controlSpace > 0 { messages[i].msg_hdr.msg_controllen = controlSpace }
         }
         let flags = waitForOne ? Int32(MSG_WAITFORONE) : Int32(MSG_DONTWAIT)
         let n = cmaglev_recvmmsg(fd, messages, UInt32(capacity), flags)

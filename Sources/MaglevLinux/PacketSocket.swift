@@ -33,6 +33,10 @@ public struct BPFInstruction: Sendable, Equatable {
 /// out of the same interface never comes back to it. The socket receives a clone: the kernel
 /// still handles the original (never configure a VIP locally on a forwarder).
 ///
+/// Every frame comes with a `PACKET_AUXDATA` control message (`PacketAuxiliaryData`) for
+/// receives that reserve control space: it says whether the frame's TCP/UDP checksum is still
+/// to be completed. Receives without control space (`receive(into:)`) simply do not get it.
+///
 /// The corresponding C functions are `socket`, `setsockopt` and `bind`.
 public struct PacketSocket: ~Copyable {
     public let fd: Int32
@@ -54,6 +58,7 @@ public struct PacketSocket: ~Copyable {
             try PacketSocket.setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, Int32(clamping: receiveBufferBytes),
                 name: "SO_RCVBUFFORCE", fallback: SO_RCVBUF)
             try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_ignore_outgoing(), 1, name: "PACKET_IGNORE_OUTGOING")
+            try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_auxdata(), 1, name: "PACKET_AUXDATA")
             if let filter { try PacketSocket.attach(fd: fd, filter: filter) }
             _ = try SystemCall.run("bind(AF_PACKET, \(interface))") {
                 cmaglev_packet_bind(fd, Int32(index), cmaglev_eth_p_all())

@@ -8,7 +8,7 @@ import Testing
 /// nginx), sends real HTTP over IPv4 and IPv6 through the forwarders, reloads a forwarder
 /// config that adds a backend under 12 open keep-alive connections (each must keep its
 /// backend), checks new connections reach the new backend, and tears everything down.
-/// Runs as root with iproute2, nginx, curl and ethtool (CI installs them); skips otherwise,
+/// Runs as root with iproute2, nginx and curl (CI installs them); skips otherwise,
 /// saying why. It takes over the lab's namespace names (mglab-client, ...) while it runs.
 ///
 /// Every test that brings up the lab (this one, and `replayThroughTheLabMatchesOfflineReplay`
@@ -17,7 +17,7 @@ import Testing
 @Suite(.serialized) struct LiveLabTests {
     static func missingCapability(also extraTools: [String] = []) -> String? {
         if getuid() != 0 { return "not root (network namespaces need it)" }
-        for tool in ["ip", "nginx", "curl", "ethtool"] + extraTools {
+        for tool in ["ip", "nginx", "curl"] + extraTools {
             let found = ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"].contains {
                 FileManager.default.isExecutableFile(atPath: $0 + tool)
             }

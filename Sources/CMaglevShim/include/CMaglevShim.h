@@ -90,6 +90,17 @@ int cmaglev_packet_statistics(int fd, unsigned int *packets, unsigned int *drops
 /// The size of `struct sockaddr_ll`.
 unsigned int cmaglev_sockaddr_ll_size(void);
 
+/// PACKET_AUXDATA (SOL_PACKET option): each received frame carries a `struct tpacket_auxdata`
+/// control message whose status says, among others, whether the frame's TCP/UDP checksum is
+/// unfinished (CHECKSUM_PARTIAL on the sender's side).
+int cmaglev_packet_auxdata(void);
+/// CMSG_SPACE(sizeof(struct tpacket_auxdata)): control bytes to reserve per frame (40 on 64-bit).
+unsigned int cmaglev_packet_auxdata_space(void);
+/// Whether the control messages at `control` (`length` bytes, as the kernel wrote them) hold a
+/// PACKET_AUXDATA message whose status has TP_STATUS_CSUMNOTREADY. 0 when there is none
+/// (auxdata off, or control space cut short). No system call; reads only `control`.
+int cmaglev_packet_checksum_not_ready(const void *control, size_t length);
+
 /// Pins the calling thread to one CPU (sched_setaffinity with CPU_SET); 0 or -1 with errno.
 int cmaglev_pin_to_cpu(int cpu);
 /// How many CPUs this thread may run on (sched_getaffinity + CPU_COUNT), or -1.

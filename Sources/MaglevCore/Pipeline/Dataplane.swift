@@ -8,6 +8,11 @@
 ///
 /// Headroom: the caller leaves at least `Dataplane.requiredHeadroom` bytes before the IP header
 /// (link-layer header bytes count), or the packet is dropped as `noHeadroom`.
+///
+/// Checksums: a packet the driver marks `checksumPending` (sent with `CHECKSUM_PARTIAL`, its
+/// TCP/UDP checksum left to a NIC) has that checksum completed in place before it is
+/// encapsulated (`ChecksumCompletion`), so the backend does not drop it; counted in
+/// `checksumsCompleted` or, when it cannot be done, `checksumsNotCompletable`.
 public final class Dataplane {
     /// Bytes needed in front of an IP header: the larger of outer IPv6 + GRE (44) and an ICMPv6
     /// reply's headers (48).
@@ -95,27 +100,31 @@ public final class Dataplane {
                 let s = batch[start &+ i]
                 batch[start &+ i].verdict = decide(
                     scratchResults[i], flowHash: scratchHashes[i], base: s.base, offset: s.offset, length: s.length,
-                    now: now)
+                    checksumPending: s.checksumPending, now: now)
             }
             start &+= n
         }
     }
 
-    /// Processes one frame at `base + offset` of `length` bytes.
+    /// Processes one frame at `base + offset` of `length` bytes (`checksumPending`: see
+    /// `PacketSlot.checksumPending`).
     public func process(
-        base: UnsafeMutableRawPointer, offset: Int, length: Int, linkType: LinkType, now: UInt64
+        base: UnsafeMutableRawPointer, offset: Int, length: Int, linkType: LinkType, now: UInt64,
+        checksumPending: Bool = false
     ) -> Verdict {
         let result = PacketParser.parse(UnsafeRawBufferPointer(start: base + offset, count: length), linkType: linkType)
         var hash: UInt64 = 0
         if case .parsed(let p) = result { hash = FlowHash.hash(p.key, seed: view.seed) }
-        return decide(result, flowHash: hash, base: base, offset: offset, length: length, now: now)
+        return decide(
+            result, flowHash: hash, base: base, offset: offset, length: length, checksumPending: checksumPending,
+            now: now)
     }
 
     /// Everything after parsing; `flowHash` is the hash of the parsed key.
     @inline(__always)
     func decide(
         _ result: ParseResult, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
-        now: UInt64
+        checksumPending: Bool, now: UInt64
     ) -> Verdict {
         counters.add(CounterBlock.packets)
         counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: length))
@@ -148,6 +157,10 @@ public final class Dataplane {
             return tooBig(packet, base: base, innerStart: innerStart, vip: vip, overhead: overhead, now: now)
         }
         if innerStart < overhead { return notForwarded(.noHeadroom, vip: vip) }
+        if checksumPending {
+            let completed = ChecksumCompletion.complete(base + offset, packet)
+            counters.add(completed ? CounterBlock.checksumsCompleted : CounterBlock.checksumsNotCompletable)
+        }
 
         let start = GREEncapsulator.encapsulate(
             base, innerStart: innerStart, innerLength: packet.l3Length, innerIPv6: packet.isIPv6,

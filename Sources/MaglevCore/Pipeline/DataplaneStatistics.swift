@@ -18,6 +18,12 @@ public struct DataplaneStatistics: Sendable, Equatable {
     public var icmpReplies: UInt64 = 0
     /// Connection-table hits whose backend was no longer usable, sent to a new backend.
     public var reselected: UInt64 = 0
+    /// Forwarded packets whose unfinished TCP/UDP checksum (`PacketSlot.checksumPending`) the
+    /// data plane completed before encapsulating them.
+    public var checksumsCompleted: UInt64 = 0
+    /// Forwarded packets marked `checksumPending` that it could not complete (fragments, other
+    /// protocols, packets cut short): forwarded unchanged all the same.
+    public var checksumsNotCompletable: UInt64 = 0
     /// Count per drop or pass reason, indexed by `DropReason.rawValue`.
     public var reasons: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
     /// Per VIP, config order.
@@ -40,7 +46,9 @@ struct CounterBlock {
     static let forwarded = 2
     static let icmpReplies = 3
     static let reselected = 4
-    static let reasonBase = 5
+    static let checksumsCompleted = 5
+    static let checksumsNotCompletable = 6
+    static let reasonBase = 7
     static let vipBase = reasonBase + DropReason.allCases.count
     static let perVIP = 2
     static let perBackend = 3
@@ -93,6 +101,8 @@ struct CounterBlock {
         s.forwarded = storage[CounterBlock.forwarded]
         s.icmpReplies = storage[CounterBlock.icmpReplies]
         s.reselected = storage[CounterBlock.reselected]
+        s.checksumsCompleted = storage[CounterBlock.checksumsCompleted]
+        s.checksumsNotCompletable = storage[CounterBlock.checksumsNotCompletable]
         for r in DropReason.allCases { s.reasons[Int(r.rawValue)] = storage[CounterBlock.reasonBase + Int(r.rawValue)] }
         for v in 0..<min(vips, vipCapacity) {
             let i = CounterBlock.vipBase + v * CounterBlock.perVIP

@@ -61,12 +61,18 @@ public struct PacketSlot {
     public var base: UnsafeMutableRawPointer
     public var offset: Int
     public var length: Int
+    /// The frame's TCP/UDP checksum is unfinished (the sender left it to a NIC:
+    /// `CHECKSUM_PARTIAL`, reported by the live driver's packet socket): the field holds the
+    /// folded pseudo-header sum, and the data plane completes it before forwarding. Replay
+    /// and tests leave it false.
+    public var checksumPending: Bool
     public var verdict: Verdict
 
-    public init(base: UnsafeMutableRawPointer, offset: Int, length: Int) {
+    public init(base: UnsafeMutableRawPointer, offset: Int, length: Int, checksumPending: Bool = false) {
         self.base = base
         self.offset = offset
         self.length = length
+        self.checksumPending = checksumPending
         self.verdict = Verdict(action: .drop)
     }
 }

@@ -31,17 +31,19 @@ struct DataplaneHarness {
     // MARK: Running frames
 
     /// Copies `frame` behind `headroom` bytes, processes it with the single-packet entry point,
-    /// and returns the verdict and output bytes.
+    /// and returns the verdict and output bytes. `checksumPending`: as a live driver marks a
+    /// `CHECKSUM_PARTIAL` frame.
     static func run(
         _ dataplane: Dataplane, _ frame: [UInt8], linkType: LinkType = .ethernet,
-        now: UInt64 = start, headroom: Int = headroom
+        now: UInt64 = start, headroom: Int = headroom, checksumPending: Bool = false
     ) -> Output {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: headroom + frame.count + 1, alignment: 16)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0xEE, count: headroom + frame.count + 1)
         frame.withUnsafeBytes { (buffer + headroom).copyMemory(from: $0.baseAddress!, byteCount: frame.count) }
         let verdict = dataplane.process(
-            base: buffer, offset: headroom, length: frame.count, linkType: linkType, now: now)
+            base: buffer, offset: headroom, length: frame.count, linkType: linkType, now: now,
+            checksumPending: checksumPending)
         return Output(verdict: verdict, bytes: output(of: verdict, in: buffer))
     }
 
@@ -49,7 +51,7 @@ struct DataplaneHarness {
     /// happen inside).
     static func runBatch(
         _ dataplane: Dataplane, _ frames: [[UInt8]], linkType: LinkType = .ethernet,
-        now: UInt64 = start, headroom: Int = headroom
+        now: UInt64 = start, headroom: Int = headroom, checksumPending: Bool = false
     ) -> [Output] {
         let buffers = frames.map { frame -> UnsafeMutableRawPointer in
             let b = UnsafeMutableRawPointer.allocate(byteCount: headroom + frame.count + 1, alignment: 16)
@@ -61,7 +63,7 @@ struct DataplaneHarness {
         let slots = UnsafeMutableBufferPointer<PacketSlot>.allocate(capacity: frames.count)
         defer { slots.deallocate() }
         for (i, frame) in frames.enumerated() {
-            slots[i] = PacketSlot(base: buffers[i], offset: headroom, length: frame.count)
+            slots[i] = PacketSlot(base: buffers[i], offset: headroom, length: frame.count, checksumPending: checksumPending)
         }
         dataplane.process(batch: slots, linkType: linkType, now: now)
         return (0..<frames.count).map { Output(verdict: slots[$0].verdict, bytes: output(of: slots[$0].verdict, in: buffers[$0])) }

@@ -48,14 +48,16 @@ final class NetworkLab: @unchecked Sendable {
     nonisolated(unsafe) private static var counter = 0
     private static let counterLock = NSLock()
 
-    init() throws {
+    /// `namespacePrefix` starts both namespace names (`PREFIX-fwd-TAG`, `PREFIX-cli-TAG`); tests
+    /// that follow the lab's convention pass `mglab-t<pid>`, which `Tools/lab` never touches.
+    init(namespacePrefix: String = "mglv") throws {
         NetworkLab.counterLock.lock()
         NetworkLab.counter += 1
         let n = NetworkLab.counter
         NetworkLab.counterLock.unlock()
         let tag = "\(getpid() % 100_000)x\(n)"
-        forwarderNamespace = "mglv-fwd-\(tag)"
-        clientNamespace = "mglv-cli-\(tag)"
+        forwarderNamespace = "\(namespacePrefix)-fwd-\(tag)"
+        clientNamespace = "\(namespacePrefix)-cli-\(tag)"
         forwarderInterface = "mf\(tag)"
         clientInterface = "mc\(tag)"
         heartbeat = try BusyHeartbeat()
