@@ -19,10 +19,20 @@ import Testing
         #expect(try ForwardCommand.parse(["--config", "lb.yaml", "--interface", "eth0", "--io", "mmsg"]).io == "mmsg")
     }
 
+    @Test func sendPathAndBusyPollAreParsed() throws {
+        let base = ["--config", "lb.yaml", "--interface", "eth0"]
+        #expect(try ForwardCommand.parse(base).send == nil, "default: packet with io_uring, raw with mmsg")
+        #expect(try ForwardCommand.parse(base + ["--send", "raw"]).send == "raw")
+        #expect(try ForwardCommand.parse(base + ["--send", "raw", "--io", "mmsg"]).io == "mmsg")
+        #expect(try ForwardCommand.parse(base + ["--busy-poll"]).busyPoll)
+        let help = ForwardCommand.helpMessage()
+        #expect(help.contains("--send") && help.contains("--busy-poll") && help.contains("--send raw"))
+    }
+
     @Test func outOfRangeOptionsAreRefused() {
         for args in [
             ["--workers", "0"], ["--stats-interval", "0"], ["--duration", "-1"], ["--filter", "everything"],
-            ["--io", "epoll"],
+            ["--io", "epoll"], ["--send", "xdp"], ["--send", "packet", "--io", "mmsg"], ["--busy-poll", "--io", "mmsg"],
         ] {
             #expect(throws: (any Error).self) {
                 _ = try ForwardCommand.parse(["--config", "lb.yaml", "--interface", "eth0"] + args)
