@@ -303,7 +303,7 @@ public final class Forwarder: @unchecked Sendable {
         var reason = ""
         while reason.isEmpty {
             let now = MonotonicClock.now()
-            var wake = now + 1_000_000_000
+            var wake = min(now + 1_000_000_000, max(nextResolve, now + 1_000_000))
             if let n = nextStats { wake = min(wake, n) }
             if let e = end { wake = min(wake, e) }
             let waitMs = Int32(clamping: (wake > now ? wake - now : 0) / 1_000_000)
@@ -325,7 +325,8 @@ public final class Forwarder: @unchecked Sendable {
             let after = MonotonicClock.now()
             if after >= nextResolve {
                 refreshNextHops()
-                nextResolve = after + 1_000_000_000
+                // Every second; every 100 ms while some backend's next hop is not resolved.
+                nextResolve = after + (linkHeaders.allResolved ? 1_000_000_000 : 100_000_000)
             }
             if let e = end, after >= e, reason.isEmpty { reason = "duration elapsed" }
             if let n = nextStats, after >= n, let interval = statisticsInterval {

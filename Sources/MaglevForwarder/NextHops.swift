@@ -33,6 +33,11 @@ struct LinkHeaders: Sendable, Equatable {
 
     var count: Int { bytes.count / LinkHeaders.stride }
 
+    /// Whether every backend has a usable next hop.
+    var allResolved: Bool {
+        (0..<count).allSatisfy { bytes[$0 * LinkHeaders.stride + LinkHeaders.validFlag] != 0 }
+    }
+
     /// The table for `snapshot`'s backends from `outcomes` (one per backend id, in order).
     init(outcomes: [NextHopResolver.Outcome], addresses: [IPAddress]) {
         var bytes = [UInt8](repeating: 0, count: outcomes.count * LinkHeaders.stride)
