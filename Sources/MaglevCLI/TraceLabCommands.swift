@@ -7,16 +7,20 @@ import MaglevReplay
     import Glibc
 #endif
 
-/// `maglev trace rewrite`: a capture's TCP packets, moved onto the namespace lab's VIPs.
+/// `maglev trace rewrite`: a capture's TCP and UDP packets, moved onto the namespace lab's VIPs.
 struct TraceRewriteCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rewrite",
-        abstract: "Rewrite a capture's TCP packets onto the lab's VIPs (Ethernet pcap), for Tools/lab replay.",
+        abstract: "Rewrite a capture's TCP and UDP packets onto the lab's VIPs (Ethernet pcap), for Tools/lab replay.",
         discussion: """
-            Every TCP packet (not a fragment, not an ICMP error, not cut short by the capture) \
-            goes to the VIP of its family, --vip4 or --vip6 (address and port), in an untagged \
-            Ethernet frame from --src-mac to --dst-mac, with correct IPv4 header and TCP \
-            checksums and the original timestamp. Sources are kept, except that sources in the \
+            Every TCP packet (not an ICMP error, not cut short by the capture) goes to the TCP \
+            VIP of its family, --vip4 or --vip6 (address and port), every UDP packet to the UDP \
+            VIP of its family, --udp-vip4 or --udp-vip6, in an untagged Ethernet frame from \
+            --src-mac to --dst-mac, with correct IPv4 header and TCP/UDP checksums and the \
+            original timestamp. Fragments go to the same VIP address: a first fragment also gets \
+            the VIP's port (its checksum adjusted, RFC 1624), later ones only the addresses. \
+            A packet whose family has no VIP of its protocol is skipped. \
+            Sources are kept, except that sources in the \
             lab's own subnets (198.18.0.0/23, 2001:db8::/47) move to the next /23 or /47 \
             (198.18.2.0/23, 2001:db8:2::/47), and unroutable sources (multicast, loopback, ...) \
             are skipped. Everything else is skipped and counted by reason.
@@ -24,8 +28,8 @@ struct TraceRewriteCommand: ParsableCommand {
             Prints one line: packets read, written, and skipped by reason.
 
             Example:
-              maglev trace rewrite Traces/tcp-1k.pcap --out lab.pcap --vip4 198.19.0.10:80 \\
-                  --src-mac 02:00:00:00:00:01 --dst-mac 02:00:00:00:00:02
+              maglev trace rewrite Traces/mixed-small.pcap --out lab.pcap --vip4 198.19.0.10:80 \\
+                  --udp-vip4 198.19.0.11:53 --src-mac 02:00:00:00:00:01 --dst-mac 02:00:00:00:00:02
             """)
 
     @Argument(help: ArgumentHelp("The capture to read (pcap or pcapng).", valueName: "trace"))
@@ -34,11 +38,17 @@ struct TraceRewriteCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The pcap file to write (Ethernet, created or replaced).", valueName: "path"))
     var out: String
 
-    @Option(help: ArgumentHelp("IPv4 VIP the IPv4 TCP packets go to.", valueName: "address:port"))
+    @Option(help: ArgumentHelp("IPv4 VIP the IPv4 TCP packets go to (they are skipped without).", valueName: "address:port"))
     var vip4: String?
 
-    @Option(help: ArgumentHelp("IPv6 VIP the IPv6 TCP packets go to (IPv6 packets are skipped without).", valueName: "[address]:port"))
+    @Option(help: ArgumentHelp("IPv6 VIP the IPv6 TCP packets go to (they are skipped without).", valueName: "[address]:port"))
     var vip6: String?
+
+    @Option(name: .customLong("udp-vip4"), help: ArgumentHelp("IPv4 VIP the IPv4 UDP packets go to (they are skipped without).", valueName: "address:port"))
+    var udpVIP4: String?
+
+    @Option(name: .customLong("udp-vip6"), help: ArgumentHelp("IPv6 VIP the IPv6 UDP packets go to (they are skipped without).", valueName: "[address]:port"))
+    var udpVIP6: String?
 
     @Option(name: .customLong("src-mac"), help: "Source MAC of every frame (the sender's interface).")
     var sourceMAC: String
@@ -54,17 +64,18 @@ struct TraceRewriteCommand: ParsableCommand {
 
     init() {}
 
-    static func endpoint(_ text: String, ipv6: Bool) throws(CLIError) -> (address: IPAddress, port: UInt16) {
+    static func endpoint(_ text: String, ipv6: Bool, option: String? = nil) throws(CLIError) -> (address: IPAddress, port: UInt16) {
+        let option = option ?? (ipv6 ? "--vip6" : "--vip4")
         let address: Substring
         let port: Substring
         if ipv6 {
             guard text.hasPrefix("["), let close = text.firstIndex(of: "]"),
                 text[text.index(after: close)...].hasPrefix(":")
-            else { throw CLIError("--vip6 must look like [2001:db8:100::10]:80, not \(text)") }
+            else { throw CLIError("\(option) must look like [2001:db8:100::10]:80, not \(text)") }
             address = text[text.index(after: text.startIndex)..<close]
             port = text[text.index(close, offsetBy: 2)...]
         } else {
-            guard let colon = text.lastIndex(of: ":") else { throw CLIError("--vip4 must look like 198.19.0.10:80, not \(text)") }
+            guard let colon = text.lastIndex(of: ":") else { throw CLIError("\(option) must look like 198.19.0.10:80, not \(text)") }
             address = text[..<colon]
             port = text[text.index(after: colon)...]
         }
@@ -82,7 +93,9 @@ struct TraceRewriteCommand: ParsableCommand {
     }
 
     func validate() throws {
-        if vip4 == nil && vip6 == nil { throw CLIError("give --vip4, --vip6 or both") }
+        if vip4 == nil && vip6 == nil && udpVIP4 == nil && udpVIP6 == nil {
+            throw CLIError("give at least one of --vip4, --vip6, --udp-vip4, --udp-vip6")
+        }
         if maxPackets < 1 { throw CLIError("--max-packets must be at least 1") }
     }
 
@@ -94,6 +107,8 @@ struct TraceRewriteCommand: ParsableCommand {
         let rewriter = LabRewriter(
             vip4: try vip4.map { v throws(CLIError) in try Self.endpoint(v, ipv6: false) },
             vip6: try vip6.map { v throws(CLIError) in try Self.endpoint(v, ipv6: true) },
+            udpVIP4: try udpVIP4.map { v throws(CLIError) in try Self.endpoint(v, ipv6: false, option: "--udp-vip4") },
+            udpVIP6: try udpVIP6.map { v throws(CLIError) in try Self.endpoint(v, ipv6: true, option: "--udp-vip6") },
             sourceMAC: try Self.mac(sourceMAC), destinationMAC: try Self.mac(destinationMAC), maximumIPLength: mtu)
         var read = 0
         var skipped: [String: Int] = [:]

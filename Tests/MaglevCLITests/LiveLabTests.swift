@@ -9,12 +9,20 @@ import Testing
 /// config that adds a backend under 12 open keep-alive connections (each must keep its
 /// backend), checks new connections reach the new backend, and tears everything down.
 /// Runs as root with iproute2, nginx and curl (CI installs them); skips otherwise,
-/// saying why. It takes over the lab's namespace names (mglab-client, ...) while it runs.
+/// saying why.
 ///
-/// Every test that brings up the lab (this one, and `replayThroughTheLabMatchesOfflineReplay`
-/// in LiveReplayTests.swift, an extension of this suite) lives in this one `.serialized` suite:
-/// they share the lab's namespace names, so they must never run at the same time.
+/// The lab runs with this process's own namespace prefix and state dir (`labPrefix`,
+/// `labState`), so it never touches a person's lab (default prefix mglab) or another test
+/// process's. Every test that brings up the lab (this one, and the replays in
+/// LiveReplayTests.swift, an extension of this suite) lives in this one `.serialized` suite:
+/// they share that prefix, so they must never run at the same time.
 @Suite(.serialized) struct LiveLabTests {
+    /// The namespace prefix of this process's labs: `mglab-t<pid>l-client`, ... The `l` keeps
+    /// them apart from DecapLiveTests' `mglab-t<pid>-be`; the lab's interface names do not
+    /// depend on it.
+    static let labPrefix = "mglab-t\(getpid())l"
+    static let labState = "/tmp/mglab-test-\(getpid())"
+
     static func missingCapability(also extraTools: [String] = []) -> String? {
         if getuid() != 0 { return "not root (network namespaces need it)" }
         for tool in ["ip", "nginx", "curl"] + extraTools {
@@ -40,8 +48,9 @@ import Testing
         #expect(output.contains("90 answered, 0 failed"))
     }
 
-    /// Runs `Tools/lab ARGS...` with MAGLEV set to the built binary and a state directory of
-    /// this process's own; returns its exit status and its output (also printed).
+    /// Runs `Tools/lab ARGS...` with MAGLEV set to the built binary, and the namespace prefix
+    /// and state directory of this process's own; returns its exit status and its output (also
+    /// printed).
     ///
     /// Spawned with an empty signal mask and default signal actions: the test runner's threads
     /// block most signals, a spawned child inherits that mask across exec, and then tcpdump,
@@ -52,7 +61,8 @@ import Testing
             .deletingLastPathComponent()
         var environment = ProcessInfo.processInfo.environment
         environment["MAGLEV"] = binary.path
-        environment["MGLAB_STATE"] = "/tmp/mglab-test-\(getpid())"
+        environment["MGLAB_PREFIX"] = labPrefix
+        environment["MGLAB_STATE"] = labState
         let argv = ["/bin/bash", "-c", "cd \"$0\" && exec bash Tools/lab \"$@\"", repo.path] + arguments
         let envp = environment.map { "\($0.key)=\($0.value)" }
         let outputPath = "/tmp/mglab-test-\(getpid())-output.txt"
