@@ -23,7 +23,9 @@
 # DUT's receive: the packet socket's copy and the dropped original) runs in softirq on CPU 1
 # beside the blaster; what the forwarder sends is received by the sink on CPU 0. RPS could move
 # the DUT's receive to CPU 0, but its IPIs cost more than they move on this VM (off by default;
-# BENCH_RPS_D0 / BENCH_RPS_K0 set masks; BENCH_SYSTEMS picks systems).
+# BENCH_RPS_D0 / BENCH_RPS_K0 set masks; BENCH_SYSTEMS picks systems; BENCH_LAT_SYSTEMS and
+# BENCH_LAT_RATE pick latency runs; BENCH_FORWARD_ARGS adds forward options; BENCH_WRAP prefixes
+# the forwarder command, e.g. "chrt -f 20").
 #
 # Rate: for each system the bounded blaster (Tools/bench-live.c) offers 100k, 200k, ... pps for
 # S seconds each; a step passes when the sink's k0 rx counter got >= 99.9% of what was sent.
@@ -148,7 +150,7 @@ start_system() {   # kernel | forwarder | raw | mmsg
         [[ $1 == raw ]] && how=(--io io_uring --send raw)
         [[ $1 == mmsg ]] && how=(--io mmsg)
         [[ $1 == busy ]] && how=(--io io_uring --send packet --busy-poll)
-        ip netns exec "$DUT" taskset -c 0 "$MAGLEV" forward --config "$DIR/lb.yaml" --interface d0 --workers 1 \
+        ip netns exec "$DUT" taskset -c 0 ${BENCH_WRAP:-} "$MAGLEV" forward --config "$DIR/lb.yaml" --interface d0 --workers 1 \
             "${how[@]}" ${BENCH_FORWARD_ARGS:-} --duration 900 >"$DIR/forward-$1.txt" 2>&1 &
         FWD_PID=$!
         PIDS+=("$FWD_PID")
