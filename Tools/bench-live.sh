@@ -15,7 +15,8 @@
 # Systems: "kernel" (the DUT's own IPv4 forwarding, no encapsulation), "forwarder" (`maglev
 # forward` as it runs by default: io_uring loop, GRE as whole frames through AF_PACKET with
 # qdisc bypass, `--send packet`), "raw" (`maglev forward --send raw`: io_uring loop, GRE through
-# raw IP sockets), "mmsg" (`maglev forward --io mmsg`: recvmmsg/sendmmsg, raw IP sockets).
+# raw IP sockets), "mmsg" (`maglev forward --io mmsg`: recvmmsg/sendmmsg, GRE frames through
+# AF_PACKET as in the default).
 #
 # CPUs (2 vCPUs): the blaster and the probe receiver run under `taskset -c 1`, the forwarder
 # under `taskset -c 0` (its one worker pins itself to CPU 0). veth hands a frame to the peer's

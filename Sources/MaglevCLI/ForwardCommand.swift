@@ -20,7 +20,7 @@ struct ForwardCommand: ParsableCommand {
             and sends each packet GRE-encapsulated to its backend. Packets too big for the path \
             get ICMP "fragmentation needed" / ICMPv6 "packet too big" replies.
 
-            --send packet (default) sends whole Ethernet frames through an AF_PACKET socket that \
+            --send packet (default, either loop) sends whole Ethernet frames through an AF_PACKET socket that \
             bypasses the queueing discipline: the worker writes the backend's next-hop Ethernet \
             header in front of the outer IP header and sends it out of the interface the kernel's \
             route names (which may differ from --interface). Next hops come from the kernel's \
@@ -76,7 +76,7 @@ struct ForwardCommand: ParsableCommand {
     @Option(help: "Worker I/O: io_uring (default) or mmsg (plain recvmmsg/sendmmsg, batches of 64).")
     var io = "io_uring"
 
-    @Option(help: "How GRE leaves: packet (AF_PACKET frames, qdisc bypass; default with io_uring) or raw (raw IP sockets; always with --io mmsg).")
+    @Option(help: "How GRE leaves: packet (AF_PACKET frames with the next hop's Ethernet header, qdisc bypass; default) or raw (raw IP sockets).")
     var send: String?
 
     @Flag(help: "Workers never sleep (io_uring loop): each keeps its core 100% busy, for lower, steadier latency.")
@@ -93,9 +93,6 @@ struct ForwardCommand: ParsableCommand {
         if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring or mmsg") }
         if busyPoll && io == "mmsg" { throw ValidationError("--busy-poll needs --io io_uring") }
         if let send, ForwarderSend(rawValue: send) == nil { throw ValidationError("--send must be packet or raw") }
-        if send == "packet" && io == "mmsg" {
-            throw ValidationError("--send packet needs --io io_uring (the mmsg loop sends through raw IP sockets)")
-        }
     }
 
     func run() throws {
@@ -115,7 +112,7 @@ struct ForwardCommand: ParsableCommand {
         options.connectionCapacity = file.connectionCapacity
         options.filterMode = VIPFilter.Mode(rawValue: filter) ?? .vips
         options.io = ioMode
-        options.send = send.flatMap(ForwarderSend.init(rawValue:)) ?? (ioMode == .mmsg ? .raw : .packet)
+        options.send = send.flatMap(ForwarderSend.init(rawValue:)) ?? .packet
         if noPin { options.cpus = [] }
         options.busyPoll = busyPoll
         let forwarder: Forwarder

@@ -92,9 +92,8 @@ public final class Forwarder: @unchecked Sendable {
     /// The snapshot workers run (or will run after their next batch).
     public var snapshot: ForwardingSnapshot { current }
 
-    /// How GRE leaves the workers: `options.send` for the io_uring loop; the mmsg loop always
-    /// sends through raw IP sockets.
-    public var sendPath: ForwarderSend { options.io == .mmsg ? .raw : options.send }
+    /// How GRE leaves the workers (either loop).
+    public var sendPath: ForwarderSend { options.send }
 
     /// Per backend id, where its packets go on the `packet` send path (next-hop MAC and
     /// interface, or why they take the raw socket); empty on the `raw` path.
@@ -197,7 +196,7 @@ public final class Forwarder: @unchecked Sendable {
                 link.state.store(WorkerLink.State.running.rawValue, ordering: .releasing)
                 worker.run()
             case .mmsg:
-                let worker = try MmsgWorker(link: link, mailbox: mailbox, options: options, cpu: cpu)
+                let worker = try MmsgWorker(link: link, mailbox: mailbox, nextHops: nextHops, options: options, cpu: cpu)
                 link.state.store(WorkerLink.State.running.rawValue, ordering: .releasing)
                 worker.run()
             }

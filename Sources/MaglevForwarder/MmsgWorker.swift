@@ -26,6 +26,13 @@ final class MmsgWorker: WorkerControl {
     let receive: ReceiveBatch
     var send4: SendBatch
     var send6: SendBatch
+    /// `--send packet`: the unbound AF_PACKET socket, its batch and the next-hop headers.
+    let frameSocket: PacketSender?
+    let frameDescriptor: Int32
+    var sendFrames: FrameBatch
+    let nextHops: NextHopMailbox
+    var installedNextHops: UInt64 = 0
+    var linkHeaders = WorkerLinkHeaders()
     let dataplane: Dataplane
     let slots: UnsafeMutableBufferPointer<PacketSlot>
     var installedGeneration: UInt64
@@ -36,9 +43,12 @@ final class MmsgWorker: WorkerControl {
     static let batchSize = 64
 
     /// Opens everything on the calling thread (the worker's own).
-    init(link: WorkerLink, mailbox: SnapshotMailbox, options: ForwarderOptions, cpu: Int?) throws(ForwarderError) {
+    init(
+        link: WorkerLink, mailbox: SnapshotMailbox, nextHops: NextHopMailbox, options: ForwarderOptions, cpu: Int?
+    ) throws(ForwarderError) {
         self.link = link
         self.mailbox = mailbox
+        self.nextHops = nextHops
         self.options = options
         let generation = mailbox.generation.load(ordering: .acquiring)
         let published = mailbox.current
@@ -61,7 +71,20 @@ final class MmsgWorker: WorkerControl {
             raw6 = RawIPSocket.unavailable(ipv6: true)
         }
         hasIPv6 = raw6.isOpen
+        if options.send == .packet {
+            do {
+                let sender = try PacketSender(unboundWithSendBufferBytes: 8 << 20, qdiscBypass: true)
+                frameDescriptor = sender.fd
+                frameSocket = consume sender
+            } catch {
+                throw ForwarderError.opening(error, interface: options.interface)
+            }
+        } else {
+            frameSocket = nil
+            frameDescriptor = -1
+        }
         let n = MmsgWorker.batchSize
+        sendFrames = FrameBatch(capacity: n)
         precondition(MmsgWorker.headroom + 14 >= Dataplane.requiredHeadroom)
         receive = ReceiveBatch(
             capacity: n, bufferSize: options.bufferSize, headroom: MmsgWorker.headroom,
@@ -94,6 +117,11 @@ final class MmsgWorker: WorkerControl {
             }
             let generation = mailbox.generation.load(ordering: .acquiring)
             if generation != installedGeneration { install(generation) }
+            let hops = nextHops.generation.load(ordering: .acquiring)
+            if hops != installedNextHops {
+                installedNextHops = hops
+                linkHeaders.install(nextHops.current)
+            }
             if link.statisticsRequested.load(ordering: .relaxed) != link.statisticsServed.load(ordering: .relaxed) {
                 publishStatistics()
             }
@@ -119,12 +147,24 @@ final class MmsgWorker: WorkerControl {
             let v = slots[i].verdict
             guard v.action == .forward || v.action == .icmpReply else { continue }
             let packet = slots[i].base + v.outputOffset
+            if v.action == .forward && frameDescriptor >= 0 {
+                // The next hop's Ethernet header goes right before the outer IP header.
+                if let address = linkHeaders.write(backend: Int(v.backend), to: packet - 14) {
+                    sendFrames.append(
+                        packet - 14, length: v.outputLength &+ 14, address: address,
+                        addressLength: LinkHeaders.addressLength)
+                    io.sentAsFrames &+= 1
+                    continue
+                }
+                io.nextHopFallbacks &+= 1
+            }
             if v.outputIsIPv6 {
                 if hasIPv6 { send6.append(packet, length: v.outputLength) } else { io.noIPv6Socket &+= 1 }
             } else {
                 send4.append(packet, length: v.outputLength)
             }
         }
+        if sendFrames.count > 0 { account(sendFrames.send(on: frameDescriptor)) }
         if send4.count > 0 { account(send4.send(on: raw4.fd)) }
         if send6.count > 0 { account(send6.send(on: raw6.fd)) }
     }

@@ -64,8 +64,7 @@ public struct ForwarderOptions: Sendable {
     public var workers: Int = 1
     /// The worker loop: io_uring (default) or plain recvmmsg/sendmmsg.
     public var io: ForwarderIO = .ioUring
-    /// How the io_uring loop sends GRE: whole frames through AF_PACKET (default) or raw IP
-    /// sockets. The mmsg loop always uses raw IP sockets.
+    /// How GRE leaves: whole frames through AF_PACKET (default) or raw IP sockets.
     public var send: ForwarderSend = .packet
     /// CPUs to pin workers to, in order (worker i -> cpus[i % count]); nil: the CPUs this
     /// process may run on. Empty: no pinning.

@@ -165,25 +165,91 @@ public struct SendBatch: ~Copyable {
     /// the batch. A packet the kernel refuses is counted and skipped.
     @inline(__always)
     public mutating func send(on fd: Int32) -> SendBatchOutcome {
-        var outcome = SendBatchOutcome()
-        var first = 0
-        while first < count {
-            let n = cmaglev_sendmmsg(fd, messages + first, UInt32(count &- first), 0)
-            if n > 0 {
-                outcome.sent &+= Int(n)
-                first &+= Int(n)
-                continue
-            }
-            let e = Glibc.errno
-            if n < 0 && e == EINTR { continue }
-            // sendmmsg reports an error only for the first message it tried: skip that one.
-            outcome.failed &+= 1
-            outcome.lastErrno = n < 0 ? e : 0
-            first &+= 1
-        }
+        let outcome = sendMessages(messages, count: count, on: fd)
         count = 0
         return outcome
     }
+}
+
+/// Up to `capacity` whole Ethernet frames queued for an unbound `AF_PACKET` socket, each with
+/// the link-layer address (`sockaddr_ll`: which interface) it leaves by, sent with as few
+/// `sendmmsg` calls as the kernel allows. Frames are not copied (their bytes must stay put until
+/// `send`); each address is (20 bytes). Nothing is allocated after `init`.
+///
+/// The corresponding C function is `sendmmsg` (through `cmaglev_sendmmsg`).
+public struct FrameBatch: ~Copyable {
+    public let capacity: Int
+    public private(set) var count = 0
+    let messages: UnsafeMutablePointer<cmaglev_mmsghdr>
+    let vectors: UnsafeMutablePointer<iovec>
+    let addresses: UnsafeMutableRawPointer
+    static let addressStride = 32
+
+    public init(capacity: Int) {
+        precondition(capacity > 0 && capacity <= 1024)
+        self.capacity = capacity
+        messages = .allocate(capacity: capacity)
+        vectors = .allocate(capacity: capacity)
+        addresses = .allocate(byteCount: capacity * FrameBatch.addressStride, alignment: 16)
+        addresses.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * FrameBatch.addressStride)
+        for i in 0..<capacity {
+            vectors[i] = iovec()
+            var header = msghdr()
+            header.msg_name = addresses + i * FrameBatch.addressStride
+            header.msg_iov = vectors + i
+            header.msg_iovlen = 1
+            messages[i] = cmaglev_mmsghdr(msg_hdr: header, msg_len: 0)
+        }
+    }
+
+    deinit {
+        messages.deallocate()
+        vectors.deallocate()
+        addresses.deallocate()
+    }
+
+    /// Queues the frame at `frame` (`length` bytes) for the interface named by the
+    /// `addressLength`-byte `sockaddr_ll` at `address` (copied). The batch must not be full.
+    @inline(__always)
+    public mutating func append(_ frame: UnsafeMutableRawPointer, length: Int, address: UnsafeRawPointer, addressLength: Int) {
+        precondition(count < capacity && addressLength <= FrameBatch.addressStride)
+        vectors[count].iov_base = frame
+        vectors[count].iov_len = length
+        (addresses + count &* FrameBatch.addressStride).copyMemory(from: address, byteCount: addressLength)
+        messages[count].msg_hdr.msg_namelen = socklen_t(addressLength)
+        count &+= 1
+    }
+
+    /// Sends every queued frame on `fd` and empties the batch; a refused frame is counted and
+    /// skipped.
+    @inline(__always)
+    public mutating func send(on fd: Int32) -> SendBatchOutcome {
+        let outcome = sendMessages(messages, count: count, on: fd)
+        count = 0
+        return outcome
+    }
+}
+
+/// `sendmmsg` until every message went or was refused (one refused message is skipped at a
+/// time: the kernel reports an error only for the first message it tried).
+@inline(__always)
+func sendMessages(_ messages: UnsafeMutablePointer<cmaglev_mmsghdr>, count: Int, on fd: Int32) -> SendBatchOutcome {
+    var outcome = SendBatchOutcome()
+    var first = 0
+    while first < count {
+        let n = cmaglev_sendmmsg(fd, messages + first, UInt32(count &- first), 0)
+        if n > 0 {
+            outcome.sent &+= Int(n)
+            first &+= Int(n)
+            continue
+        }
+        let e = Glibc.errno
+        if n < 0 && e == EINTR { continue }
+        outcome.failed &+= 1
+        outcome.lastErrno = n < 0 ? e : 0
+        first &+= 1
+    }
+    return outcome
 }
 
 extension PacketSocket {

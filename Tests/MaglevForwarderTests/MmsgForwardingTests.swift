@@ -20,12 +20,14 @@ struct MmsgForwardingTests {
     /// UDP and TCP over IPv4 and IPv6, more packets than one batch of 64: every packet to a VIP
     /// comes back GRE-encapsulated to the backend the table picks, inner packet byte-identical,
     /// each exactly once; strays stay out of user space.
-    @Test func forwardsEveryPacketToTheTableBackendOverGRE() throws {
+    @Test(arguments: [ForwarderSend.packet, .raw])
+    func forwardsEveryPacketToTheTableBackendOverGRE(send: ForwarderSend) throws {
         let lab = try NetworkLab()
         defer { lab.tearDown() }
         let config = LiveForwardingTests.config()
         var options = LiveForwardingTests.options(lab)
         options.io = .mmsg
+        options.send = send
         let forwarder = try Forwarder(config: config, options: options)
         try forwarder.start()
         defer { forwarder.stop() }
@@ -80,6 +82,8 @@ struct MmsgForwardingTests {
         #expect(stats.totalIO.received == UInt64(packets.count))
         #expect(stats.totalIO.sent == UInt64(packets.count))
         #expect(stats.totalIO.sendErrors == 0)
+        #expect(stats.totalIO.sentAsFrames == (send == .packet ? UInt64(packets.count) : 0))
+        #expect(stats.totalIO.nextHopFallbacks == 0)
         // Raw-socket packets carry finished checksums: the packet socket never marks them.
         #expect(stats.totalDataplane.checksumsCompleted == 0 && stats.totalDataplane.checksumsNotCompletable == 0)
     }
