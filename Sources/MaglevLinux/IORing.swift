@@ -312,7 +312,8 @@ public struct IORing: ~Copyable {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
-    /// Queues a `sendmsg` of the `length` bytes at `offset` in buffer `bufferID` on registered
+    /// Queues a `send` with a destination address (`sendto`, no `msghdr` to copy) of the
+    /// `length` bytes at `offset` in buffer `bufferID` on registered
     /// file `fileIndex` (an `AF_PACKET` socket: the bytes are a whole Ethernet frame) to the
     /// link-layer address `address` (a `sockaddr_ll` of `addressLength` bytes that must stay
     /// valid until the next submit, where the kernel copies it).
@@ -321,12 +322,9 @@ public struct IORing: ~Copyable {
         bufferID: Int, offset: Int, length: Int, address: UnsafeRawPointer, addressLength: Int, fileIndex: Int32,
         userData: UInt64
     ) {
-        sendVectors[bufferID].iov_base = buffers + (bufferID &* bufferSize &+ offset)
-        sendVectors[bufferID].iov_len = length
-        sendHeaders[bufferID].msg_name = UnsafeMutableRawPointer(mutating: address)
-        sendHeaders[bufferID].msg_namelen = socklen_t(addressLength)
         let sqe = nextSQE()
-        io_uring_prep_sendmsg(sqe, fileIndex, sendHeaders + bufferID, 0)
+        io_uring_prep_send(sqe, fileIndex, buffers + (bufferID &* bufferSize &+ offset), length, 0)
+        io_uring_prep_send_set_addr(sqe, UnsafeRawPointer(address).assumingMemoryBound(to: sockaddr.self), UInt16(addressLength))
         sqe.pointee.flags |= UInt8(cmaglev_iosqe_fixed_file())
         io_uring_sqe_set_data64(sqe, userData)
     }
