@@ -54,7 +54,7 @@ public struct ReceivedFrame {
 }
 
 /// An io_uring instance and what a forwarding worker hangs on it: a provided-buffer ring that
-/// multishot `RECVMSG` fills, registered files, and one `sendmsg` context per buffer (a send
+/// multishot `RECVMSG` fills, registered files, and one send address per buffer (a send
 /// always sends from a received buffer, so there is never more than one send per buffer).
 ///
 /// Owned by one thread: it must be created, used and destroyed on the worker's thread (with
@@ -72,7 +72,7 @@ public struct ReceivedFrame {
 /// data plane may overwrite with outer headers once the control messages have been read.
 ///
 /// The corresponding C functions are `io_uring_queue_init_params`, `io_uring_register_files`,
-/// `io_uring_register_buf_ring`, `io_uring_prep_recvmsg_multishot`, `io_uring_prep_sendmsg`
+/// `io_uring_register_buf_ring`, `io_uring_prep_recvmsg_multishot`, `io_uring_prep_send` with `io_uring_prep_send_set_addr` (sendto)
 /// and `io_uring_submit_and_wait_timeout`.
 public struct IORing: ~Copyable {
     let ring: UnsafeMutablePointer<io_uring>
@@ -100,9 +100,7 @@ public struct IORing: ~Copyable {
     public static let maximumDrain = 1024
     let cqeScratch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
 
-    // One sendmsg context per buffer id.
-    let sendHeaders: UnsafeMutablePointer<msghdr>
-    let sendVectors: UnsafeMutablePointer<iovec>
+    // One destination address per buffer id (sendto).
     let sendAddresses: UnsafeMutablePointer<sockaddr_in6>
 
     /// Creates the ring (trying `SINGLE_ISSUER|DEFER_TASKRUN`, then `COOP_TASKRUN`, then
@@ -202,17 +200,8 @@ public struct IORing: ~Copyable {
 
         cqeScratch = .allocate(capacity: IORing.maximumDrain)
         cqeScratch.initialize(repeating: nil, count: IORing.maximumDrain)
-        sendHeaders = .allocate(capacity: bufferCount)
-        sendHeaders.initialize(repeating: msghdr(), count: bufferCount)
-        sendVectors = .allocate(capacity: bufferCount)
-        sendVectors.initialize(repeating: iovec(), count: bufferCount)
         sendAddresses = .allocate(capacity: bufferCount)
         sendAddresses.initialize(repeating: sockaddr_in6(), count: bufferCount)
-        for i in 0..<bufferCount {
-            sendHeaders[i].msg_name = UnsafeMutableRawPointer(sendAddresses + i)
-            sendHeaders[i].msg_iov = sendVectors + i
-            sendHeaders[i].msg_iovlen = 1
-        }
 
         for id in 0..<bufferCount {
             io_uring_buf_ring_add(
@@ -228,8 +217,6 @@ public struct IORing: ~Copyable {
         munmap(UnsafeMutableRawPointer(bufferRing), bufferRingBytes)
         receiveHeader.deallocate()
         cqeScratch.deallocate()
-        sendHeaders.deallocate()
-        sendVectors.deallocate()
         sendAddresses.deallocate()
     }
 
@@ -297,17 +284,16 @@ public struct IORing: ~Copyable {
     @inline(__always)
     public func buffer(_ bufferID: Int) -> UnsafeMutableRawPointer { buffers + bufferID &* bufferSize }
 
-    /// Queues a `sendmsg` of `length` bytes at `offset` in buffer `bufferID` to the packet's
+    /// Queues a `send` (sendto) of `length` bytes at `offset` in buffer `bufferID` to the packet's
     /// own IP destination, on registered file `fileIndex` (a raw IP socket).
     @inline(__always)
     public func send(bufferID: Int, offset: Int, length: Int, ipv6: Bool, fileIndex: Int32, userData: UInt64) {
         let bytes = buffers + (bufferID &* bufferSize &+ offset)
-        sendVectors[bufferID].iov_base = bytes
-        sendVectors[bufferID].iov_len = length
-        sendHeaders[bufferID].msg_name = UnsafeMutableRawPointer(sendAddresses + bufferID)
-        sendHeaders[bufferID].msg_namelen = SocketAddress.fill(sendAddresses + bufferID, fromPacket: bytes, ipv6: ipv6)
+        let addressLength = SocketAddress.fill(sendAddresses + bufferID, fromPacket: bytes, ipv6: ipv6)
         let sqe = nextSQE()
-        io_uring_prep_sendmsg(sqe, fileIndex, sendHeaders + bufferID, 0)
+        io_uring_prep_send(sqe, fileIndex, bytes, length, 0)
+        io_uring_prep_send_set_addr(
+            sqe, UnsafeRawPointer(sendAddresses + bufferID).assumingMemoryBound(to: sockaddr.self), UInt16(addressLength))
         sqe.pointee.flags |= UInt8(cmaglev_iosqe_fixed_file())
         io_uring_sqe_set_data64(sqe, userData)
     }
