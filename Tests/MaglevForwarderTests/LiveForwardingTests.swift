@@ -282,6 +282,40 @@ struct LiveForwardingTests {
         #expect(stats.totalIO.nextHopFallbacks == 0)
     }
 
+    /// A backend the forwarder has no route to: the resolver says so, its packets take the raw
+    /// socket (counted as fallbacks), whose sends fail and are counted; nothing crashes and the
+    /// other backend's packets still leave as frames.
+    @Test func backendWithoutRouteFallsBackAndIsCounted() throws {
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        let config = DataplaneConfig(
+            vips: [
+                VIPConfig(name: "lost", address: IPAddress("198.18.100.20")!, backends: [BackendConfig(name: "nowhere", address: IPAddress("198.18.9.1")!)]),
+                VIPConfig(name: "vip4", address: IPAddress(Self.vip4)!, backends: [BackendConfig(name: "web-1", address: IPAddress("198.18.1.1")!)]),
+            ],
+            tableSize: 251, hashSeed: 7, pathMTU: 1500, encapSourceIPv4: IPAddress("198.18.0.1")!)
+        let forwarder = try Forwarder(config: config, options: Self.options(lab))
+        try forwarder.start()
+        defer { forwarder.stop() }
+        let hops = forwarder.nextHopDescriptions
+        #expect(hops.count == 2 && hops[0].contains("no route") && hops[1].hasPrefix(NetworkLab.clientMAC), "\(hops)")
+
+        let lost = (0..<6).map {
+            Packets.ipv4(source: Self.client4, destination: "198.18.100.20", proto: IPProtocol.udp, sourcePort: 31000 + $0, destinationPort: 53)
+        }
+        let good = (0..<6).map {
+            Packets.ipv4(source: Self.client4, destination: Self.vip4, proto: IPProtocol.udp, sourcePort: 32000 + $0, destinationPort: 53)
+        }
+        let captured = try Self.exchange(lab, send: lost + good, expect: good.count, keep: Self.isGRE)
+        #expect(captured.count == good.count)
+        let stats = forwarder.stop()
+        #expect(stats.totalDataplane.forwarded == 12)
+        #expect(stats.totalIO.sentAsFrames == 6)
+        #expect(stats.totalIO.nextHopFallbacks == 6)
+        #expect(stats.totalIO.sendErrors == 6, "ENETUNREACH from the raw socket, counted")
+        #expect(stats.totalIO.sent == 6)
+    }
+
     @Test func publishedSnapshotIsInstalledBetweenBatches() throws {
         let lab = try NetworkLab()
         defer { lab.tearDown() }
