@@ -74,6 +74,7 @@ SND=mgbench-snd-$$ DUT=mgbench-dut-$$ SNK=mgbench-snk-$$
 DIR=$(mktemp -d)
 PIDS=()
 cleanup() {
+    set +e   # never stop half-way: a failed kill or wait must not leave namespaces behind
     local pid
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
     ip netns del "$SND" 2>/dev/null || true
@@ -283,7 +284,7 @@ done
 declare -A P50 P99 NPROBES
 LAT_RATE=${BENCH_LAT_RATE:-$((BEST[forwarder] / 2))}
 for system in kernel forwarder raw mmsg busy; do P50[$system]=0 P99[$system]=0 NPROBES[$system]=0; done
-for system in ${BENCH_LAT_SYSTEMS:-kernel forwarder raw mmsg busy}; do
+for system in ${BENCH_LAT_SYSTEMS-kernel forwarder raw mmsg busy}; do
     start_system "$system"
     latency "$LAT_RATE"
     read -r P50[$system] P99[$system] NPROBES[$system] <"$DIR/lat"
