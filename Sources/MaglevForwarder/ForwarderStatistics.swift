@@ -68,10 +68,12 @@ public struct WorkerStatistics: Sendable {
     public var filterMode: String
     public var dataplane: DataplaneStatistics
     public var io: IOCounters
+    /// The worker's connection table: inserts, refused inserts, expirations, evictions.
+    public var connections: ConnectionTableStatistics
 
     public init(
         worker: Int, cpu: Int?, ringMode: String, filterMode: String, dataplane: DataplaneStatistics,
-        io: IOCounters = .init()
+        io: IOCounters = .init(), connections: ConnectionTableStatistics = .init()
     ) {
         self.worker = worker
         self.cpu = cpu
@@ -79,7 +81,23 @@ public struct WorkerStatistics: Sendable {
         self.filterMode = filterMode
         self.dataplane = dataplane
         self.io = io
+        self.connections = connections
     }
+}
+
+extension ConnectionTableStatistics {
+    /// Counter-wise sum.
+    public static func + (a: ConnectionTableStatistics, b: ConnectionTableStatistics) -> ConnectionTableStatistics {
+        ConnectionTableStatistics(
+            inserts: a.inserts + b.inserts, insertsRefused: a.insertsRefused + b.insertsRefused,
+            expired: a.expired + b.expired, evictedHalfOpen: a.evictedHalfOpen + b.evictedHalfOpen,
+            evictedDatagram: a.evictedDatagram + b.evictedDatagram, evictedClosing: a.evictedClosing + b.evictedClosing,
+            evictedFragment: a.evictedFragment + b.evictedFragment,
+            evictedEstablished: a.evictedEstablished + b.evictedEstablished)
+    }
+
+    /// Live entries pushed out of full buckets, whatever their state.
+    public var evicted: UInt64 { evictedHalfOpen + evictedDatagram + evictedClosing + evictedFragment + evictedEstablished }
 }
 
 extension DataplaneStatistics {
@@ -149,6 +167,9 @@ public struct ForwarderStatistics: Sendable {
         workers.dropFirst().reduce(workers[0].dataplane) { $0 + $1.dataplane }
     }
     public var totalIO: IOCounters { workers.reduce(IOCounters()) { $0 + $1.io } }
+    public var totalConnections: ConnectionTableStatistics {
+        workers.reduce(ConnectionTableStatistics()) { $0 + $1.connections }
+    }
 
     /// CPU time per packet received, nanoseconds (0 before the first packet).
     public var cpuNanosecondsPerPacket: Double {
@@ -179,6 +200,10 @@ public enum StatisticsFormat {
             lines.append(
                 "  worker \(w.worker) (\(cpu), ring \(w.ringMode), filter \(w.filterMode)): \(summary(w.dataplane, w.io))")
         }
+        let c = s.totalConnections
+        lines.append(
+            "  connections: inserts \(c.inserts) refused \(c.insertsRefused) expired \(c.expired) evicted \(c.evicted)"
+                + " (established \(c.evictedEstablished))")
         let drops = DropReason.allCases.filter { !$0.isPass && total.count($0) > 0 }
         if !drops.isEmpty {
             lines.append("  drops: " + drops.map { "\($0) \(total.count($0))" }.joined(separator: ", "))
@@ -239,7 +264,14 @@ public enum StatisticsFormat {
             + "\"cpu_ns_per_packet\":\(fixed(s.cpuNanosecondsPerPacket, 1)),"
             + "\"total\":{\(dataplane(total)),\(io(s.totalIO))},\"workers\":[\(workers.joined(separator: ","))],"
             + "\"vips\":[\(vips.joined(separator: ","))],\"backends\":[\(backends.joined(separator: ","))],"
-            + "\"send_path\":\(quote(s.sendPath))}"
+            + "\"send_path\":\(quote(s.sendPath)),\"connections\":\(connections(s.totalConnections))}"
+    }
+
+    static func connections(_ c: ConnectionTableStatistics) -> String {
+        "{\"inserts\":\(c.inserts),\"inserts_refused\":\(c.insertsRefused),\"expired\":\(c.expired),"
+            + "\"evicted_half_open\":\(c.evictedHalfOpen),\"evicted_datagram\":\(c.evictedDatagram),"
+            + "\"evicted_closing\":\(c.evictedClosing),\"evicted_fragment\":\(c.evictedFragment),"
+            + "\"evicted_established\":\(c.evictedEstablished)}"
     }
 
     static func quote(_ s: String) -> String {

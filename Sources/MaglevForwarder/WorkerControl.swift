@@ -38,7 +38,7 @@ extension WorkerControl {
         if let kernel = try? packetSocket.takeStatistics() { io.kernelDrops &+= kernel.drops }
         let s = WorkerStatistics(
             worker: link.id, cpu: cpu, ringMode: ioModeName, filterMode: filterMode.rawValue,
-            dataplane: dataplane.statistics, io: io)
+            dataplane: dataplane.statistics, io: io, connections: dataplane.connections.statistics)
         link.statistics.withLock { $0 = s }
         link.statisticsServed.store(requested, ordering: .releasing)
     }

@@ -316,6 +316,60 @@ struct LiveForwardingTests {
         #expect(stats.totalIO.sent == 6)
     }
 
+    /// Bad input: a flood of new flows into a small connection table neither stalls the loop
+    /// nor evicts established connections. 16 established TCP connections, then 4,000 new UDP
+    /// flows into a 256-entry table, then a reload that adds four backends (moving table
+    /// slots): every packet was processed, the flood evicted only datagram entries, and every
+    /// established connection still reaches the backend it had.
+    @Test func floodOfNewFlowsKeepsEstablishedConnections() throws {
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        var config = Self.config()
+        var options = Self.options(lab)
+        options.connectionCapacity = 256
+        let forwarder = try Forwarder(config: config, options: options)
+        try forwarder.start()
+        defer { forwarder.stop() }
+
+        // Mid-stream ACKs: recorded as established (the connection predates the forwarder).
+        let established = (0..<16).map {
+            Packets.ipv4(source: Self.client4, destination: Self.vip4, proto: IPProtocol.tcp, sourcePort: 60000 + $0, destinationPort: 80, tcpFlags: 0x10)
+        }
+        func backends(_ captured: [[UInt8]]) -> [Int: [UInt8]] {
+            // Outer IPv4 destination per inner TCP source port (outer 20 + GRE 4 + inner 20).
+            var out: [Int: [UInt8]] = [:]
+            for p in captured where p.count >= 46 && p[24 + 9] == IPProtocol.tcp {
+                out[Int(p[44]) << 8 | Int(p[45])] = Array(p[16..<20])
+            }
+            return out
+        }
+        let before = backends(try Self.exchange(lab, send: established, expect: established.count, keep: Self.isGRE))
+        #expect(before.count == established.count)
+
+        let flood = (0..<4000).map {
+            Packets.ipv4(source: Self.client4, destination: Self.vip4, proto: IPProtocol.udp, sourcePort: 1024 + $0, destinationPort: 53, payload: 8)
+        }
+        let flooded = try Self.exchange(lab, send: flood, expect: flood.count, keep: Self.isGRE)
+        #expect(flooded.count > flood.count * 9 / 10, "the flood is forwarded, not stalled: \(flooded.count)")
+
+        config.vips[0].backends += (5...8).map { BackendConfig(name: "web-\($0)", address: IPAddress("198.18.1.\($0)")!) }
+        try forwarder.publish(config)
+        ThreadContext.sleep(milliseconds: 50)
+        let after = backends(try Self.exchange(lab, send: established, expect: established.count, keep: Self.isGRE))
+        #expect(after.count == established.count)
+        for (port, backend) in before {
+            #expect(after[port] == backend, "connection from port \(port) kept its backend")
+        }
+
+        let stats = forwarder.stop()
+        #expect(stats.totalDataplane.packets == UInt64(2 * established.count + flood.count), "every packet processed")
+        let c = stats.totalConnections
+        #expect(c.evictedEstablished == 0)
+        #expect(c.evictedDatagram + c.insertsRefused > 0, "the table overflowed: \(c)")
+        let json = StatisticsFormat.json(stats)
+        #expect(json.contains("\"connections\":{\"inserts\":"))
+    }
+
     @Test func publishedSnapshotIsInstalledBetweenBatches() throws {
         let lab = try NetworkLab()
         defer { lab.tearDown() }
