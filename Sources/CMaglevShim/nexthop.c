@@ -36,6 +36,7 @@ int cmaglev_netlink_open(void) {
     return fd;
 }
 
+// Shared by every resolver in the process (several forwarders may run in one test process).
 static unsigned int next_sequence = 1;
 
 static void add_attribute(struct nlmsghdr *n, unsigned short type, const void *data, int length) {
@@ -48,7 +49,7 @@ static void add_attribute(struct nlmsghdr *n, unsigned short type, const void *d
 
 static int send_request(int fd, struct nlmsghdr *n) {
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-    n->nlmsg_seq = next_sequence++;
+    n->nlmsg_seq = __atomic_fetch_add(&next_sequence, 1, __ATOMIC_RELAXED);
     if (sendto(fd, n, n->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return -errno;
     return (int)n->nlmsg_seq;
 }

@@ -26,13 +26,9 @@ final class MmsgWorker: WorkerControl {
     let receive: ReceiveBatch
     var send4: SendBatch
     var send6: SendBatch
-    /// `--send packet`: the unbound AF_PACKET socket, its batch and the next-hop headers.
-    let frameSocket: PacketSender?
-    let frameDescriptor: Int32
+    /// `--send packet`: the AF_PACKET socket and next-hop headers, and a batch of frames.
+    let frames: WorkerFrames
     var sendFrames: FrameBatch
-    let nextHops: NextHopMailbox
-    var installedNextHops: UInt64 = 0
-    var linkHeaders = WorkerLinkHeaders()
     let dataplane: Dataplane
     let slots: UnsafeMutableBufferPointer<PacketSlot>
     var installedGeneration: UInt64
@@ -48,7 +44,6 @@ final class MmsgWorker: WorkerControl {
     ) throws(ForwarderError) {
         self.link = link
         self.mailbox = mailbox
-        self.nextHops = nextHops
         self.options = options
         let generation = mailbox.generation.load(ordering: .acquiring)
         let published = mailbox.current
@@ -71,18 +66,7 @@ final class MmsgWorker: WorkerControl {
             raw6 = RawIPSocket.unavailable(ipv6: true)
         }
         hasIPv6 = raw6.isOpen
-        if options.send == .packet {
-            do {
-                let sender = try PacketSender(unboundWithSendBufferBytes: 8 << 20, qdiscBypass: true)
-                frameDescriptor = sender.fd
-                frameSocket = consume sender
-            } catch {
-                throw ForwarderError.opening(error, interface: options.interface)
-            }
-        } else {
-            frameSocket = nil
-            frameDescriptor = -1
-        }
+        frames = try WorkerFrames(options: options, mailbox: nextHops)
         let n = MmsgWorker.batchSize
         sendFrames = FrameBatch(capacity: n)
         precondition(MmsgWorker.headroom + 14 >= Dataplane.requiredHeadroom)
@@ -117,11 +101,7 @@ final class MmsgWorker: WorkerControl {
             }
             let generation = mailbox.generation.load(ordering: .acquiring)
             if generation != installedGeneration { install(generation) }
-            let hops = nextHops.generation.load(ordering: .acquiring)
-            if hops != installedNextHops {
-                installedNextHops = hops
-                linkHeaders.install(nextHops.current)
-            }
+            frames.installIfPublished()
             if link.statisticsRequested.load(ordering: .relaxed) != link.statisticsServed.load(ordering: .relaxed) {
                 publishStatistics()
             }
@@ -147,9 +127,8 @@ final class MmsgWorker: WorkerControl {
             let v = slots[i].verdict
             guard v.action == .forward || v.action == .icmpReply else { continue }
             let packet = slots[i].base + v.outputOffset
-            if v.action == .forward && frameDescriptor >= 0 {
-                // The next hop's Ethernet header goes right before the outer IP header.
-                if let address = linkHeaders.write(backend: Int(v.backend), to: packet - 14) {
+            if v.action == .forward && frames.isOn {
+                if let address = frames.prepareFrame(backend: v.backend, ipHeader: packet) {
                     sendFrames.append(
                         packet - 14, length: v.outputLength &+ 14, address: address,
                         addressLength: LinkHeaders.addressLength)
@@ -164,7 +143,7 @@ final class MmsgWorker: WorkerControl {
                 send4.append(packet, length: v.outputLength)
             }
         }
-        if sendFrames.count > 0 { account(sendFrames.send(on: frameDescriptor)) }
+        if sendFrames.count > 0 { account(sendFrames.send(on: frames.descriptor)) }
         if send4.count > 0 { account(send4.send(on: raw4.fd)) }
         if send6.count > 0 { account(send6.send(on: raw6.fd)) }
     }

@@ -132,3 +132,50 @@ extension IPAddress {
             + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
     }
 }
+
+/// A worker's side of the `packet` send path (both loops): its unbound AF_PACKET socket and its
+/// own copy of the published next-hop table, refreshed between batches.
+final class WorkerFrames {
+    let socket: PacketSender?
+    /// The socket's descriptor, or -1 on the `raw` send path.
+    let descriptor: Int32
+    let mailbox: NextHopMailbox
+    var installed: UInt64 = 0
+    var headers = WorkerLinkHeaders()
+
+    /// Opens the socket on the calling (worker) thread when `options.send` is `packet`.
+    init(options: ForwarderOptions, mailbox: NextHopMailbox) throws(ForwarderError) {
+        self.mailbox = mailbox
+        guard options.send == .packet else {
+            socket = nil
+            descriptor = -1
+            return
+        }
+        do {
+            let sender = try PacketSender(unboundWithSendBufferBytes: 8 << 20, qdiscBypass: true)
+            descriptor = sender.fd
+            socket = consume sender
+        } catch {
+            throw ForwarderError.opening(error, interface: options.interface)
+        }
+    }
+
+    var isOn: Bool { descriptor >= 0 }
+
+    /// Between batches: takes a newly published table (one relaxed load when there is none).
+    func installIfPublished() {
+        let generation = mailbox.generation.load(ordering: .acquiring)
+        if generation != installed {
+            installed = generation
+            headers.install(mailbox.current)
+        }
+    }
+
+    /// Writes backend `id`'s Ethernet header in front of the outer IP header at `ipHeader` and
+    /// returns the `sockaddr_ll` to send the frame (starting 14 bytes before it) to; nil when the
+    /// backend has no usable next hop (the caller falls back to the raw socket).
+    @inline(__always)
+    func prepareFrame(backend id: Int32, ipHeader: UnsafeMutableRawPointer) -> UnsafeRawPointer? {
+        headers.write(backend: Int(id), to: ipHeader - 14)
+    }
+}

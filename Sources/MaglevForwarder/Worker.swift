@@ -133,13 +133,8 @@ final class Worker: WorkerControl {
     /// Not open where the host has no IPv6.
     let raw6: RawIPSocket
     let hasIPv6: Bool
-    /// The AF_PACKET send socket (`--send packet`), and the next-hop headers it needs.
-    let frameSocket: PacketSender?
-    /// Its descriptor, or -1 without one.
-    let frameDescriptor: Int32
-    let nextHops: NextHopMailbox
-    var installedNextHops: UInt64 = 0
-    var linkHeaders = WorkerLinkHeaders()
+    /// The AF_PACKET send socket (`--send packet`) and the next-hop headers it needs.
+    let frames: WorkerFrames
     var ring: IORing
     let dataplane: Dataplane
     var installedGeneration: UInt64
@@ -158,7 +153,6 @@ final class Worker: WorkerControl {
     ) throws(ForwarderError) {
         self.link = link
         self.mailbox = mailbox
-        self.nextHops = nextHops
         self.options = options
         let generation = mailbox.generation.load(ordering: .acquiring)
         let published = mailbox.current
@@ -184,23 +178,12 @@ final class Worker: WorkerControl {
             raw6 = RawIPSocket.unavailable(ipv6: true)
         }
         hasIPv6 = raw6.isOpen
-        if options.send == .packet {
-            do {
-                let sender = try PacketSender(unboundWithSendBufferBytes: 8 << 20, qdiscBypass: true)
-                frameDescriptor = sender.fd
-                frameSocket = consume sender
-            } catch {
-                throw ForwarderError.opening(error, interface: options.interface)
-            }
-        } else {
-            frameSocket = nil
-            frameDescriptor = -1
-        }
+        frames = try WorkerFrames(options: options, mailbox: nextHops)
         do {
             ring = try IORing(
                 entries: options.ringEntries, bufferCount: options.bufferCount, bufferSize: options.bufferSize,
                 nameReserve: Worker.nameReserve, controlReserve: PacketAuxiliaryData.controlSpace)
-            try ring.registerFiles([packetSocket.fd, raw4.fd, raw6.fd, frameDescriptor])
+            try ring.registerFiles([packetSocket.fd, raw4.fd, raw6.fd, frames.descriptor])
         } catch {
             throw ForwarderError.opening(error, interface: options.interface)
         }
@@ -258,11 +241,7 @@ final class Worker: WorkerControl {
             // Between batches: a new snapshot, a statistics request.
             let generation = mailbox.generation.load(ordering: .acquiring)
             if generation != installedGeneration { install(generation) }
-            let hops = nextHops.generation.load(ordering: .acquiring)
-            if hops != installedNextHops {
-                installedNextHops = hops
-                linkHeaders.install(nextHops.current)
-            }
+            frames.installIfPublished()
             if link.statisticsRequested.load(ordering: .relaxed) != link.statisticsServed.load(ordering: .relaxed) {
                 publishStatistics()
             }
@@ -316,10 +295,9 @@ final class Worker: WorkerControl {
             for i in 0..<count {
                 let v = slots[i].verdict
                 let id = slotBuffers[i]
-                if v.action == .forward && frameDescriptor >= 0 {
-                    // The next hop's Ethernet header goes right before the outer IP header.
+                if v.action == .forward && frames.isOn {
                     let frameStart = v.outputOffset &- 14
-                    if let address = linkHeaders.write(backend: Int(v.backend), to: slots[i].base + frameStart) {
+                    if let address = frames.prepareFrame(backend: v.backend, ipHeader: slots[i].base + v.outputOffset) {
                         ring.sendFrame(
                             bufferID: id, offset: frameStart, length: v.outputLength &+ 14, address: address,
                             addressLength: LinkHeaders.addressLength, fileIndex: Worker.frameFile,
