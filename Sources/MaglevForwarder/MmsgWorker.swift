@@ -19,10 +19,7 @@ final class MmsgWorker: WorkerControl {
     let mailbox: SnapshotMailbox
     let options: ForwarderOptions
     let cpu: Int?
-    let packetSocket: PacketSocket
-    let raw4: RawIPSocket
-    let raw6: RawIPSocket
-    let hasIPv6: Bool
+    let sockets: WorkerSockets
     let receive: ReceiveBatch
     var send4: SendBatch
     var send6: SendBatch
@@ -52,20 +49,12 @@ final class MmsgWorker: WorkerControl {
 
         self.cpu = pinCallingThread(to: cpu)
 
-        let group = options.fanoutGroup ?? UInt16(truncatingIfNeeded: currentProcessID)
+        sockets = try WorkerSockets(options: options, filter: published.filter)
         do {
-            packetSocket = try PacketSocket(interface: options.interface, fanoutGroup: group, filter: published.filter)
-            try packetSocket.setReceiveTimeout(nanoseconds: max(options.idleWaitNanoseconds, 1000))
-            raw4 = try RawIPSocket(ipv6: false)
+            try sockets.packet.setReceiveTimeout(nanoseconds: max(options.idleWaitNanoseconds, 1000))
         } catch {
             throw ForwarderError.opening(error, interface: options.interface)
         }
-        do {
-            raw6 = try RawIPSocket(ipv6: true)
-        } catch {
-            raw6 = RawIPSocket.unavailable(ipv6: true)
-        }
-        hasIPv6 = raw6.isOpen
         frames = try WorkerFrames(options: options, mailbox: nextHops)
         let n = MmsgWorker.batchSize
         sendFrames = FrameBatch(capacity: n)
@@ -75,11 +64,7 @@ final class MmsgWorker: WorkerControl {
             controlSpace: PacketAuxiliaryData.controlSpace)
         send4 = SendBatch(capacity: n, ipv6: false)
         send6 = SendBatch(capacity: n, ipv6: true)
-        let memory =
-            options.hugePages
-            ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate) : .heap
-        dataplane = Dataplane(
-            snapshot: published.snapshot, connectionCapacity: options.connectionCapacity, memory: memory)
+        dataplane = makeWorkerDataplane(snapshot: published.snapshot, options: options)
         slots = .allocate(capacity: n)
         slots.initialize(repeating: PacketSlot(base: receive.buffer(0), offset: 0, length: 0))
     }
@@ -89,7 +74,7 @@ final class MmsgWorker: WorkerControl {
     /// The blocking loop; returns after a stop request (within one idle wait).
     func run() {
         publishStatistics()
-        let fd = packetSocket.fd
+        let fd = sockets.packet.fd
         while !link.stopRequested.load(ordering: .relaxed) {
             io.turns &+= 1
             let n: Int
@@ -138,14 +123,14 @@ final class MmsgWorker: WorkerControl {
                 io.nextHopFallbacks &+= 1
             }
             if v.outputIsIPv6 {
-                if hasIPv6 { send6.append(packet, length: v.outputLength) } else { io.noIPv6Socket &+= 1 }
+                if sockets.hasIPv6 { send6.append(packet, length: v.outputLength) } else { io.noIPv6Socket &+= 1 }
             } else {
                 send4.append(packet, length: v.outputLength)
             }
         }
         if sendFrames.count > 0 { account(sendFrames.send(on: frames.descriptor)) }
-        if send4.count > 0 { account(send4.send(on: raw4.fd)) }
-        if send6.count > 0 { account(send6.send(on: raw6.fd)) }
+        if send4.count > 0 { account(send4.send(on: sockets.raw4.fd)) }
+        if send6.count > 0 { account(send6.send(on: sockets.raw6.fd)) }
     }
 
     @inline(__always)

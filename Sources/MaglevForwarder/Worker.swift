@@ -128,11 +128,7 @@ final class Worker: WorkerControl {
     let mailbox: SnapshotMailbox
     let options: ForwarderOptions
     let cpu: Int?
-    let packetSocket: PacketSocket
-    let raw4: RawIPSocket
-    /// Not open where the host has no IPv6.
-    let raw6: RawIPSocket
-    let hasIPv6: Bool
+    let sockets: WorkerSockets
     /// The AF_PACKET send socket (`--send packet`) and the next-hop headers it needs.
     let frames: WorkerFrames
     var ring: IORing
@@ -161,39 +157,19 @@ final class Worker: WorkerControl {
 
         self.cpu = pinCallingThread(to: cpu)
 
-        let group = options.fanoutGroup ?? UInt16(truncatingIfNeeded: currentProcessID)
-        do {
-            packetSocket = try PacketSocket(interface: options.interface, fanoutGroup: group, filter: published.filter)
-        } catch {
-            throw ForwarderError.opening(error, interface: options.interface)
-        }
-        do {
-            raw4 = try RawIPSocket(ipv6: false)
-        } catch {
-            throw ForwarderError.opening(error, interface: options.interface)
-        }
-        do {
-            raw6 = try RawIPSocket(ipv6: true)
-        } catch {
-            raw6 = RawIPSocket.unavailable(ipv6: true)
-        }
-        hasIPv6 = raw6.isOpen
+        sockets = try WorkerSockets(options: options, filter: published.filter)
         frames = try WorkerFrames(options: options, mailbox: nextHops)
         do {
             ring = try IORing(
                 entries: options.ringEntries, bufferCount: options.bufferCount, bufferSize: options.bufferSize,
                 nameReserve: Worker.nameReserve, controlReserve: PacketAuxiliaryData.controlSpace)
-            try ring.registerFiles([packetSocket.fd, raw4.fd, raw6.fd, frames.descriptor])
+            try ring.registerFiles([sockets.packet.fd, sockets.raw4.fd, sockets.raw6.fd, frames.descriptor])
         } catch {
             throw ForwarderError.opening(error, interface: options.interface)
         }
         precondition(ring.headroom + 14 >= Dataplane.requiredHeadroom)
 
-        let memory =
-            options.hugePages
-            ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate) : .heap
-        dataplane = Dataplane(
-            snapshot: published.snapshot, connectionCapacity: options.connectionCapacity, memory: memory)
+        dataplane = makeWorkerDataplane(snapshot: published.snapshot, options: options)
 
         let limit = min(options.batchLimit, IORing.maximumDrain)
         completions = .allocate(capacity: limit)
@@ -309,7 +285,7 @@ final class Worker: WorkerControl {
                     io.nextHopFallbacks &+= 1
                 }
                 if v.action == .forward || v.action == .icmpReply {
-                    if v.outputIsIPv6 && !hasIPv6 {
+                    if v.outputIsIPv6 && !sockets.hasIPv6 {
                         io.noIPv6Socket &+= 1
                         ring.recycle(bufferID: id)
                         continue

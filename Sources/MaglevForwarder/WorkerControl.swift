@@ -8,7 +8,7 @@ protocol WorkerControl: AnyObject {
     var link: WorkerLink { get }
     var mailbox: SnapshotMailbox { get }
     var cpu: Int? { get }
-    var packetSocket: PacketSocket { get }
+    var sockets: WorkerSockets { get }
     var dataplane: Dataplane { get }
     var installedGeneration: UInt64 { get set }
     var filterMode: VIPFilter.Mode { get set }
@@ -25,7 +25,7 @@ extension WorkerControl {
         dataplane.install(published.snapshot)
         io.snapshotsInstalled &+= 1
         do {
-            try packetSocket.attach(filter: published.filter)
+            try sockets.packet.attach(filter: published.filter)
             filterMode = published.filterMode
         } catch {
             io.filterUpdateErrors &+= 1
@@ -35,7 +35,7 @@ extension WorkerControl {
     /// Hands the control side a copy of this worker's counters when it asked for one.
     func publishStatistics() {
         let requested = link.statisticsRequested.load(ordering: .relaxed)
-        if let kernel = try? packetSocket.takeStatistics() { io.kernelDrops &+= kernel.drops }
+        if let kernel = try? sockets.packet.takeStatistics() { io.kernelDrops &+= kernel.drops }
         let s = WorkerStatistics(
             worker: link.id, cpu: cpu, ringMode: ioModeName, filterMode: filterMode.rawValue,
             dataplane: dataplane.statistics, io: io, connections: dataplane.connections.statistics)
@@ -54,4 +54,39 @@ func pinCallingThread(to cpu: Int?) -> Int? {
     } catch {
         return nil
     }
+}
+
+/// The sockets every worker loop opens on its own thread: its packet socket in the fanout group
+/// (filtered for the published VIPs) and the raw IP sockets for ICMP replies and `--send raw`
+/// (no IPv6 one where the host has no IPv6).
+final class WorkerSockets {
+    let packet: PacketSocket
+    let raw4: RawIPSocket
+    let raw6: RawIPSocket
+    let hasIPv6: Bool
+
+    init(options: ForwarderOptions, filter: [BPFInstruction]) throws(ForwarderError) {
+        let group = options.fanoutGroup ?? UInt16(truncatingIfNeeded: currentProcessID)
+        do {
+            packet = try PacketSocket(interface: options.interface, fanoutGroup: group, filter: filter)
+            raw4 = try RawIPSocket(ipv6: false)
+        } catch {
+            throw ForwarderError.opening(error, interface: options.interface)
+        }
+        do {
+            raw6 = try RawIPSocket(ipv6: true)
+        } catch {
+            raw6 = RawIPSocket.unavailable(ipv6: true)
+        }
+        hasIPv6 = raw6.isOpen
+    }
+}
+
+/// A worker's own data plane for `snapshot`: its connection table backed by transparent huge
+/// pages when the options ask for them.
+func makeWorkerDataplane(snapshot: ForwardingSnapshot, options: ForwarderOptions) -> Dataplane {
+    let memory =
+        options.hugePages
+        ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate) : .heap
+    return Dataplane(snapshot: snapshot, connectionCapacity: options.connectionCapacity, memory: memory)
 }
