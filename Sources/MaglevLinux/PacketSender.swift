@@ -17,8 +17,6 @@ public struct PacketSender: ~Copyable {
     /// The interface's MTU: the largest IP packet it carries (frames may be 14 bytes longer).
     public let mtu: Int
 
-    public let interfaceIndex: Int32
-
     public init(interface: String, sendBufferBytes: Int = 4 << 20, qdiscBypass: Bool = false) throws(SystemError) {
         let index = if_nametoindex(interface)
         if index == 0 { throw SystemError(call: "if_nametoindex(\(interface))", errno: Glibc.errno) }
@@ -38,7 +36,6 @@ public struct PacketSender: ~Copyable {
         }
         self.fd = fd
         self.interfaceName = interface
-        self.interfaceIndex = Int32(index)
         self.mtu = PacketSender.interfaceMTU(interface) ?? 1500
     }
 
@@ -60,7 +57,6 @@ public struct PacketSender: ~Copyable {
         }
         self.fd = fd
         self.interfaceName = ""
-        self.interfaceIndex = 0
         self.mtu = 0
     }
 
