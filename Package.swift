@@ -19,6 +19,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // The pure data plane: no I/O, no clock, no Foundation, no C modules.
@@ -46,10 +49,16 @@ let package = Package(
             dependencies: ["MaglevCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
 
+        // The pure control side: desired state (config file + health overlay + operator
+        // overlay), the backend edits live control and replay share, the health dampener, pool
+        // selection, reload checks, the metric registry, the one JSON writer. No I/O, no clock.
+        .target(
+            name: "MaglevControl", dependencies: ["MaglevCore", "MaglevConfig"], swiftSettings: strict),
+
         // Offline replay of captures through the same Dataplane: capture I/O (libpcap),
         // scenarios, analysis, reports, synthetic traces.
         .target(
-            name: "MaglevReplay", dependencies: ["MaglevCore", "MaglevConfig", "CLibPcap"],
+            name: "MaglevReplay", dependencies: ["MaglevCore", "MaglevConfig", "MaglevControl", "CLibPcap"],
             // Release builds skip the dynamic exclusivity checks on the analysis objects (15% of
             // replay time); debug builds, and so the tests, keep them.
             swiftSettings: strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
@@ -57,15 +66,24 @@ let package = Package(
         // Live forwarding: workers (one per core, io_uring batches), snapshot mailbox, signals,
         // statistics; and the backend-side GRE decapsulator.
         .target(
-            name: "MaglevForwarder", dependencies: ["MaglevCore", "MaglevConfig", "MaglevLinux"],
+            name: "MaglevForwarder",
+            dependencies: [
+                "MaglevCore", "MaglevConfig", "MaglevControl", "MaglevLinux",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict),
 
         // Argument parsing and printing only.
         .target(
             name: "MaglevCLI",
             dependencies: [
-                "MaglevCore", "MaglevConfig", "MaglevReplay", "MaglevForwarder", "MaglevLinux",
+                "MaglevCore", "MaglevConfig", "MaglevControl", "MaglevReplay", "MaglevForwarder", "MaglevLinux",
                 "CAllocationCounter",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -78,6 +96,9 @@ let package = Package(
 
         .testTarget(
             name: "MaglevCoreTests", dependencies: ["MaglevCore", "CAllocationCounter"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "MaglevControlTests", dependencies: ["MaglevControl", "MaglevConfig", "MaglevCore"],
             swiftSettings: strict),
         .testTarget(
             name: "MaglevConfigTests", dependencies: ["MaglevConfig"], swiftSettings: strict),
