@@ -14,6 +14,7 @@
 #include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/fib_rules.h>
 
 #ifndef PACKET_QDISC_BYPASS
 #define PACKET_QDISC_BYPASS 20
@@ -196,4 +197,69 @@ void cmaglev_packet_address(void *out, int ifindex, int ipv6) {
     a->sll_family = AF_PACKET;
     a->sll_ifindex = ifindex;
     a->sll_protocol = htons(ipv6 ? ETH_P_IPV6 : ETH_P_IP);
+}
+
+// ---- Policy routing for GRE health probes (control side only).
+
+// Waits for the kernel's acknowledgement of request `seq`: 0, or -errno.
+static int wait_ack(int fd, int seq) {
+    char buffer[4096] __attribute__((aligned(4)));
+    for (;;) {
+        ssize_t got = recv(fd, buffer, sizeof buffer, 0);
+        if (got < 0) return errno == EAGAIN ? -ETIMEDOUT : -errno;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buffer; NLMSG_OK(h, (unsigned int)got); h = NLMSG_NEXT(h, got)) {
+            if ((int)h->nlmsg_seq != seq) continue;
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr *e = NLMSG_DATA(h);
+                return e->error;
+            }
+        }
+    }
+}
+
+int cmaglev_route_replace_dev(int fd, int family, const uint8_t *destination, int prefix_length, int ifindex, int table) {
+    struct {
+        struct nlmsghdr n;
+        struct rtmsg r;
+        char attributes[128];
+    } request;
+    memset(&request, 0, sizeof request);
+    request.n.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+    request.n.nlmsg_type = RTM_NEWROUTE;
+    request.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+    request.r.rtm_family = (unsigned char)family;
+    request.r.rtm_dst_len = (unsigned char)prefix_length;
+    request.r.rtm_table = RT_TABLE_UNSPEC;
+    request.r.rtm_protocol = RTPROT_STATIC;
+    request.r.rtm_scope = RT_SCOPE_LINK;
+    request.r.rtm_type = RTN_UNICAST;
+    add_attribute(&request.n, RTA_DST, destination, address_length(family));
+    add_attribute(&request.n, RTA_OIF, &ifindex, sizeof ifindex);
+    uint32_t t = (uint32_t)table;
+    add_attribute(&request.n, RTA_TABLE, &t, sizeof t);
+    int seq = send_request(fd, &request.n);
+    if (seq < 0) return seq;
+    return wait_ack(fd, seq);
+}
+
+int cmaglev_rule_fwmark(int fd, int add, int family, uint32_t mark, int table, int priority) {
+    struct {
+        struct nlmsghdr n;
+        struct fib_rule_hdr r;
+        char attributes[128];
+    } request;
+    memset(&request, 0, sizeof request);
+    request.n.nlmsg_len = NLMSG_LENGTH(sizeof(struct fib_rule_hdr));
+    request.n.nlmsg_type = add ? RTM_NEWRULE : RTM_DELRULE;
+    request.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+    request.r.family = (unsigned char)family;
+    request.r.table = RT_TABLE_UNSPEC;
+    request.r.action = FR_ACT_TO_TBL;
+    uint32_t t = (uint32_t)table, p = (uint32_t)priority;
+    add_attribute(&request.n, FRA_FWMARK, &mark, sizeof mark);
+    add_attribute(&request.n, FRA_TABLE, &t, sizeof t);
+    add_attribute(&request.n, FRA_PRIORITY, &p, sizeof p);
+    int seq = send_request(fd, &request.n);
+    if (seq < 0) return seq;
+    return wait_ack(fd, seq);
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import MaglevConfig
 import MaglevCore
 import MaglevForwarder
@@ -8,7 +9,7 @@ import MaglevLinux
     import Glibc
 #endif
 
-struct ForwardCommand: ParsableCommand {
+struct ForwardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forward",
         abstract: "Forward live traffic: VIP packets in, GRE to the chosen backend out.",
@@ -33,8 +34,17 @@ struct ForwardCommand: ParsableCommand {
             own interface does not see them (capture at the next hop instead).
 
             One worker per core, pinned. SIGHUP re-reads the config (an invalid one is reported \
-            and the running one kept); SIGINT / SIGTERM stop once in-flight sends complete and \
-            print the final counters.
+            and the running one kept; a change of hash_seed, table_size or algorithm, which would \
+            move almost every connection, is refused unless --allow-disruptive-reload is given); \
+            SIGINT / SIGTERM stop once in-flight sends complete and print the final counters.
+
+            Pools with a health_check are probed off the data path (tcp, http, udp-dns, and \
+            gre-tcp / gre-http through the same GRE encapsulation to the VIP on the backend); a \
+            backend that fails `fall` probes in a row owns no slots until it passes `rise` again. \
+            --admin serves GET /metrics (Prometheus), GET /status (JSON), POST \
+            /backends/NAME/drain|undrain and POST /reload; `maglev ctl` is its client. Logs go \
+            to standard output (warnings and errors to standard error) with timestamps and \
+            levels, as text or JSON lines (--log-format json).
 
             --io mmsg swaps the io_uring loop for plain recvmmsg/sendmmsg batches of 64 (same \
             sockets, same data plane): a baseline for benchmarks, and a fallback without io_uring.
@@ -49,6 +59,9 @@ struct ForwardCommand: ParsableCommand {
               maglev forward --config lb.yaml --interface eth1 --send raw
               maglev forward --config lb.yaml --interface veth0 --json-stats \\
                 --stats-interval 1 --duration 30
+              maglev forward --config lb.yaml --interface eth0 --admin 127.0.0.1:9100
+              curl -s http://127.0.0.1:9100/metrics
+              maglev ctl --admin 127.0.0.1:9100 drain web-3
               kill -HUP $(pidof maglev)    # reload the config
             """)
 
@@ -85,6 +98,21 @@ struct ForwardCommand: ParsableCommand {
     @Flag(help: "Do not pin workers to CPUs.")
     var noPin = false
 
+    @Option(help: "Serve the admin API (metrics, status, drain, reload) on HOST:PORT or PORT (loopback).")
+    var admin: String?
+
+    @Flag(help: "Allow --admin on an address that is not loopback (the API has no authentication).")
+    var adminAllowRemote = false
+
+    @Flag(help: "Apply reloads that change hash_seed, table_size or algorithm (they move most connections).")
+    var allowDisruptiveReload = false
+
+    @Option(help: "Log lines as text (default) or json (one JSON object per line).")
+    var logFormat = "text"
+
+    @Option(help: "Least log level shown: trace, debug, info (default), notice, warning, error, critical.")
+    var logLevel = "info"
+
     func validate() throws {
         if let w = workers, !(1...1024).contains(w) { throw ValidationError("--workers must be between 1 and 1024") }
         if let s = statsInterval, !(s > 0) { throw ValidationError("--stats-interval must be more than 0 seconds") }
@@ -93,9 +121,23 @@ struct ForwardCommand: ParsableCommand {
         if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring or mmsg") }
         if busyPoll && io == "mmsg" { throw ValidationError("--busy-poll needs --io io_uring") }
         if let send, ForwarderSend(rawValue: send) == nil { throw ValidationError("--send must be packet or raw") }
+        if let admin {
+            guard let a = AdminAddress(admin) else {
+                throw ValidationError("--admin must be PORT, HOST:PORT or [IPv6]:PORT with a port 1-65535, got '\(admin)'")
+            }
+            if !a.isLoopback && !adminAllowRemote {
+                throw ValidationError(
+                    "--admin \(admin) is not a loopback address and the admin API has no authentication: "
+                        + "use 127.0.0.1:PORT, or add --admin-allow-remote if the network is trusted")
+            }
+        }
+        if LogFormat(rawValue: logFormat) == nil { throw ValidationError("--log-format must be text or json") }
+        if Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
     }
 
-    func run() throws {
+    func run() async throws {
         let file: MaglevConfigFile
         do {
             file = try MaglevConfigFile.load(path: config)
@@ -115,6 +157,9 @@ struct ForwardCommand: ParsableCommand {
         options.send = send.flatMap(ForwarderSend.init(rawValue:)) ?? .packet
         if noPin { options.cpus = [] }
         options.busyPoll = busyPoll
+        let format = LogFormat(rawValue: logFormat) ?? .text
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let logger = Logger(label: "maglev.forward") { _ in LineLogHandler(format: format, level: level) }
         let forwarder: Forwarder
         do {
             forwarder = try Forwarder(config: file.dataplane, configPath: config, options: options)
@@ -122,46 +167,52 @@ struct ForwardCommand: ParsableCommand {
         } catch {
             throw CLIError(error.message)
         }
+        let first = forwarder.statistics()
+        logger.notice(
+            "forwarding",
+            metadata: [
+                "interface": .string(options.interface), "workers": .stringConvertible(first.workers.count),
+                "ring": .string(Set(first.workers.map(\.ringMode)).sorted().joined(separator: "/")),
+                "filter": .string(Set(first.workers.map(\.filterMode)).sorted().joined(separator: "/")),
+                "send": .string(forwarder.sendPath.rawValue), "config": .string(config),
+            ])
+        for (id, hop) in forwarder.nextHopDescriptions.enumerated() {
+            logger.info("next hop", metadata: ["backend": .string(forwarder.snapshot.backendNames[id]), "via": .string(hop)])
+        }
+        var runtime = RuntimeOptions()
+        runtime.admin = admin.flatMap(AdminAddress.init)
+        runtime.allowDisruptiveReload = allowDisruptiveReload
+        runtime.statisticsInterval = statsInterval
+        runtime.duration = duration
         let json = jsonStats
-        var previous: ForwarderStatistics?
+        let previous = PreviousStatistics()
+        let final: ForwarderStatistics
         do {
-            _ = try forwarder.run(statisticsInterval: statsInterval, duration: duration) { event in
-                switch event {
-                case .started(let n, let rings, let filters):
-                    if !json {
-                        print(
-                            "forwarding on \(options.interface): \(n) worker(s), ring \(Set(rings).sorted().joined(separator: "/")), "
-                                + "filter \(Set(filters).sorted().joined(separator: "/")), send \(forwarder.sendPath.rawValue); "
-                                + "SIGHUP reloads, SIGINT/SIGTERM stop")
-                        for (id, hop) in forwarder.nextHopDescriptions.enumerated() {
-                            print("  next hop of \(forwarder.snapshot.backendNames[id]): \(hop)")
-                        }
-                    }
-                case .statistics(let s):
-                    print(json ? StatisticsFormat.json(s) : StatisticsFormat.text(s, previous: previous))
-                    previous = s
-                case .reloaded(let path, let vips, let backends):
-                    if json {
-                        print("{\"event\":\"reloaded\",\"path\":\"\(path)\",\"vips\":\(vips),\"backends\":\(backends)}")
-                    } else {
-                        print("reloaded \(path): \(vips) VIP(s), \(backends) backend(s)")
-                    }
-                case .reloadFailed(let message):
-                    printError(message)
-                case .stopping(let reason):
-                    if !json { print("stopping (\(reason)): finishing in-flight sends") }
-                case .stopped(let s):
-                    print(json ? StatisticsFormat.json(s) : "final counters:\n" + StatisticsFormat.text(s))
-                }
-                fflush(nil)
-            }
+            final = try await ForwarderRuntime.run(
+                forwarder: forwarder, file: file, configPath: config, options: runtime, logger: logger,
+                onStatistics: { s in
+                    print(json ? StatisticsFormat.json(s) : StatisticsFormat.text(s, previous: previous.swap(s)))
+                    fflush(nil)
+                })
         } catch {
             throw CLIError(error.message)
         }
+        print(json ? StatisticsFormat.json(final) : "final counters:\n" + StatisticsFormat.text(final))
+        fflush(nil)
     }
 
     func printError(_ message: String) {
         var line = message + "\n"
         line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+/// The last statistics printed (for rates between two lines).
+final class PreviousStatistics: @unchecked Sendable {
+    // @unchecked: only the control service's loop calls `swap`, one call at a time.
+    private var last: ForwarderStatistics?
+    func swap(_ s: ForwarderStatistics) -> ForwarderStatistics? {
+        defer { last = s }
+        return last
     }
 }

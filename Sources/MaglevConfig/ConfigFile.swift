@@ -14,15 +14,30 @@ public struct MaglevConfigFile: Sendable {
     /// Connection-table entries per worker (per simulated forwarder in replay).
     public var connectionCapacity: Int
     public var path: String
+    /// Every pool (named ones, and one per VIP with inline `backends:`, named after the VIP), in
+    /// file order. `dataplane.vips[i].backends` is the first pool of VIP i as the file gives it.
+    public var pools: [PoolConfig]
+    /// Per VIP, in `dataplane.vips` order: its pools in order and its `when_all_down` policy.
+    public var vipPools: [VIPPoolChoice]
 
     /// `connection_tracking.capacity` when the file does not set it: 2^20 entries per worker.
     public static let defaultConnectionCapacity = ConfigSchema.defaultConnectionCapacity
 
-    public init(dataplane: DataplaneConfig, connectionCapacity: Int, path: String) {
+    /// A config whose VIPs each have one pool (named after the VIP) with no health check,
+    /// unless `pools` and `vipPools` are given.
+    public init(
+        dataplane: DataplaneConfig, connectionCapacity: Int, path: String, pools: [PoolConfig]? = nil,
+        vipPools: [VIPPoolChoice]? = nil
+    ) {
         self.dataplane = dataplane
         self.connectionCapacity = connectionCapacity
         self.path = path
+        self.pools = pools ?? dataplane.vips.map { PoolConfig(name: $0.name, backends: $0.backends) }
+        self.vipPools = vipPools ?? dataplane.vips.map { VIPPoolChoice(vip: $0.name, pools: [$0.name]) }
     }
+
+    /// The pool named `name`.
+    public func pool(named name: String) -> PoolConfig? { pools.first { $0.name == name } }
 
     /// Reads and checks the file at `path`. An unreadable file is one problem at line 0 that
     /// says why; otherwise every problem in the file is reported (see `parse(yaml:path:)`).

@@ -13,7 +13,9 @@ struct ConfigSchema {
     static let trackingKeys = ["enabled", "capacity", "timeouts"]
     static let timeoutKeys = ["tcp_established", "tcp_half_open", "tcp_closing", "udp", "fragment"]
     static let icmpKeys = ["rate_per_second", "burst"]
-    static let vipKeys = ["name", "address", "protocol", "port", "pool", "backends"]
+    static let vipKeys = ["name", "address", "protocol", "port", "pool", "pools", "backends", "when_all_down"]
+    static let poolKeys = ["backends", "health_check", "min_healthy"]
+    static let healthKeys = ["type", "port", "path", "expect", "interval", "timeout", "rise", "fall", "query_name"]
     static let backendKeys = ["name", "address", "weight", "state"]
     static let protocols: [(String, UInt8)] = [
         ("tcp", IPProtocol.tcp), ("udp", IPProtocol.udp), ("icmp", IPProtocol.icmp),
@@ -58,6 +60,16 @@ struct ConfigSchema {
         var node: Node
         var backends: [Backend]
         var valid: Bool
+        var health: HealthCheck?
+        var minHealthy: MinHealthy = .count(1)
+    }
+
+    /// A pool's `health_check`, before the port and VIP defaults are filled in.
+    struct HealthCheck {
+        var check: HealthCheckConfig
+        var portGiven: Bool
+        var node: Node
+        var path: String
     }
 
     struct VIP {
@@ -66,6 +78,9 @@ struct ConfigSchema {
         var proto: UInt8?
         var port: UInt16?
         var pool: Pool?
+        /// Every pool, in order (`pool` is the first); more than one only with `pools:`.
+        var pools: [Pool] = []
+        var whenAllDown: WhenAllDown = .failOpen
         var path: String
         var node: Node
         var nameNode: Node?
@@ -155,7 +170,7 @@ struct ConfigSchema {
                         continue
                     }
                     let path = "pools.\(k.string)"
-                    pools.append((k.string, decodePool(value, path: path, name: k.string, label: "pool '\(k.string)'")))
+                    pools.append((k.string, decodeNamedPool(value, path: path, name: k.string)))
                 }
             } else {
                 d.expected("a mapping of pool names to lists of backends", n, "pools")
@@ -175,8 +190,9 @@ struct ConfigSchema {
 
         checkVIPs(vips)
         let allPools = pools.map(\.1) + vips.compactMap { $0.poolDefined ? nil : $0.pool }
+        let checks = resolveHealthChecks(pools: pools.map(\.1), vips: vips)
         checkBackendAddresses(allPools)
-        let used = vips.compactMap(\.pool)
+        let used = vips.flatMap(\.pools)
         checkEncap(used, config: config, encap: encap, root: root)
         if tableSizeValid {
             for pool in used where pool.backends.count > config.tableSize {
@@ -196,7 +212,16 @@ struct ConfigSchema {
                 name: vip.name!, address: vip.network!.0, prefixLength: vip.network!.1, proto: vip.proto,
                 port: vip.port, backends: vip.pool!.backends.map { $0.config! })
         }
-        let file = MaglevConfigFile(dataplane: config, connectionCapacity: capacity, path: file)
+        let poolConfigs = allPools.map { pool in
+            PoolConfig(
+                name: pool.name, backends: pool.backends.map { $0.config! }, healthCheck: checks[pool.name],
+                minHealthy: pool.minHealthy)
+        }
+        let choices = vips.map { vip in
+            VIPPoolChoice(vip: vip.name!, pools: vip.pools.map(\.name), whenAllDown: vip.whenAllDown)
+        }
+        let file = MaglevConfigFile(
+            dataplane: config, connectionCapacity: capacity, path: file, pools: poolConfigs, vipPools: choices)
         // The snapshot is what the forwarder builds: whatever it refuses is a config problem too.
         do {
             _ = try ForwardingSnapshot(config: config)
@@ -305,30 +330,50 @@ struct ConfigSchema {
                 }
             }
         }
-        switch (f["pool"], f["backends"]) {
-        case (nil, nil):
-            d.fail(node, path, "needs its backends: either pool: NAME or backends: [...]")
-        case (.some, .some):
+        let given = ["pool", "pools", "backends"].filter { f.has($0) }
+        if given.isEmpty {
+            d.fail(node, path, "needs its backends: pool: NAME, pools: [NAME, ...] or backends: [...]")
+        } else if given.count > 1 {
             problems.add(
-                f.location("backends"), path, "has both pool and backends: use one of them")
-        case (.some(let n), nil):
-            if let name = d.string(n, f.path("pool")) {
-                if let pool = pools[name] {
-                    vip.pool = pool
-                    vip.poolDefined = true
-                } else if pools.isEmpty {
-                    d.fail(n, f.path("pool"), "unknown pool '\(name)': no pools are defined (add pools: or use backends:)")
-                } else {
-                    let hint = suggestion(for: name, among: pools.keys).map { " (did you mean '\($0)'?)" }
-                        ?? "; defined pools: \(pools.keys.sorted().joined(separator: ", "))"
-                    d.fail(n, f.path("pool"), "unknown pool '\(name)'\(hint)")
+                f.location(given[1]), path, "has both \(given[0]) and \(given[1]): use one of them")
+        } else if let n = f["pool"] {
+            if let name = d.string(n, f.path("pool")), let pool = lookupPool(name, n, f.path("pool"), pools) {
+                vip.pools = [pool]
+            }
+        } else if let n = f["pools"], let items = d.sequence(n, f.path("pools")) {
+            if items.isEmpty { d.fail(n, f.path("pools"), "list at least one pool") }
+            var seen = Set<String>()
+            for (i, item) in items.enumerated() {
+                let p = "\(f.path("pools"))[\(i)]"
+                guard let name = d.string(item, p) else { continue }
+                if !seen.insert(name).inserted {
+                    d.fail(item, p, "pool '\(name)' is listed twice")
+                } else if let pool = lookupPool(name, item, p, pools) {
+                    vip.pools.append(pool)
                 }
             }
-        case (nil, .some(let n)):
+        } else if let n = f["backends"] {
             let label = vip.name.map { "VIP '\($0)'" } ?? path
-            vip.pool = decodePool(n, path: f.path("backends"), name: vip.name ?? path, label: label)
+            vip.pools = [decodePool(n, path: f.path("backends"), name: vip.name ?? path, label: label)]
+        }
+        vip.pool = vip.pools.first
+        vip.poolDefined = vip.pool != nil && !f.has("backends")
+        if let n = f["when_all_down"], let v = d.choice(n, f.path("when_all_down"), WhenAllDown.allCases.map(\.rawValue)) {
+            vip.whenAllDown = WhenAllDown(rawValue: v)!
         }
         return vip
+    }
+
+    func lookupPool(_ name: String, _ n: Node, _ path: String, _ pools: [String: Pool]) -> Pool? {
+        if let pool = pools[name] { return pool }
+        if pools.isEmpty {
+            d.fail(n, path, "unknown pool '\(name)': no pools are defined (add pools: or use backends:)")
+        } else {
+            let hint = suggestion(for: name, among: pools.keys).map { " (did you mean '\($0)'?)" }
+                ?? "; defined pools: \(pools.keys.sorted().joined(separator: ", "))"
+            d.fail(n, path, "unknown pool '\(name)'\(hint)")
+        }
+        return nil
     }
 
     func decodeProtocol(_ node: Node, _ path: String) -> UInt8? {

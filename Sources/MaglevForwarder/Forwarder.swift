@@ -61,6 +61,8 @@ public final class Forwarder: @unchecked Sendable {
     /// The next-hop headers workers have (or will have after their next batch).
     var linkHeaders = LinkHeaders.empty
     var threads: [OSThread] = []
+    /// Stopping may be asked by the workers' service and by the runtime's final `stop()`.
+    let joinLock = Mutex<Void>(())
     var current: ForwardingSnapshot
     let startTime: UInt64
     let startCPU: ProcessCPUTime
@@ -239,9 +241,12 @@ public final class Forwarder: @unchecked Sendable {
     }
 
     /// Asks every worker for its counters and waits (up to `timeoutMilliseconds`) for them.
-    public func statistics(timeoutMilliseconds: Int = 1000) -> ForwarderStatistics {
+    /// `countConnections`: each worker also counts its live connections per backend (one scan of
+    /// its connection table, between batches).
+    public func statistics(timeoutMilliseconds: Int = 1000, countConnections: Bool = false) -> ForwarderStatistics {
         var targets: [UInt64] = []
         for link in links {
+            link.connectionCountsRequested.store(countConnections, ordering: .relaxed)
             let t = link.statisticsRequested.add(1, ordering: .relaxed).newValue
             targets.append(t)
         }
@@ -260,21 +265,40 @@ public final class Forwarder: @unchecked Sendable {
         let snapshot = current
         let names = snapshot.backendNames
         let addresses = (0..<names.count).map { snapshot.address(ofBackend: $0).description }
-        return ForwarderStatistics(
+        var s = ForwarderStatistics(
             elapsedSeconds: Double(MonotonicClock.now() - startTime) / 1e9,
             workers: links.map { l in l.statistics.withLock { $0 } },
             vipNames: snapshot.config.vips.map(\.name), backendNames: names, backendAddresses: addresses,
             cpuNanoseconds: ProcessCPUTime.now().totalNanoseconds - startCPU.totalNanoseconds,
             sendPath: sendPath.rawValue, nextHops: linkHeaders.descriptions)
+        for vip in snapshot.config.vips {
+            for b in vip.backends { s.backendVIPs[b.name, default: []].append(vip.name) }
+        }
+        return s
+    }
+
+    /// Why a worker is no longer running (nil while every one runs). Safe from any thread.
+    public var stoppedWorker: String? {
+        guard let link = links.first(where: { $0.currentState != .running }) else { return nil }
+        let failure = link.failure.withLock { $0 }
+        return "worker \(link.id) \(link.currentState == .finished ? "stopped" : "failed")"
+            + (failure.map { ": \($0.message)" } ?? "")
+    }
+
+    /// Stops and joins the workers (the workers' service, at the end of a graceful stop).
+    func stopWorkers() {
+        for link in links { link.stopRequested.store(true, ordering: .relaxed) }
+        joinLock.withLock { _ in
+            for t in threads { t.join() }
+            threads.removeAll()
+        }
     }
 
     /// Stops the workers (each finishes its in-flight sends), joins them and returns the final
     /// counters.
     @discardableResult
     public func stop() -> ForwarderStatistics {
-        for link in links { link.stopRequested.store(true, ordering: .relaxed) }
-        for t in threads { t.join() }
-        threads.removeAll()
+        stopWorkers()
         return collect()
     }
 

@@ -70,6 +70,12 @@ public struct WorkerStatistics: Sendable {
     public var io: IOCounters
     /// The worker's connection table: inserts, refused inserts, expirations, evictions.
     public var connections: ConnectionTableStatistics
+    /// Live connection-table entries now, in all, and per backend id (counted when the
+    /// statistics were taken: one scan of the table).
+    public var liveConnections: Int = 0
+    public var connectionsByBackend: [UInt64] = []
+    /// Entries the connection table holds at most.
+    public var connectionCapacity: Int = 0
 
     public init(
         worker: Int, cpu: Int?, ringMode: String, filterMode: String, dataplane: DataplaneStatistics,
@@ -147,6 +153,8 @@ public struct ForwarderStatistics: Sendable {
     public var sendPath: String
     /// Per backend id on the `packet` send path: its next hop, or why it takes the raw socket.
     public var nextHops: [String]
+    /// The VIPs each backend belongs to (names), for per-VIP labels.
+    public var backendVIPs: [String: [String]] = [:]
 
     public init(
         elapsedSeconds: Double, workers: [WorkerStatistics], vipNames: [String], backendNames: [String],
@@ -167,6 +175,17 @@ public struct ForwarderStatistics: Sendable {
         workers.dropFirst().reduce(workers[0].dataplane) { $0 + $1.dataplane }
     }
     public var totalIO: IOCounters { workers.reduce(IOCounters()) { $0 + $1.io } }
+
+    /// Load per (VIP, backend) pair with traffic, by name.
+    /// TODO(per-VIP backend counters): the data plane counts per backend only today, so a
+    /// backend is attributed to a VIP only when it serves exactly one VIP.
+    public var vipBackendLoads: [(vip: String, backend: String, load: DataplaneStatistics.Load)] {
+        let total = totalDataplane
+        return backendNames.enumerated().compactMap { id, name in
+            guard id < total.backends.count, let vip = backendVIPs[name], vip.count == 1 else { return nil }
+            return (vip[0], name, total.backends[id])
+        }
+    }
     public var totalConnections: ConnectionTableStatistics {
         workers.reduce(ConnectionTableStatistics()) { $0 + $1.connections }
     }

@@ -38,6 +38,8 @@ final class WorkerLink: Sendable {
     let stopRequested = Atomic<Bool>(false)
     let statisticsRequested = Atomic<UInt64>(0)
     let statisticsServed = Atomic<UInt64>(0)
+    /// The next statistics should count live connections per backend (one table scan).
+    let connectionCountsRequested = Atomic<Bool>(false)
     let statistics: Mutex<WorkerStatistics>
 
     init(id: Int, zero: DataplaneStatistics) {

@@ -36,9 +36,14 @@ extension WorkerControl {
     func publishStatistics() {
         let requested = link.statisticsRequested.load(ordering: .relaxed)
         if let kernel = try? sockets.packet.takeStatistics() { io.kernelDrops &+= kernel.drops }
-        let s = WorkerStatistics(
+        var s = WorkerStatistics(
             worker: link.id, cpu: cpu, ringMode: ioModeName, filterMode: filterMode.rawValue,
             dataplane: dataplane.statistics, io: io, connections: dataplane.connections.statistics)
+        if link.connectionCountsRequested.load(ordering: .relaxed) {
+            let nowMs = UInt32(truncatingIfNeeded: MonotonicClock.now() / 1_000_000)
+            s.liveConnections = dataplane.connections.addLiveCounts(now: nowMs, into: &s.connectionsByBackend)
+        }
+        s.connectionCapacity = dataplane.connections.capacity
         link.statistics.withLock { $0 = s }
         link.statisticsServed.store(requested, ordering: .releasing)
     }

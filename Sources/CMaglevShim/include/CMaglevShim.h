@@ -133,6 +133,12 @@ int cmaglev_packet_qdisc_bypass(void);
 /// Opens and binds a NETLINK_ROUTE socket in the caller's network namespace (replies wait at
 /// most 1 s). Returns the descriptor or -errno.
 int cmaglev_netlink_open(void);
+/// Adds or replaces the route `destination/prefix_length dev ifindex` in routing table `table`
+/// (RTM_NEWROUTE, scope link). 0, or -errno.
+int cmaglev_route_replace_dev(int fd, int family, const uint8_t *destination, int prefix_length, int ifindex, int table);
+/// Adds (add = 1) or deletes (add = 0) the rule `fwmark MARK lookup TABLE priority PRIORITY`
+/// (RTM_NEWRULE / RTM_DELRULE). 0, or -errno (-EEXIST when adding a rule that exists).
+int cmaglev_rule_fwmark(int fd, int add, int family, uint32_t mark, int table, int priority);
 /// RTM_GETROUTE for one destination (4 or 16 bytes by `family`): the output interface and,
 /// when the route has one, the gateway. 0, or -errno (-EHOSTUNREACH for a route that is not
 /// unicast: local, blackhole, unreachable).

@@ -273,6 +273,19 @@ public final class ConnectionTable {
         return live
     }
 
+    /// Live entries per backend id at `now`, added into `counts` (grown to fit); returns the
+    /// live total. O(capacity): control side only (statistics requests between batches).
+    public func addLiveCounts(now: UInt32, into counts: inout [UInt64]) -> Int {
+        var live = 0
+        for index in 0..<capacity where entries[index].fingerprint != 0 && isLive(entries[index], now: now) {
+            let b = Int(entries[index].backend)
+            if b >= counts.count { counts.append(contentsOf: repeatElement(0, count: b + 1 - counts.count)) }
+            counts[b] &+= 1
+            live &+= 1
+        }
+        return live
+    }
+
     /// Debug check: no bucket holds the same fingerprint twice, and every stored state is valid.
     func invariantsHold() -> Bool {
         var bucketStart = 0

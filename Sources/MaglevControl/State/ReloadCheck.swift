@@ -1,0 +1,50 @@
+public import MaglevConfig
+import MaglevCore
+
+/// What a reload would change beyond backends and VIPs, judged before it is applied.
+///
+/// - `disruptive`: changes that move almost every connection to another backend (hash seed,
+///   table size, algorithm, ring views). Refused unless the operator allows disruptive reloads.
+/// - `notices`: changes that are applied but worth a log line (a backend's address changed
+///   under the same name), or that are not applied live (the connection-table capacity, which
+///   needs a restart).
+public struct ReloadCheck: Sendable, Equatable {
+    public var disruptive: [String] = []
+    public var notices: [String] = []
+
+    public init(old: MaglevConfigFile, new: MaglevConfigFile) {
+        let a = old.dataplane
+        let b = new.dataplane
+        if a.hashSeed != b.hashSeed {
+            disruptive.append("hash_seed changes from \(a.hashSeed) to \(b.hashSeed)")
+        }
+        if a.tableSize != b.tableSize {
+            disruptive.append("table_size changes from \(a.tableSize) to \(b.tableSize)")
+        }
+        if a.algorithm != b.algorithm {
+            disruptive.append("algorithm changes from \(a.algorithm.rawValue) to \(b.algorithm.rawValue)")
+        }
+        if a.algorithm == .ring && b.algorithm == .ring && a.tableOptions.ringViews != b.tableOptions.ringViews {
+            disruptive.append("ring_views changes from \(a.tableOptions.ringViews) to \(b.tableOptions.ringViews)")
+        }
+        // PER-VIP-TABLE-SIZE (after the snapshot branch lands)
+        if old.connectionCapacity != new.connectionCapacity {
+            notices.append(
+                "connection_tracking.capacity changes from \(old.connectionCapacity) to \(new.connectionCapacity): "
+                    + "not applied live (connection tables keep their size); restart the forwarder to apply it")
+        }
+        var oldAddress: [String: IPAddress] = [:]
+        for p in old.pools { for backend in p.backends { oldAddress[backend.name] = backend.address } }
+        var reported = Set<String>()
+        for p in new.pools {
+            for backend in p.backends {
+                if let was = oldAddress[backend.name], was != backend.address, reported.insert(backend.name).inserted {
+                    notices.append(
+                        "backend \(backend.name) moves from \(was) to \(backend.address): its tracked connections follow it")
+                }
+            }
+        }
+    }
+
+    public var isDisruptive: Bool { !disruptive.isEmpty }
+}

@@ -1,0 +1,94 @@
+public import Logging
+public import MaglevConfig
+import MaglevControl
+import MaglevCore
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// How `maglev forward` runs its control side.
+public struct RuntimeOptions: Sendable {
+    public var admin: AdminAddress?
+    public var allowDisruptiveReload = false
+    public var statisticsInterval: Double?
+    public var duration: Double?
+
+    public init() {}
+}
+
+/// `maglev forward` once the workers run: the control plane and its services, started in
+/// order and stopped in reverse (swift-service-lifecycle):
+///
+///     1. workers        (already running; stopped last, so forwarding goes on to the end)
+///     2. control        (SIGHUP reloads, next hops, drain deadlines, statistics lines)
+///     3. health checks  (probes, dampened, written into the desired state)
+///     4. admin API      (stopped first)
+///
+/// SIGTERM and SIGINT stop the group gracefully; SIGHUP reloads. One signal mechanism (the
+/// service group's) for the whole process.
+public enum ForwarderRuntime {
+    /// Runs until SIGTERM / SIGINT, the duration, or a failed worker; returns the final counters.
+    /// `onStarted` runs once the control plane exists (and the admin API is bound).
+    public static func run(
+        forwarder: Forwarder, file: MaglevConfigFile, configPath: String?, options: RuntimeOptions, logger: Logger,
+        onStarted: @Sendable (ControlPlane) async -> Void = { _ in },
+        onStatistics: @escaping @Sendable (ForwarderStatistics) -> Void = { _ in }
+    ) async throws(ForwarderError) -> ForwarderStatistics {
+        let control = ControlPlane(
+            forwarder: forwarder, file: file, configPath: configPath,
+            allowDisruptiveReload: options.allowDisruptiveReload, logger: logger)
+        await control.commitInitial()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+        var tunnel: GREProbeTunnel?
+        var tunnelProblem: String?
+        if file.pools.contains(where: { $0.healthCheck?.type.throughGRE == true }) {
+            do {
+                tunnel = try GREProbeTunnel(source4: file.dataplane.encapSourceIPv4, source6: file.dataplane.encapSourceIPv6)
+            } catch {
+                tunnelProblem = error.message
+                logger.error("GRE health probes cannot run: their backends will be reported down", metadata: ["error": .string(error.message)])
+            }
+        }
+        defer { tunnel?.stop() }
+
+        var services: [any Service] = [
+            WorkersService(forwarder: forwarder, logger: logger),
+            ControlService(
+                control: control, statisticsInterval: options.statisticsInterval, duration: options.duration,
+                onStatistics: onStatistics),
+            HealthCheckService(
+                control: control, probe: HealthProbe(group: group, tunnel: tunnel, tunnelProblem: tunnelProblem),
+                logger: logger),
+        ]
+        if let admin = options.admin {
+            services.append(try await AdminServer.bind(admin, control: control, group: group, logger: logger))
+        }
+        await onStarted(control)
+        let serviceGroup = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services.map {
+                    .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+                },
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var failure: (any Error)?
+        do {
+            try await serviceGroup.run()
+        } catch {
+            failure = error
+        }
+        let final = forwarder.stop()
+        try? await group.shutdownGracefully()
+        if let failure {
+            if let e = failure as? ForwarderError { throw e }
+            throw ForwarderError("stopped: \(failure)")
+        }
+        return final
+    }
+}
+
+extension ControlPlane {
+    /// Publishes the initial desired state (the file with no overlay yet gives the same tables
+    /// the forwarder started with, except where pools choose differently).
+    func commitInitial() { commit("start") }
+}

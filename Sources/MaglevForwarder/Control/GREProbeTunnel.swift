@@ -1,0 +1,234 @@
+import MaglevConfig
+import MaglevCore
+import MaglevLinux
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The path of `gre-tcp` / `gre-http` health probes: the kernel's own TCP connects to the VIP
+/// address, and the packets travel to the backend inside the same GRE encapsulation as
+/// forwarded traffic, so a probe also checks the backend's decapsulation and its VIP (as
+/// Katran and GLB check their backends).
+///
+///     probe socket (SO_MARK 0x4d47, bound to encap source : leased port)
+///       -> ip rule fwmark 0x4d47 lookup 19783 -> VIP/32 dev mgprobe (table 19783)
+///       -> TUN mgprobe -> this tunnel's thread: leased port -> backend address
+///       -> outer IPv4/IPv6 + GRE -> raw IP socket -> backend
+///     backend (DSR): answers from VIP:port to encap source:port, straight to this host's stack
+///
+/// Each probe leases a local port, so the tunnel knows which backend a packet is for (every
+/// probe of a VIP has the same destination). Control side only: nothing here touches workers.
+final class GREProbeTunnel: @unchecked Sendable {
+    // @unchecked: `tun`, `raw4`, `raw6` are used only by the tunnel thread after init;
+    // `leases` is behind a Mutex; `thread` is written in init and read by stop.
+    static let mark: UInt32 = 0x4d47
+    static let table: Int32 = 0x4d47
+    static let rulePriority: Int32 = 1000
+    static let ports: Range<UInt16> = 40000..<60000
+
+    let deviceName: String
+    let routing: ProbeRouting
+    let tunFD: Int32
+    let raw4: RawIPSocket
+    let raw6: RawIPSocket
+    let source4: IPAddress?
+    let source6: IPAddress?
+    let leases = Mutex<(next: UInt16, backends: [UInt16: IPAddress])>((GREProbeTunnel.ports.lowerBound, [:]))
+    let stopping = Atomic<Bool>(false)
+    let sent = Atomic<UInt64>(0)
+    let unmatched = Atomic<UInt64>(0)
+    var thread: OSThread?
+    private let tun: TunDeviceBox
+
+    final class TunDeviceBox: @unchecked Sendable {
+        let device: TunDevice
+        init(_ d: consuming TunDevice) { device = d }
+    }
+
+    struct Lease: Sendable {
+        var port: UInt16
+    }
+
+    /// Opens the TUN device and the policy routes for `vips`. Throws a message saying what failed.
+    init(source4: IPAddress?, source6: IPAddress?, deviceName: String = "mgprobe") throws(ForwarderError) {
+        self.source4 = source4
+        self.source6 = source6
+        do {
+            tun = TunDeviceBox(try TunDevice(name: deviceName))
+            try tun.device.setUp()
+        } catch {
+            throw ForwarderError("cannot open the GRE probe device \(deviceName): \(error)")
+        }
+        self.deviceName = tun.device.name
+        tunFD = tun.device.fileDescriptor
+        do {
+            routing = try ProbeRouting()
+            guard let index = ProbeRouting.interfaceIndex(self.deviceName) else {
+                throw SystemError(call: "if_nametoindex(\(self.deviceName))", errno: ENODEV)
+            }
+            for v6 in [false, true] where (v6 ? source6 : source4) != nil {
+                try routing.addRule(ipv6: v6, mark: Self.mark, table: Self.table, priority: Self.rulePriority)
+            }
+            interfaceIndex = index
+            raw4 = try RawIPSocket(ipv6: false)
+            raw6 = (try? RawIPSocket(ipv6: true)) ?? RawIPSocket.unavailable(ipv6: true)
+        } catch {
+            throw ForwarderError("cannot set up routing for GRE health probes: \(error)")
+        }
+        do {
+            thread = try OSThread { [self] in self.loop() }
+        } catch {
+            throw ForwarderError("cannot start the GRE probe thread: \(error)")
+        }
+    }
+
+    func source(ipv6: Bool) -> IPAddress? { ipv6 ? source6 : source4 }
+
+    /// VIP addresses routed into the tunnel so far.
+    let routed = Mutex<Set<IPAddress>>([])
+    let interfaceIndex: Int32
+
+    /// Routes the VIP addresses of `checks` into the tunnel (new VIPs after a reload).
+    func ensureRoutes(for checks: [HealthCheckConfig]) {
+        let wanted = Set(checks.flatMap { [$0.vipIPv4, $0.vipIPv6].compactMap { $0 } })
+        let missing = routed.withLock { wanted.subtracting($0) }
+        for vip in missing {
+            do {
+                try routing.replaceRoute(
+                    destination: vip.networkBytes, prefixLength: vip.isIPv6 ? 128 : 32, interfaceIndex: interfaceIndex,
+                    table: Self.table)
+                _ = routed.withLock { $0.insert(vip) }
+            } catch {
+                // Probes to this VIP fail and say so (no route): retried next round.
+            }
+        }
+    }
+
+    /// A local port for one probe to `backend`, until `release`.
+    func lease(backend: IPAddress, ipv6: Bool) throws(ProbeFailure) -> Lease {
+        let port: UInt16? = leases.withLock { state in
+            for _ in 0..<Self.ports.count {
+                let p = state.next
+                state.next = p + 1 >= Self.ports.upperBound ? Self.ports.lowerBound : p + 1
+                if state.backends[p] == nil {
+                    state.backends[p] = backend
+                    return p
+                }
+            }
+            return nil
+        }
+        guard let port else { throw ProbeFailure("no free local port for a GRE probe") }
+        return Lease(port: port)
+    }
+
+    func release(_ lease: Lease) {
+        // Keep the port mapped a little longer would let late retransmissions through; the
+        // rotation over 20,000 ports gives the same effect without timers.
+        _ = leases.withLock { $0.backends.removeValue(forKey: lease.port) }
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        thread?.join()
+        thread = nil
+        for v6 in [false, true] where (v6 ? source6 : source4) != nil {
+            routing.deleteRule(ipv6: v6, mark: Self.mark, table: Self.table, priority: Self.rulePriority)
+        }
+    }
+
+    /// Reads probe packets from the TUN device and sends each GRE-wrapped to its backend.
+    func loop() {
+        var buffer = [UInt8](repeating: 0, count: 65536 + 64)
+        let headroom = 64
+        while !stopping.load(ordering: .relaxed) {
+            var p = pollfd(fd: tunFD, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 200) <= 0 { continue }
+            let n = buffer.withUnsafeMutableBytes { read(tunFD, $0.baseAddress! + headroom, $0.count - headroom) }
+            guard n > 0 else { continue }
+            buffer.withUnsafeMutableBytes { raw in
+                let inner = UnsafeMutableRawBufferPointer(rebasing: raw[headroom..<(headroom + n)])
+                guard let port = Self.sourcePort(inner),
+                    let backend = leases.withLock({ $0.backends[port] })
+                else {
+                    unmatched.add(1, ordering: .relaxed)
+                    return
+                }
+                guard let frame = encapsulate(raw, innerStart: headroom, innerLength: n, backend: backend) else { return }
+                let ok =
+                    backend.isIPv6
+                    ? (try? raw6.send(UnsafeRawBufferPointer(frame))) != nil
+                    : (try? raw4.send(UnsafeRawBufferPointer(frame))) != nil
+                if ok { sent.add(1, ordering: .relaxed) }
+            }
+        }
+    }
+
+    /// The TCP source port of an IPv4 or IPv6 packet, or nil.
+    static func sourcePort(_ p: UnsafeMutableRawBufferPointer) -> UInt16? {
+        guard p.count >= 20 else { return nil }
+        let version = p[0] >> 4
+        var offset: Int
+        if version == 4 {
+            guard p[9] == 6 else { return nil }
+            offset = Int(p[0] & 0x0F) * 4
+        } else if version == 6 {
+            guard p.count >= 44, p[6] == 6 else { return nil }
+            offset = 40
+        } else {
+            return nil
+        }
+        guard p.count >= offset + 2 else { return nil }
+        return UInt16(p[offset]) << 8 | UInt16(p[offset + 1])
+    }
+
+    /// Writes the outer IP header and GRE header in front of the inner packet (in the headroom)
+    /// and returns the whole outer packet.
+    func encapsulate(_ raw: UnsafeMutableRawBufferPointer, innerStart: Int, innerLength: Int, backend: IPAddress)
+        -> UnsafeMutableRawBufferPointer?
+    {
+        let innerIPv6 = raw[innerStart] >> 4 == 6
+        let outerIPv6 = backend.isIPv6
+        guard let source = outerIPv6 ? source6 : source4 else { return nil }
+        let outerLength = (outerIPv6 ? 40 : 20) + 4
+        let start = innerStart - outerLength
+        let total = outerLength + innerLength
+        let out = UnsafeMutableRawBufferPointer(rebasing: raw[start..<(start + total)])
+        for i in 0..<outerLength { out[i] = 0 }
+        let src = source.networkBytes
+        let dst = backend.networkBytes
+        if outerIPv6 {
+            out[0] = 0x60
+            out[4] = UInt8(truncatingIfNeeded: (total - 40) >> 8)
+            out[5] = UInt8(truncatingIfNeeded: total - 40)
+            out[6] = 47
+            out[7] = 64
+            for i in 0..<16 {
+                out[8 + i] = src[i]
+                out[24 + i] = dst[i]
+            }
+        } else {
+            out[0] = 0x45
+            out[2] = UInt8(truncatingIfNeeded: total >> 8)
+            out[3] = UInt8(truncatingIfNeeded: total)
+            out[6] = 0x40  // DF
+            out[8] = 64
+            out[9] = 47
+            for i in 0..<4 {
+                out[12 + i] = src[i]
+                out[16 + i] = dst[i]
+            }
+            var sum: UInt32 = 0
+            for i in stride(from: 0, to: 20, by: 2) { sum += UInt32(out[i]) << 8 | UInt32(out[i + 1]) }
+            while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
+            let checksum = ~UInt16(sum)
+            out[10] = UInt8(checksum >> 8)
+            out[11] = UInt8(checksum & 0xFF)
+        }
+        let gre = outerLength - 4
+        out[gre + 2] = innerIPv6 ? 0x86 : 0x08
+        out[gre + 3] = innerIPv6 ? 0xDD : 0x00
+        return out
+    }
+}
