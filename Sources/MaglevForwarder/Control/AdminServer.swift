@@ -41,7 +41,7 @@ public struct AdminAddress: Sendable, Equatable, CustomStringConvertible {
 /// The admin HTTP server (swift-nio): `AdminAPI` over HTTP/1.1, one request per connection.
 /// Bound before the service group starts, so a busy port is a start-up error, not a log line.
 public final class AdminServer: Service, Sendable {
-    let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPPart<HTTPResponseHead, ByteBuffer>>, Never>
+    let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
     let control: ControlPlane
     let logger: Logger
     public let address: AdminAddress
@@ -57,7 +57,7 @@ public final class AdminServer: Service, Sendable {
                 .bind(host: address.host, port: address.port) { child in
                     child.eventLoop.makeCompletedFuture {
                         try child.pipeline.syncOperations.configureHTTPServerPipeline()
-                        return try NIOAsyncChannel<HTTPServerRequestPart, HTTPPart<HTTPResponseHead, ByteBuffer>>(
+                        return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
                             wrappingChannelSynchronously: child)
                     }
                 }
@@ -68,7 +68,7 @@ public final class AdminServer: Service, Sendable {
     }
 
     init(
-        channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPPart<HTTPResponseHead, ByteBuffer>>, Never>,
+        channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>,
         control: ControlPlane, logger: Logger, address: AdminAddress
     ) {
         self.channel = channel
@@ -92,7 +92,7 @@ public final class AdminServer: Service, Sendable {
         }
     }
 
-    func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPPart<HTTPResponseHead, ByteBuffer>>) async {
+    func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -127,7 +127,7 @@ public final class AdminServer: Service, Sendable {
                         if let allow = response.allow { headers.add(name: "Allow", value: allow) }
                         try await outbound.write(
                             .head(HTTPResponseHead(version: h.version, status: .init(statusCode: response.status), headers: headers)))
-                        if h.method != .HEAD { try await outbound.write(.body(ByteBuffer(string: response.body))) }
+                        if h.method != .HEAD { try await outbound.write(.body(.byteBuffer(ByteBuffer(string: response.body)))) }
                         try await outbound.write(.end(nil))
                         return
                     }

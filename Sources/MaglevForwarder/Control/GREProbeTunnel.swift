@@ -35,7 +35,11 @@ final class GREProbeTunnel: @unchecked Sendable {
     let raw6: RawIPSocket
     let source4: IPAddress?
     let source6: IPAddress?
-    let leases = Mutex<(next: UInt16, backends: [UInt16: IPAddress])>((GREProbeTunnel.ports.lowerBound, [:]))
+    /// Port -> backend of the probe that last leased it. Entries stay after the probe ends, so
+    /// the connection's last packets (its FIN, retransmissions) still reach the backend; a port
+    /// is leased again only after the other 19,999 (`inUse` keeps running probes' ports).
+    let leases = Mutex<(next: UInt16, backends: [UInt16: IPAddress], inUse: Set<UInt16>)>(
+        (UInt16.random(in: GREProbeTunnel.ports), [:], []))
     let stopping = Atomic<Bool>(false)
     let sent = Atomic<UInt64>(0)
     let unmatched = Atomic<UInt64>(0)
@@ -112,8 +116,9 @@ final class GREProbeTunnel: @unchecked Sendable {
             for _ in 0..<Self.ports.count {
                 let p = state.next
                 state.next = p + 1 >= Self.ports.upperBound ? Self.ports.lowerBound : p + 1
-                if state.backends[p] == nil {
+                if !state.inUse.contains(p) {
                     state.backends[p] = backend
+                    state.inUse.insert(p)
                     return p
                 }
             }
@@ -124,9 +129,7 @@ final class GREProbeTunnel: @unchecked Sendable {
     }
 
     func release(_ lease: Lease) {
-        // Keep the port mapped a little longer would let late retransmissions through; the
-        // rotation over 20,000 ports gives the same effect without timers.
-        _ = leases.withLock { $0.backends.removeValue(forKey: lease.port) }
+        _ = leases.withLock { $0.inUse.remove(lease.port) }
     }
 
     func stop() {

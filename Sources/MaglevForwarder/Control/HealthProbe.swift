@@ -68,30 +68,50 @@ struct HealthProbe: Sendable {
             throw ProbeFailure("no IPv\(v6 ? 6 : 4) VIP to probe through GRE")
         }
         guard let source = tunnel.source(ipv6: v6) else { throw ProbeFailure("no IPv\(v6 ? 6 : 4) encapsulation source") }
-        let lease = try tunnel.lease(backend: target.address, ipv6: v6)
-        defer { tunnel.release(lease) }
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(timeout)
-            .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_MARK)), value: Int(GREProbeTunnel.mark))
-            .bind(to: try socketAddress(source, lease.port))
-            .connect(to: try socketAddress(vip, target.check.port)).get()
-        defer { channel.close(promise: nil) }
-        if http { try await httpExchange(channel, host: vip, check: target.check) }
+        // A local port whose 4-tuple is still held by an earlier connection (TIME_WAIT or
+        // LAST-ACK, perhaps of an earlier process) fails with EADDRNOTAVAIL: try the next ones.
+        var attempt = 0
+        while true {
+            attempt += 1
+            let lease = try tunnel.lease(backend: target.address, ipv6: v6)
+            defer { tunnel.release(lease) }
+            let channel: any Channel
+            do {
+                channel = try await ClientBootstrap(group: group)
+                    .connectTimeout(timeout)
+                    .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                    .channelOption(
+                        ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_MARK)),
+                        value: Int(GREProbeTunnel.mark)
+                    )
+                    .bind(to: try socketAddress(source, lease.port))
+                    .connect(to: try socketAddress(vip, target.check.port)).get()
+            } catch let e as IOError where e.errnoCode == EADDRNOTAVAIL && attempt < 8 {
+                continue
+            } catch {
+                throw ProbeFailure("\(error) (GRE probe from \(source):\(lease.port) to \(vip):\(target.check.port))")
+            }
+            defer { channel.close(promise: nil) }
+            if http { try await httpExchange(channel, host: vip, check: target.check) }
+            return
+        }
     }
 
     /// Sends `GET path` and waits for the status line; the status must be in `expect`.
     func httpExchange(_ channel: any Channel, host: IPAddress, check: HealthCheckConfig) async throws {
-        let reader = StatusLineReader(eventLoop: channel.eventLoop)
-        try await channel.pipeline.addHandler(reader).get()
+        let status = try await channel.eventLoop.submit {
+            let reader = StatusLineReader(eventLoop: channel.eventLoop)
+            try channel.pipeline.syncOperations.addHandler(reader)
+            return reader.status.futureResult
+        }.get()
         let hostText = host.isIPv6 ? "[\(host)]" : host.description
         let request =
             "GET \(check.path) HTTP/1.1\r\nHost: \(hostText)\r\nUser-Agent: maglev-health-check\r\n"
             + "Accept: */*\r\nConnection: close\r\n\r\n"
         try await channel.writeAndFlush(ByteBuffer(string: request)).get()
-        let status = try await reader.status.futureResult.get()
-        guard check.expect.contains(status) else {
-            throw ProbeFailure("HTTP status \(status), expected \(check.expect.lowerBound)-\(check.expect.upperBound)")
+        let code = try await status.get()
+        guard check.expect.contains(code) else {
+            throw ProbeFailure("HTTP status \(code), expected \(check.expect.lowerBound)-\(check.expect.upperBound)")
         }
     }
 
@@ -136,20 +156,20 @@ func withDeadline(milliseconds: Int, _ body: @escaping @Sendable () async throws
 }
 
 /// Reads an HTTP response's status line (`HTTP/1.x NNN ...`) and fulfils `status`.
-final class StatusLineReader: ChannelInboundHandler, Sendable {
+/// Created and used on its channel's event loop only.
+final class StatusLineReader: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     let status: EventLoopPromise<Int>
-    let buffered: NIOLoopBoundBox<ByteBuffer>
+    var buffered = ByteBuffer()
 
     init(eventLoop: any EventLoop) {
         status = eventLoop.makePromise()
-        buffered = NIOLoopBoundBox(ByteBuffer(), eventLoop: eventLoop)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var chunk = unwrapInboundIn(data)
-        buffered.value.writeBuffer(&chunk)
-        let view = buffered.value.readableBytesView
+        buffered.writeBuffer(&chunk)
+        let view = buffered.readableBytesView
         guard let end = view.firstIndex(of: UInt8(ascii: "\n")) else {
             if view.count > 8192 { status.fail(ProbeFailure("no HTTP status line in the first 8 KiB")) }
             return
