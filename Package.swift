@@ -114,7 +114,7 @@ let package = Package(
             name: "MaglevForwarderTests", dependencies: ["MaglevForwarder", "MaglevLinux", "MaglevCore"],
             swiftSettings: strict),
         .testTarget(
-            name: "MaglevCLITests", dependencies: ["MaglevCLI", "MaglevLinux"],
+            name: "MaglevCLITests", dependencies: ["MaglevCLI", "MaglevLinux", "MaglevForwarder"],
             swiftSettings: strict),
     ]
 )

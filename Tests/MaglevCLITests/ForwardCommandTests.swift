@@ -1,3 +1,4 @@
+import MaglevForwarder
 import Testing
 
 @testable import MaglevCLI
@@ -34,6 +35,8 @@ import Testing
         for args in [
             ["--workers", "0"], ["--stats-interval", "0"], ["--duration", "-1"], ["--filter", "everything"],
             ["--io", "epoll"], ["--send", "xdp"], ["--busy-poll", "--io", "mmsg"],
+            ["--admin", "0.0.0.0:9100"], ["--admin", "10.1.2.3:9100"], ["--admin", "127.0.0.1:0"],
+            ["--admin", "localhost"], ["--log-format", "yaml"], ["--log-level", "loud"],
         ] {
             #expect(throws: (any Error).self) {
                 _ = try ForwardCommand.parse(["--config", "lb.yaml", "--interface", "eth0"] + args)
@@ -41,15 +44,38 @@ import Testing
         }
     }
 
-    @Test func unreadableConfigNamesTheFile() throws {
+    @Test func unreadableConfigNamesTheFile() async throws {
         let command = try ForwardCommand.parse(["--config", "/nonexistent/maglev-lb.yaml", "--interface", "eth0"])
         do {
-            try command.run()
+            try await command.run()
             Issue.record("ran without a config")
         } catch {
             let text = String(describing: error)
             #expect(text.contains("invalid config /nonexistent/maglev-lb.yaml"))
             #expect(text.contains("maglev config check"))
         }
+    }
+}
+
+@Suite struct AdminOptionTests {
+    @Test func adminAddressesParse() throws {
+        let base = ["--config", "lb.yaml", "--interface", "eth0"]
+        #expect(try ForwardCommand.parse(base + ["--admin", "127.0.0.1:9100"]).admin == "127.0.0.1:9100")
+        #expect(try ForwardCommand.parse(base + ["--admin", "9100"]).admin == "9100")
+        #expect(try ForwardCommand.parse(base + ["--admin", "[::1]:9100"]).admin == "[::1]:9100")
+        #expect(try ForwardCommand.parse(base + ["--admin", "0.0.0.0:9100", "--admin-allow-remote"]).adminAllowRemote)
+        #expect(AdminAddress("9100") == AdminAddress("127.0.0.1:9100"))
+        #expect(AdminAddress("[2001:db8::1]:80")?.host == "2001:db8::1")
+        #expect(AdminAddress("2001:db8::1:80") == nil, "an IPv6 address needs brackets")
+        #expect(AdminAddress("host:99999") == nil)
+    }
+
+    @Test func ctlValidatesItsArguments() throws {
+        #expect(try CtlCommand.parse(["status"]).action == "status")
+        #expect(try CtlCommand.parse(["drain", "backend-1", "--timeout", "30s"]).name == "backend-1")
+        for args in [["drain"], ["status", "x"], ["explode"], ["undrain", "b", "--timeout", "1s"], ["--admin", "x", "status"]] {
+            #expect(throws: (any Error).self, "\(args)") { _ = try CtlCommand.parse(args) }
+        }
+        #expect(CtlCommand.percentEncoded("be 1/ü") == "be%201%2F%C3%BC")
     }
 }

@@ -1,4 +1,5 @@
 public import MaglevConfig
+import MaglevControl
 public import MaglevCore
 
 /// How routers in front of the forwarders spread packets (ECMP).
@@ -37,19 +38,22 @@ public struct ReplayOptions: Sendable {
 /// forwarder, each with its own connection table, with the capture's timestamps as the clock.
 public final class ReplayEngine {
     let options: ReplayOptions
+    /// The desired state the scenario's events edit: the same `DesiredState` and backend
+    /// edits the live forwarder's control plane applies (pools, health, drains, weights).
+    var state: DesiredState
+    /// `state.dataplaneConfig`, as the running snapshot was built from it.
     var config: DataplaneConfig
     var snapshot: ForwardingSnapshot
     var dataplanes: [Dataplane] = []
     let analysis: ReplayAnalysis
-    /// Backend names removed by events, with their last config (to `add` them back).
-    var removed: [String: [(vip: Int, backend: BackendConfig)]] = [:]
     let buffer: UnsafeMutableRawPointer
     static let headroom = 128
     static let bufferSize = 128 + 262_144
 
     public init(options: ReplayOptions) throws(SnapshotError) {
         self.options = options
-        self.config = options.config.dataplane
+        self.state = DesiredState(file: options.config)
+        self.config = state.dataplaneConfig
         self.snapshot = try ForwardingSnapshot(config: config)
         self.analysis = ReplayAnalysis(timeouts: config.timeouts)
         self.buffer = .allocate(byteCount: ReplayEngine.bufferSize, alignment: 64)
@@ -185,39 +189,23 @@ public final class ReplayEngine {
             } else {
                 dataplanes.removeLast(dataplanes.count - k)
             }
-        case .remove:
-            var taken: [(vip: Int, backend: BackendConfig)] = []
-            for v in config.vips.indices {
-                if let i = config.vips[v].backends.firstIndex(where: { $0.name == event.target }) {
-                    taken.append((v, config.vips[v].backends.remove(at: i)))
-                }
-            }
-            if !taken.isEmpty { removed[event.target] = taken }
-        case .add:
-            if let back = removed.removeValue(forKey: event.target) {
-                for (v, b) in back { config.vips[v].backends.append(b) }
-            } else if !config.vips.contains(where: { $0.backends.contains { $0.name == event.target } }) {
-                let address = newBackendAddress()
-                for v in config.vips.indices {
-                    config.vips[v].backends.append(BackendConfig(name: event.target, address: address))
-                }
-            }
-        case .drain: setState(event.target, .draining)
-        case .fail: setState(event.target, .down)
-        case .recover: setState(event.target, .active)
-        case .weight(let w):
-            for v in config.vips.indices {
-                for i in config.vips[v].backends.indices where config.vips[v].backends[i].name == event.target {
-                    config.vips[v].backends[i].weight = w
-                }
+        case .remove, .add, .drain, .fail, .recover, .weight:
+            do {
+                try state.apply(Self.edit(event), nowMs: timeNs / 1_000_000)
+            } catch {
+                analysis.events[analysis.events.count - 1].action += " (rejected: \(error))"
+                analysis.endEvent(slotsChangedAll: 0, slotsChangedExtra: 0, unusable: analysis.unusable)
+                return
             }
         }
         if case .forwarders = event.action {
             analysis.endEvent(slotsChangedAll: 0, slotsChangedExtra: 0, unusable: analysis.unusable)
             return
         }
+        let edited = state.dataplaneConfig
         do {
-            snapshot = try ForwardingSnapshot(config: config, previous: before)
+            snapshot = try ForwardingSnapshot(config: edited, previous: before)
+            config = edited
         } catch {
             // The change leaves a pool unusable (e.g. every weight 0): keep the tables that were.
             analysis.events[analysis.events.count - 1].action += " (rejected: \(error))"
@@ -242,22 +230,17 @@ public final class ReplayEngine {
             unusable: lost)
     }
 
-    func setState(_ name: String, _ state: BackendState) {
-        for v in config.vips.indices {
-            for i in config.vips[v].backends.indices where config.vips[v].backends[i].name == name {
-                config.vips[v].backends[i].state = state
-            }
+    /// The backend edit a scenario event makes (not for `forwarders=`).
+    static func edit(_ event: ScenarioEvent) -> BackendEdit {
+        switch event.action {
+        case .remove: .remove(event.target)
+        case .add: .add(event.target)
+        case .drain: .drain(event.target)
+        case .fail: .fail(event.target)
+        case .recover: .recover(event.target)
+        case .weight(let w): .weight(event.target, w)
+        case .forwarders: preconditionFailure("forwarders= is not a backend edit")
         }
-    }
-
-    /// An address for a backend that `add` brings in under a new name: 198.18.2.x, then on.
-    func newBackendAddress() -> IPAddress {
-        var used: Set<IPAddress> = []
-        for vip in config.vips { for b in vip.backends { used.insert(b.address) } }
-        for list in removed.values { for (_, b) in list { used.insert(b.address) } }
-        var candidate: UInt32 = 0xC612_0200
-        while used.contains(IPAddress(ipv4: candidate)) { candidate += 1 }
-        return IPAddress(ipv4: candidate)
     }
 
     func backendConfigs() -> [String: BackendConfig] {
