@@ -111,7 +111,11 @@ let package = Package(
             name: "MaglevDecapTests", dependencies: ["MaglevForwarder", "MaglevLinux", "MaglevCore"],
             swiftSettings: strict),
         .testTarget(
-            name: "MaglevForwarderTests", dependencies: ["MaglevForwarder", "MaglevLinux", "MaglevCore"],
+            name: "MaglevForwarderTests",
+            dependencies: [
+                "MaglevForwarder", "MaglevLinux", "MaglevCore", "MaglevConfig", "MaglevControl",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "MaglevCLITests", dependencies: ["MaglevCLI", "MaglevLinux", "MaglevForwarder"],

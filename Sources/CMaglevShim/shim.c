@@ -36,11 +36,9 @@ int cmaglev_sendmmsg(int fd, struct cmaglev_mmsghdr *messages, unsigned int coun
 // ---- Live forwarding ----
 #include <errno.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <linux/filter.h>
@@ -139,60 +137,4 @@ int cmaglev_allowed_cpu(int n) {
 
 int cmaglev_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
 
-static atomic_ulong cmaglev_signal_bits;
-static atomic_int cmaglev_signal_fd = -1;
 
-static void cmaglev_signal_handler(int signo) {
-    int saved = errno;
-    atomic_fetch_or(&cmaglev_signal_bits, 1UL << signo);
-    int fd = atomic_load(&cmaglev_signal_fd);
-    if (fd >= 0) {
-        uint64_t one = 1;
-        ssize_t ignored = write(fd, &one, sizeof(one));
-        (void)ignored;
-    }
-    errno = saved;
-}
-
-static atomic_int cmaglev_signals_installed;
-
-int cmaglev_signals_install(void) {
-    int fd = atomic_load(&cmaglev_signal_fd);
-    if (fd < 0) {
-        fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (fd < 0) return -1;
-        atomic_store(&cmaglev_signal_fd, fd);
-    }
-    if (atomic_exchange(&cmaglev_signals_installed, 1)) return fd;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = cmaglev_signal_handler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    int signals[] = {SIGHUP, SIGINT, SIGTERM};
-    for (unsigned i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
-        if (sigaction(signals[i], &sa, NULL) != 0) return -1;
-    }
-    return fd;
-}
-
-int cmaglev_signals_fd(void) { return atomic_load(&cmaglev_signal_fd); }
-
-void cmaglev_signals_restore(void) {
-    if (!atomic_exchange(&cmaglev_signals_installed, 0)) return;
-    signal(SIGHUP, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-}
-
-unsigned long cmaglev_signals_take(void) { return atomic_exchange(&cmaglev_signal_bits, 0UL); }
-
-void cmaglev_signals_drain(void) {
-    int fd = atomic_load(&cmaglev_signal_fd);
-    if (fd < 0) return;
-    uint64_t value;
-    ssize_t ignored = read(fd, &value, sizeof(value));
-    (void)ignored;
-}
-
-void cmaglev_signals_inject(int signo) { cmaglev_signal_handler(signo); }

@@ -34,17 +34,6 @@ public struct ForwarderError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// What the control loop reports while it runs.
-public enum ForwarderEvent: Sendable {
-    case started(workers: Int, ringModes: [String], filterModes: [String])
-    case statistics(ForwarderStatistics)
-    case reloaded(path: String, vips: Int, backends: Int)
-    /// The new config was rejected; the running one stays.
-    case reloadFailed(String)
-    case stopping(reason: String)
-    case stopped(ForwarderStatistics)
-}
-
 /// The live forwarder: N pinned workers sharing an interface through a fanout group, a
 /// snapshot mailbox they read between batches, reload and graceful stop.
 public final class Forwarder: @unchecked Sendable {
@@ -227,19 +216,6 @@ public final class Forwarder: @unchecked Sendable {
         mailbox.publish(.init(snapshot: snapshot, filter: filter.program, filterMode: filter.mode))
     }
 
-    /// Re-reads the config file, validates it and publishes it. The running config stays on
-    /// any error.
-    public func reload() throws(ForwarderError) {
-        guard let path = configPath else { throw ForwarderError("no config file to reload") }
-        let file: MaglevConfigFile
-        do {
-            file = try MaglevConfigFile.load(path: path)
-        } catch {
-            throw ForwarderError("reload of \(path) rejected, running config kept:\n\(error)")
-        }
-        try publish(file.dataplane)
-    }
-
     /// Asks every worker for its counters and waits (up to `timeoutMilliseconds`) for them.
     /// `countConnections`: each worker also counts its live connections per backend (one scan of
     /// its connection table, between batches).
@@ -302,67 +278,6 @@ public final class Forwarder: @unchecked Sendable {
         return collect()
     }
 
-    /// The control loop of `maglev forward`: statistics every `statisticsInterval` seconds (if
-    /// any), SIGHUP reloads the config file, SIGINT / SIGTERM (or `duration` seconds) stop.
-    /// Call after `start()`; returns the final statistics once the workers have stopped.
-    public func run(
-        statisticsInterval: Double?, duration: Double?, onEvent: (ForwarderEvent) -> Void
-    ) throws(ForwarderError) -> ForwarderStatistics {
-        do {
-            try SignalEvents.install()
-        } catch {
-            throw ForwarderError("cannot install signal handlers: \(error)")
-        }
-        defer { SignalEvents.restoreDefaults() }
-        let first = statistics()
-        onEvent(
-            .started(
-                workers: links.count, ringModes: first.workers.map(\.ringMode),
-                filterModes: first.workers.map(\.filterMode)))
-        let start = MonotonicClock.now()
-        var nextStats = statisticsInterval.map { start + UInt64($0 * 1e9) }
-        var nextResolve = start + 1_000_000_000
-        let end = duration.map { start + UInt64($0 * 1e9) }
-        var reason = ""
-        while reason.isEmpty {
-            let now = MonotonicClock.now()
-            var wake = min(now + 1_000_000_000, max(nextResolve, now + 1_000_000))
-            if let n = nextStats { wake = min(wake, n) }
-            if let e = end { wake = min(wake, e) }
-            let waitMs = Int32(clamping: (wake > now ? wake - now : 0) / 1_000_000)
-            let signals = SignalEvents.wait(timeoutMilliseconds: max(waitMs, 1))
-            if signals.contains(.hangup) {
-                do throws(ForwarderError) {
-                    try reload()
-                    onEvent(
-                        .reloaded(
-                            path: configPath ?? "", vips: current.vipCount,
-                            backends: current.backendPresent.filter { $0 }.count))
-                } catch {
-                    onEvent(.reloadFailed(error.message))
-                }
-            }
-            if signals.contains(.terminate) { reason = "SIGTERM" }
-            if signals.contains(.interrupt) { reason = "SIGINT" }
-            if links.contains(where: { $0.currentState != .running }) { reason = "a worker stopped" }
-            let after = MonotonicClock.now()
-            if after >= nextResolve {
-                refreshNextHops()
-                // Every second; every 100 ms while some backend's next hop is not resolved.
-                nextResolve = after + (linkHeaders.allResolved ? 1_000_000_000 : 100_000_000)
-            }
-            if let e = end, after >= e, reason.isEmpty { reason = "duration elapsed" }
-            if let n = nextStats, after >= n, let interval = statisticsInterval {
-                onEvent(.statistics(statistics()))
-                nextStats = n + UInt64(interval * 1e9)
-                if nextStats! <= after { nextStats = after + UInt64(interval * 1e9) }
-            }
-        }
-        onEvent(.stopping(reason: reason))
-        let final = stop()
-        onEvent(.stopped(final))
-        return final
-    }
 }
 
 func sleepMilliseconds(_ ms: Int) { ThreadContext.sleep(milliseconds: ms) }

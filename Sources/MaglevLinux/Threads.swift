@@ -99,39 +99,4 @@ public struct ProcessCPUTime: Sendable, Equatable {
     }
 }
 
-/// SIGHUP, SIGINT and SIGTERM as events: the handler only records the signal and wakes an
-/// eventfd, so any thread may receive them; the control loop waits on the eventfd.
-/// The corresponding C functions are `sigaction`, `eventfd` and `poll`.
-public enum SignalEvents {
-    public struct Received: OptionSet, Sendable {
-        public let rawValue: UInt
-        public init(rawValue: UInt) { self.rawValue = rawValue }
-        public static let hangup = Received(rawValue: 1 << UInt(SIGHUP))
-        public static let interrupt = Received(rawValue: 1 << UInt(SIGINT))
-        public static let terminate = Received(rawValue: 1 << UInt(SIGTERM))
-    }
 
-    /// Installs the handlers (once per process).
-    public static func install() throws(SystemError) {
-        _ = try SystemCall.run("sigaction/eventfd") { cmaglev_signals_install() }
-    }
-
-    /// Gives SIGHUP, SIGINT and SIGTERM back their default actions.
-    public static func restoreDefaults() { cmaglev_signals_restore() }
-
-    /// Waits up to `timeoutMilliseconds` for a signal; returns those received (possibly none).
-    public static func wait(timeoutMilliseconds: Int32) -> Received {
-        let fd = cmaglev_signals_fd()
-        let pending = Received(rawValue: cmaglev_signals_take())
-        if !pending.isEmpty || fd < 0 { return pending }
-        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        _ = poll(&p, 1, timeoutMilliseconds)
-        cmaglev_signals_drain()
-        return Received(rawValue: cmaglev_signals_take())
-    }
-
-    /// Records `signal` as if it had been delivered (tests).
-    public static func simulate(_ signal: Received) {
-        for bit in 0..<64 where signal.rawValue & (1 << UInt(bit)) != 0 { cmaglev_signals_inject(Int32(bit)) }
-    }
-}

@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import MaglevConfig
 import MaglevCore
 import MaglevForwarder
 import MaglevLinux
@@ -399,15 +401,16 @@ struct LiveForwardingTests {
 }
 
 extension LiveForwardingTests {
-    /// The control loop: periodic statistics (JSON that parses), SIGHUP with a broken config
-    /// file reported while the running config keeps forwarding, and a stop by duration.
-    @Test func controlLoopReportsStatisticsRejectsABadReloadAndStopsByItself() throws {
+    /// The control services: periodic statistics (JSON that parses), a reload of a broken
+    /// config file rejected while the running config keeps forwarding, and a stop by duration.
+    @Test func controlServicesReportStatisticsRejectABadReloadAndStopByThemselves() async throws {
         let lab = try NetworkLab()
         defer { lab.tearDown() }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("maglev-bad-\(getpid()).yaml").path
         try "vips: [this is: not, a valid config".write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let forwarder = try Forwarder(config: Self.config(), configPath: path, options: Self.options(lab))
+        let config = Self.config()
+        let forwarder = try Forwarder(config: config, configPath: path, options: Self.options(lab))
         try forwarder.start()
         let before = forwarder.snapshot
 
@@ -415,27 +418,36 @@ extension LiveForwardingTests {
             Packets.ipv4(source: Self.client4, destination: Self.vip4, proto: IPProtocol.udp, sourcePort: 10000 + $0, destinationPort: 53)
         }
         let clientDone = ResultBox<Int>()
-        let client = try OSThread {
-            ThreadContext.sleep(milliseconds: 300)
-            SignalEvents.simulate(.hangup)
-            let got = (try? Self.exchange(lab, send: packets, expect: packets.count, keep: Self.isGRE))?.count ?? -1
-            clientDone.set(.success(got))
-        }
-        let events = EventLog()
-        let final = try forwarder.run(statisticsInterval: 0.2, duration: 1.5) { events.append($0) }
-        client.join()
+        let reloads = ResultBox<ControlPlane.ReloadResult>()
+        let stats = StatisticsLog()
+        var options = RuntimeOptions()
+        options.statisticsInterval = 0.2
+        options.duration = 1.5
+        let file = MaglevConfigFile(dataplane: config, connectionCapacity: 1 << 12, path: path)
+        let final = try await ForwarderRuntime.run(
+            forwarder: forwarder, file: file, configPath: path, options: options, logger: Logger(label: "test"),
+            onStarted: { control in
+                Task {
+                    try? await Task.sleep(for: .milliseconds(300))
+                    reloads.set(.success(await control.reload()))
+                    let got = (try? Self.exchange(lab, send: packets, expect: packets.count, keep: Self.isGRE))?.count ?? -1
+                    clientDone.set(.success(got))
+                }
+            },
+            onStatistics: { stats.append($0) })
 
         #expect(try clientDone.get() == packets.count, "still forwarding after the rejected reload")
         #expect(forwarder.snapshot === before, "running config kept")
-        let all = events.all
-        #expect(all.contains { if case .reloadFailed(let m) = $0 { m.contains(path) } else { false } })
-        let stats = all.compactMap { if case .statistics(let s) = $0 { s } else { nil } }
-        #expect(stats.count >= 3)
-        for s in stats {
+        if case .rejected(let m) = try reloads.get() {
+            #expect(m.contains(path), "the problem names the file: \(m)")
+        } else {
+            Issue.record("a broken file was not rejected: \(try reloads.get())")
+        }
+        #expect(stats.all.count >= 3)
+        for s in stats.all {
             let json = StatisticsFormat.json(s)
             #expect((try? JSONSerialization.jsonObject(with: Data(json.utf8))) != nil, "valid JSON: \(json)")
         }
-        #expect(all.contains { if case .stopping(let r) = $0 { r == "duration elapsed" } else { false } })
         #expect(final.totalDataplane.forwarded == UInt64(packets.count))
     }
 }
@@ -456,15 +468,15 @@ extension LiveForwardingTests {
         """
     }
 
-    /// SIGHUP re-reads the config file: a backend removed from the file gets no new flows.
-    /// (The forwarder starts from the same config built in code, so no loader is needed here.)
-    @Test func sighupReloadsTheConfigFile() throws {
+    /// A reload re-reads the config file: a backend removed from the file gets no new flows.
+    @Test func reloadReadsTheConfigFile() async throws {
         let lab = try NetworkLab()
         defer { lab.tearDown() }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("maglev-ok-\(getpid()).yaml").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Self.yaml(backends: [1, 2, 3, 4]).write(toFile: path, atomically: true, encoding: .utf8)
-        let forwarder = try Forwarder(config: Self.config(), configPath: path, options: Self.options(lab))
+        let file = try MaglevConfigFile.load(path: path)
+        let forwarder = try Forwarder(config: file.dataplane, configPath: path, options: Self.options(lab))
         try forwarder.start()
         try Self.yaml(backends: [2, 3, 4]).write(toFile: path, atomically: true, encoding: .utf8)
 
@@ -472,17 +484,22 @@ extension LiveForwardingTests {
             Packets.ipv4(source: Self.client4, destination: Self.vip4, proto: IPProtocol.udp, sourcePort: 12000 + $0, destinationPort: 53)
         }
         let captured = ResultBox<[[UInt8]]>()
-        let client = try OSThread {
-            ThreadContext.sleep(milliseconds: 200)
-            SignalEvents.simulate(.hangup)
-            ThreadContext.sleep(milliseconds: 300)
-            captured.set(Result { try Self.exchange(lab, send: packets, expect: packets.count, keep: Self.isGRE) })
-        }
-        let events = EventLog()
-        let final = try forwarder.run(statisticsInterval: nil, duration: 1.2) { events.append($0) }
-        client.join()
+        let reloads = ResultBox<ControlPlane.ReloadResult>()
+        var options = RuntimeOptions()
+        options.duration = 1.2
+        let final = try await ForwarderRuntime.run(
+            forwarder: forwarder, file: file, configPath: path, options: options, logger: Logger(label: "test"),
+            onStarted: { control in
+                Task {
+                    try? await Task.sleep(for: .milliseconds(200))
+                    reloads.set(.success(await control.reload()))
+                    try? await Task.sleep(for: .milliseconds(300))
+                    captured.set(Result { try Self.exchange(lab, send: packets, expect: packets.count, keep: Self.isGRE) })
+                }
+            })
 
-        #expect(events.all.contains { if case .reloaded(_, 1, 3) = $0 { true } else { false } })
+        #expect(try reloads.get() == .applied(notices: []))
+        #expect(forwarder.snapshot.config.vips[0].backends.count == 3)
         let got = try captured.get()
         #expect(got.count == packets.count)
         #expect(!got.contains { Array($0[16..<20]) == Packets.ipv4Bytes("198.18.1.1") }, "web-1 left the file")
@@ -491,20 +508,21 @@ extension LiveForwardingTests {
     }
 }
 
-final class EventLog: @unchecked Sendable {
-    private var events: [ForwarderEvent] = []
+final class StatisticsLog: @unchecked Sendable {
+    private var items: [ForwarderStatistics] = []
     private let lock = NSLock()
-    func append(_ e: ForwarderEvent) {
+    func append(_ s: ForwarderStatistics) {
         lock.lock()
-        events.append(e)
+        items.append(s)
         lock.unlock()
     }
-    var all: [ForwarderEvent] {
+    var all: [ForwarderStatistics] {
         lock.lock()
         defer { lock.unlock() }
-        return events
+        return items
     }
 }
+
 
 @Suite struct ForwarderStartupTests {
     @Test func unknownInterfaceIsNamed() throws {

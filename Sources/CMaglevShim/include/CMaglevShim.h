@@ -111,20 +111,7 @@ int cmaglev_allowed_cpu(int n);
 /// Moves the calling thread into the network namespace `fd` refers to (setns CLONE_NEWNET).
 int cmaglev_setns_net(int fd);
 
-/// Installs handlers for SIGHUP, SIGINT and SIGTERM that record the signal and make the
-/// returned eventfd readable (the handler only sets a bit and writes the eventfd). Returns the
-/// eventfd, or -1 with errno. Idempotent.
-int cmaglev_signals_install(void);
-/// Bits (1 << signo) of the signals received since the last call; clears them.
-unsigned long cmaglev_signals_take(void);
-/// The eventfd counter read (drains it); 0 if nothing was pending.
-void cmaglev_signals_drain(void);
-/// The eventfd `cmaglev_signals_install` made, or -1.
-int cmaglev_signals_fd(void);
-/// Restores the default actions for SIGHUP, SIGINT and SIGTERM (the eventfd stays).
-void cmaglev_signals_restore(void);
-/// Raises a recorded signal as if it had been delivered (for tests).
-void cmaglev_signals_inject(int signo);
+
 
 // ---- Next hops for the AF_PACKET send path (nexthop.c): control side only.
 

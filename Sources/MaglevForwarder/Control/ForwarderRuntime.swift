@@ -90,5 +90,8 @@ public enum ForwarderRuntime {
 extension ControlPlane {
     /// Publishes the initial desired state (the file with no overlay yet gives the same tables
     /// the forwarder started with, except where pools choose differently).
-    func commitInitial() { commit("start") }
+    func commitInitial() {
+        // Publish only when pools or overlays make it differ from what the workers started with.
+        if state.dataplaneConfig.vips != forwarder.snapshot.config.vips { commit("start") }
+    }
 }
