@@ -13,7 +13,7 @@ struct ConfigSchema {
     static let trackingKeys = ["enabled", "capacity", "timeouts"]
     static let timeoutKeys = ["tcp_established", "tcp_half_open", "tcp_closing", "udp", "fragment"]
     static let icmpKeys = ["rate_per_second", "burst"]
-    static let vipKeys = ["name", "address", "protocol", "port", "pool", "backends"]
+    static let vipKeys = ["name", "address", "protocol", "port", "pool", "backends", "table_size"]
     static let backendKeys = ["name", "address", "weight", "state"]
     static let protocols: [(String, UInt8)] = [
         ("tcp", IPProtocol.tcp), ("udp", IPProtocol.udp), ("icmp", IPProtocol.icmp),
@@ -71,6 +71,10 @@ struct ConfigSchema {
         var nameNode: Node?
         var addressNode: Node?
         var poolDefined: Bool
+        /// Its own table size, when it sets a valid one.
+        var tableSize: Int?
+        /// Where it sets `table_size`, valid or not.
+        var tableSizeNode: Node?
     }
 
     // MARK: The document
@@ -179,7 +183,9 @@ struct ConfigSchema {
         let used = vips.compactMap(\.pool)
         checkEncap(used, config: config, encap: encap, root: root)
         if tableSizeValid {
-            for pool in used where pool.backends.count > config.tableSize {
+            // VIPs with their own table_size were checked against it in decodeVIP.
+            for vip in vips where vip.tableSizeNode == nil {
+                guard let pool = vip.pool, pool.backends.count > config.tableSize else { continue }
                 let size = config.tableSize
                 let message = TableError.sizeTooSmall(size: size, backends: pool.backends.count).description
                 if let n = f["table_size"] {
@@ -194,7 +200,7 @@ struct ConfigSchema {
         config.vips = vips.map { vip in
             VIPConfig(
                 name: vip.name!, address: vip.network!.0, prefixLength: vip.network!.1, proto: vip.proto,
-                port: vip.port, backends: vip.pool!.backends.map { $0.config! })
+                port: vip.port, backends: vip.pool!.backends.map { $0.config! }, tableSize: vip.tableSize)
         }
         let file = MaglevConfigFile(dataplane: config, connectionCapacity: capacity, path: file)
         // The snapshot is what the forwarder builds: whatever it refuses is a config problem too.
@@ -328,6 +334,22 @@ struct ConfigSchema {
             let label = vip.name.map { "VIP '\($0)'" } ?? path
             vip.pool = decodePool(n, path: f.path("backends"), name: vip.name ?? path, label: label)
         }
+        if let n = f["table_size"] {
+            vip.tableSizeNode = n
+            let key = f.path("table_size")
+            if let size = d.int(n, key, 1...Int.max, "a prime table size") {
+                if !isPrime(size) {
+                    d.fail(n, key, TableError.sizeNotPrime(size).description)
+                } else if size > TableError.maximumSize {
+                    d.fail(n, key, TableError.sizeTooLarge(size).description)
+                } else if let pool = vip.pool, pool.backends.count > size {
+                    let message = TableError.sizeTooSmall(size: size, backends: pool.backends.count).description
+                    d.fail(n, key, "\(message) (\(pool.label))")
+                } else {
+                    vip.tableSize = size
+                }
+            }
+        }
         return vip
     }
 
@@ -442,7 +464,11 @@ struct ConfigSchema {
         case .table(let name, let tableError):
             switch tableError {
             case .sizeNotPrime, .sizeTooLarge, .sizeTooSmall:
-                problems.add(at("table_size"), "table_size", error.description)
+                if let v = vip(name), let n = v.tableSizeNode {
+                    problems.add(n.location, "\(v.path).table_size", error.description)
+                } else {
+                    problems.add(at("table_size"), "table_size", error.description)
+                }
             default:
                 let pool = vip(name)?.pool
                 problems.add(pool?.node.location ?? .start, pool?.path ?? "vips", error.description)
