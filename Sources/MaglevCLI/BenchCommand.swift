@@ -16,12 +16,35 @@ struct BenchCommand: ParsableCommand {
                                          GRE encapsulation; every packet is a flow never seen
               table builds:              Maglev M = 65537 and M = 655373, N = 1000 backends
 
+            `maglev bench snapshots` measures the control side instead: a snapshot of 1000 VIPs
+            x 10 backends at M = 65537 (vip-N, be-N-K) built from scratch, a reload that
+            changes one VIP's backends (only that VIP's table is rebuilt; the others are
+            shared), and the table storage per VIP. `maglev bench all` runs both.
+
             Examples:
               maglev bench
+              maglev bench snapshots --format json
+              maglev bench snapshots --vips 10000 --vip-backends 5 --table-size 4099
               maglev bench --format json
               maglev bench --flows 1000000 --connections 2097152 --seconds 3
               maglev bench --ipv6-share 0.5 --payload 64
             """)
+
+    enum Measurement: String, ExpressibleByArgument, CaseIterable {
+        case dataplane, snapshots, all
+    }
+
+    @Argument(help: "What to measure: dataplane (per-packet cost, table builds), snapshots (snapshot builds and reloads), or all.")
+    var measurement: Measurement = .dataplane
+
+    @Option(help: "snapshots: VIPs in the config.")
+    var vips = 1000
+
+    @Option(help: "snapshots: backends per VIP.")
+    var vipBackends = 10
+
+    @Option(help: "snapshots: table size M of every VIP (prime).")
+    var tableSize = 65537
 
     @Option(help: "Distinct established flows cycled through by the hit benchmark.")
     var flows = 500_000
@@ -55,11 +78,34 @@ struct BenchCommand: ParsableCommand {
         guard (0...100).contains(payload) else { throw CLIError("--payload must be between 0 and 100") }
         guard seconds > 0, seconds <= 600 else { throw CLIError("--seconds must be between 0 and 600") }
 
-        let results = try DataplaneBench(
-            flows: flows, connections: connections, backends: backends, ipv6Share: ipv6Share,
-            payload: payload, seconds: seconds, hugePages: hugePages
-        ).run(progress: format == .text)
-        print(format == .json ? results.json.render() : results.text)
+        guard vips >= 2, vips <= 100_000 else { throw CLIError("--vips must be between 2 and 100000") }
+        guard vipBackends >= 1, vipBackends <= 1000 else { throw CLIError("--vip-backends must be between 1 and 1000") }
+        guard isPrime(tableSize), tableSize >= vipBackends + 1, tableSize <= TableError.maximumSize else {
+            throw CLIError("--table-size must be a prime above --vip-backends and at most \(TableError.maximumSize)")
+        }
+
+        var outputs: [(json: JSON, text: String)] = []
+        if measurement != .snapshots {
+            let results = try DataplaneBench(
+                flows: flows, connections: connections, backends: backends, ipv6Share: ipv6Share,
+                payload: payload, seconds: seconds, hugePages: hugePages
+            ).run(progress: format == .text)
+            outputs.append((results.json, results.text))
+        }
+        if measurement != .dataplane {
+            let results = try SnapshotBench(vips: vips, backends: vipBackends, tableSize: tableSize, reloads: 9).run()
+            outputs.append((results.json, results.text))
+        }
+        if format == .json {
+            var members: [(String, JSON)] = []
+            // One object: both measurements' keys ("build" once).
+            for case (.object(let m), _) in outputs {
+                for (key, value) in m where !members.contains(where: { $0.0 == key }) { members.append((key, value)) }
+            }
+            print(JSON.object(members).render())
+        } else {
+            print(outputs.map(\.text).joined(separator: "\n"))
+        }
     }
 }
 

@@ -96,7 +96,8 @@ struct ConfigCommand: ParsableCommand {
             let active = vip.backends.filter { $0.state == .active && $0.weight > 0 }.count
             let pad = String(repeating: " ", count: max(0, width - vip.name.count))
             out += "  vip \(vip.name)\(pad)  \(match): \(vip.backends.count) backend"
-            out += "\(vip.backends.count == 1 ? "" : "s"), \(active) taking new connections\n"
+            out += "\(vip.backends.count == 1 ? "" : "s"), \(active) taking new connections"
+            out += vip.tableSize.map { ", table size \($0)\n" } ?? "\n"
         }
         return out
     }

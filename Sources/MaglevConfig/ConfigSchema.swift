@@ -13,7 +13,7 @@ struct ConfigSchema {
     static let trackingKeys = ["enabled", "capacity", "timeouts"]
     static let timeoutKeys = ["tcp_established", "tcp_half_open", "tcp_closing", "udp", "fragment"]
     static let icmpKeys = ["rate_per_second", "burst"]
-    static let vipKeys = ["name", "address", "protocol", "port", "pool", "pools", "backends", "when_all_down"]
+    static let vipKeys = ["name", "address", "protocol", "port", "pool", "pools", "backends", "when_all_down", "table_size"]
     static let poolKeys = ["backends", "health_check", "min_healthy"]
     static let healthKeys = ["type", "port", "path", "expect", "interval", "timeout", "rise", "fall", "query_name"]
     static let backendKeys = ["name", "address", "weight", "state"]
@@ -81,11 +81,17 @@ struct ConfigSchema {
         /// Every pool, in order (`pool` is the first); more than one only with `pools:`.
         var pools: [Pool] = []
         var whenAllDown: WhenAllDown = .failOpen
+        /// The pool with the most backends: every pool's table must fit them.
+        var largestPool: Pool? { pools.max { $0.backends.count < $1.backends.count } }
         var path: String
         var node: Node
         var nameNode: Node?
         var addressNode: Node?
         var poolDefined: Bool
+        /// Its own table size, when it sets a valid one.
+        var tableSize: Int?
+        /// Where it sets `table_size`, valid or not.
+        var tableSizeNode: Node?
     }
 
     // MARK: The document
@@ -195,7 +201,9 @@ struct ConfigSchema {
         let used = vips.flatMap(\.pools)
         checkEncap(used, config: config, encap: encap, root: root)
         if tableSizeValid {
-            for pool in used where pool.backends.count > config.tableSize {
+            // VIPs with their own table_size were checked against it in decodeVIP.
+            for vip in vips where vip.tableSizeNode == nil {
+                guard let pool = vip.largestPool, pool.backends.count > config.tableSize else { continue }
                 let size = config.tableSize
                 let message = TableError.sizeTooSmall(size: size, backends: pool.backends.count).description
                 if let n = f["table_size"] {
@@ -210,7 +218,7 @@ struct ConfigSchema {
         config.vips = vips.map { vip in
             VIPConfig(
                 name: vip.name!, address: vip.network!.0, prefixLength: vip.network!.1, proto: vip.proto,
-                port: vip.port, backends: vip.pool!.backends.map { $0.config! })
+                port: vip.port, backends: vip.pool!.backends.map { $0.config! }, tableSize: vip.tableSize)
         }
         let poolConfigs = allPools.map { pool in
             PoolConfig(
@@ -361,6 +369,22 @@ struct ConfigSchema {
         if let n = f["when_all_down"], let v = d.choice(n, f.path("when_all_down"), WhenAllDown.allCases.map(\.rawValue)) {
             vip.whenAllDown = WhenAllDown(rawValue: v)!
         }
+        if let n = f["table_size"] {
+            vip.tableSizeNode = n
+            let key = f.path("table_size")
+            if let size = d.int(n, key, 1...Int.max, "a prime table size") {
+                if !isPrime(size) {
+                    d.fail(n, key, TableError.sizeNotPrime(size).description)
+                } else if size > TableError.maximumSize {
+                    d.fail(n, key, TableError.sizeTooLarge(size).description)
+                } else if let pool = vip.largestPool, pool.backends.count > size {
+                    let message = TableError.sizeTooSmall(size: size, backends: pool.backends.count).description
+                    d.fail(n, key, "\(message) (\(pool.label))")
+                } else {
+                    vip.tableSize = size
+                }
+            }
+        }
         return vip
     }
 
@@ -487,7 +511,11 @@ struct ConfigSchema {
         case .table(let name, let tableError):
             switch tableError {
             case .sizeNotPrime, .sizeTooLarge, .sizeTooSmall:
-                problems.add(at("table_size"), "table_size", error.description)
+                if let v = vip(name), let n = v.tableSizeNode {
+                    problems.add(n.location, "\(v.path).table_size", error.description)
+                } else {
+                    problems.add(at("table_size"), "table_size", error.description)
+                }
             default:
                 let pool = vip(name)?.pool
                 problems.add(pool?.node.location ?? .start, pool?.path ?? "vips", error.description)

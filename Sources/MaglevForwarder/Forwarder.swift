@@ -244,7 +244,7 @@ public final class Forwarder: @unchecked Sendable {
         var s = ForwarderStatistics(
             elapsedSeconds: Double(MonotonicClock.now() - startTime) / 1e9,
             workers: links.map { l in l.statistics.withLock { $0 } },
-            vipNames: snapshot.config.vips.map(\.name), backendNames: names, backendAddresses: addresses,
+            vipNames: snapshot.vipNames, backendNames: names, backendAddresses: addresses,
             cpuNanoseconds: ProcessCPUTime.now().totalNanoseconds - startCPU.totalNanoseconds,
             sendPath: sendPath.rawValue, nextHops: linkHeaders.descriptions)
         for vip in snapshot.config.vips {

@@ -133,6 +133,7 @@ extension DataplaneStatistics {
             }
         }
         add(&s.vips, b.vips)
+        if b.vipNames.count > s.vipNames.count { s.vipNames = b.vipNames }
         add(&s.backends, b.backends)
         return s
     }
@@ -143,6 +144,7 @@ public struct ForwarderStatistics: Sendable {
     /// Seconds since the forwarder started.
     public var elapsedSeconds: Double
     public var workers: [WorkerStatistics]
+    /// VIP names by id (ids index `DataplaneStatistics.vips`), VIPs that left included.
     public var vipNames: [String]
     /// Per backend id: name and address.
     public var backendNames: [String]
@@ -275,9 +277,9 @@ public enum StatisticsFormat {
             return "{\"id\":\(id),\"name\":\(quote(name)),\"address\":\(quote(address)),\"packets\":\(load.packets),"
                 + "\"bytes\":\(load.bytes),\"new_flows\":\(load.newFlows)\(hop)}"
         }
-        let vips = total.vips.enumerated().map { i, load in
-            let name = i < s.vipNames.count ? s.vipNames[i] : "#\(i)"
-            return "{\"name\":\(quote(name)),\"packets\":\(load.packets),\"bytes\":\(load.bytes)}"
+        let vips = total.vips.enumerated().map { id, load in
+            let name = id < s.vipNames.count ? s.vipNames[id] : "#\(id)"
+            return "{\"id\":\(id),\"name\":\(quote(name)),\"packets\":\(load.packets),\"bytes\":\(load.bytes)}"
         }
         return "{\"elapsed_s\":\(fixed(s.elapsedSeconds, 3)),\"cpu_ns\":\(s.cpuNanoseconds),"
             + "\"cpu_ns_per_packet\":\(fixed(s.cpuNanosecondsPerPacket, 1)),"

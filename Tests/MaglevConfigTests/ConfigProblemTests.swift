@@ -181,6 +181,38 @@ let header = """
         expectOne(tiny, 1, 13, "table_size", "smaller than the number of backends (3)")
     }
 
+    @Test func perVIPTableSize() {
+        // Columns: "  - { name: v, address: 198.19.0.10, pool: web, table_size: " is 60 characters.
+        let vip = { (size: String) in header + "  - { name: v, address: 198.19.0.10, pool: web, table_size: \(size) }\n" }
+        #expect(problems(vip("7")).isEmpty)
+        expectOne(vip("65536"), 7, 61, "vips[0].table_size", "table size 65536 is not prime; Maglev needs a prime size")
+        expectOne(vip("1"), 7, 61, "vips[0].table_size", "not prime")
+        expectOne(vip("67108879"), 7, 61, "vips[0].table_size", "exceeds the limit")
+        expectOne(vip("big"), 7, 61, "vips[0].table_size", "expected a prime table size, got 'big'")
+        // Fewer slots than the VIP's pool: at the VIP's table_size, naming the pool.
+        let three = header.replacingFirst("198.18.1.2 }", with: "198.18.1.2 }\n    - { name: web-3, address: 198.18.1.3 }")
+        expectOne(
+            three + "  - { name: v, address: 198.19.0.10, pool: web, table_size: 2 }\n", 8, 61, "vips[0].table_size",
+            "smaller than the number of backends (3); use a prime of at least 100 x backends for 1% balance, e.g. 307 (pool 'web')")
+        // The VIP's own size, not the root one, is checked against its pool...
+        let tiny = "table_size: 2\n" + three
+        #expect(problems(tiny + "  - { name: v, address: 198.19.0.10, pool: web, table_size: 3 }\n").isEmpty)
+        // ...and a VIP without one still gets the root's.
+        expectOne(
+            tiny + "  - { name: v, address: 198.19.0.10, pool: web, table_size: 3 }\n"
+                + "  - { name: w, address: 198.19.0.11, pool: web }\n", 1, 13, "table_size",
+            "smaller than the number of backends (3)")
+    }
+
+    @Test func perVIPTableSizeReachesTheSnapshot() throws {
+        let yaml = "table_size: 11\n" + header + "  - { name: v, address: 198.19.0.10, pool: web, table_size: 7 }\n"
+            + "  - { name: w, address: 198.19.0.11, pool: web }\n"
+        let file = try MaglevConfigFile.parse(yaml: yaml, path: "t.yaml")
+        #expect(file.dataplane.vips.map(\.tableSize) == [7, nil])
+        let snapshot = try ForwardingSnapshot(config: file.dataplane)
+        #expect(snapshot.tables.map { $0?.size } == [7, 11])
+    }
+
     @Test func allZeroWeights() {
         let yaml = """
             encap: { source_ipv4: 198.18.0.2 }

@@ -196,7 +196,10 @@ private final class AllocationRig {
 
     @Test func processingAHundredThousandPacketsAllocatesNothing() throws {
         let up = try ForwardingSnapshot(config: Self.config(policy: .fragmentTable, down: false))
-        let down = try ForwardingSnapshot(config: Self.config(policy: .fragmentTable, down: true), previous: up)
+        // A worker only installs descendants of what it runs: each flip is built from the last.
+        let flip = { (dp: Dataplane, down: Bool) in
+            dp.install(try ForwardingSnapshot(config: Self.config(policy: .fragmentTable, down: down), previous: dp.snapshot))
+        }
         let stateless = try ForwardingSnapshot(config: Self.config(policy: .threeTuple, down: false))
         let dp = Dataplane(snapshot: up)
         let dp3 = Dataplane(snapshot: stateless)
@@ -215,9 +218,9 @@ private final class AllocationRig {
             now += 2_000_000
             _ = rig.round(dp, now: now)
             _ = rig3.round(dp3, now: now)
-            dp.install(down)
+            try flip(dp, true)
             _ = rig.round(dp, now: now)
-            dp.install(up)
+            try flip(dp, false)
         }
 
         // The counter is process-wide, and Swift Testing runs other suites in parallel on other
@@ -244,11 +247,11 @@ private final class AllocationRig {
                 allocations &+= cmaglev_allocation_count() &- before
                 // A worker installs snapshots between batches: here one with be-03 down and back
                 // (its flows are reselected the first time through).
-                dp.install(down)
+                try flip(dp, true)
                 before = cmaglev_allocation_count()
                 processed &+= rig.round(dp, now: now &+ 2_000_000)
                 allocations &+= cmaglev_allocation_count() &- before
-                dp.install(up)
+                try flip(dp, false)
             }
             counts.append(allocations)
             if allocations == 0 { break }
@@ -278,14 +281,17 @@ private final class AllocationRig {
     /// Observation, not part of the per-packet contract: how many allocations an `install`
     /// costs. Recorded (not asserted) so a change shows up in the test log.
     @Test func installCostIsRecorded() throws {
-        let up = try ForwardingSnapshot(config: Self.config(policy: .threeTuple, down: false))
-        let down = try ForwardingSnapshot(config: Self.config(policy: .threeTuple, down: true), previous: up)
-        let dp = Dataplane(snapshot: up)
-        dp.install(down)
-        dp.install(up)
+        var chain = [try ForwardingSnapshot(config: Self.config(policy: .threeTuple, down: false))]
+        for i in 1...4 {
+            chain.append(
+                try ForwardingSnapshot(config: Self.config(policy: .threeTuple, down: i % 2 == 1), previous: chain[i - 1]))
+        }
+        let dp = Dataplane(snapshot: chain[0])
+        dp.install(chain[1])
+        dp.install(chain[2])
         let before = cmaglev_allocation_count()
-        dp.install(down)
-        dp.install(up)
+        dp.install(chain[3])
+        dp.install(chain[4])
         let after = cmaglev_allocation_count()
         print("Dataplane.install: about \((after - before) / 2) allocations per call (process-wide count)")
     }

@@ -125,6 +125,8 @@ import Testing
         #expect(json.contains("\"received\":20"))
         #expect(json.contains("\"cpu\":null"))
         #expect(json.contains("{\"id\":0,\"name\":\"web-1\",\"address\":\"198.18.1.1\""))
+        // VIPs by stable id, with their names.
+        #expect(json.contains("\"vips\":[{\"id\":0,\"name\":\"vip4\",\"packets\":0,\"bytes\":0},{\"id\":1,"))
         let text = StatisticsFormat.text(s)
         #expect(text.contains("worker 1 (unpinned, ring plain, filter vips)"))
     }

@@ -27,7 +27,14 @@ public struct ReloadCheck: Sendable, Equatable {
         if a.algorithm == .ring && b.algorithm == .ring && a.tableOptions.ringViews != b.tableOptions.ringViews {
             disruptive.append("ring_views changes from \(a.tableOptions.ringViews) to \(b.tableOptions.ringViews)")
         }
-        // PER-VIP-TABLE-SIZE (after the snapshot branch lands)
+        for vip in b.vips {
+            guard let before = a.vips.first(where: { $0.name == vip.name }) else { continue }
+            let sizeBefore = before.tableSize ?? a.tableSize
+            let sizeAfter = vip.tableSize ?? b.tableSize
+            if sizeBefore != sizeAfter && a.tableSize == b.tableSize {
+                disruptive.append("VIP \(vip.name): table_size changes from \(sizeBefore) to \(sizeAfter)")
+            }
+        }
         if old.connectionCapacity != new.connectionCapacity {
             notices.append(
                 "connection_tracking.capacity changes from \(old.connectionCapacity) to \(new.connectionCapacity): "

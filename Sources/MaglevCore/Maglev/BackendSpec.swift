@@ -26,7 +26,7 @@ public enum TableAlgorithm: String, CaseIterable, Sendable {
 
 /// Knobs of the comparison algorithms. Maglev itself has none: its table depends only on the
 /// backend names, weights and the size.
-public struct TableOptions: Sendable {
+public struct TableOptions: Sendable, Equatable {
     /// Ring points per backend of the smallest positive weight (heavier backends get
     /// proportionally more). Values below 1 count as 1.
     public var ringViews: Int

@@ -42,7 +42,7 @@ public final class Dataplane {
         self.view = snapshot.view
         self.connections = ConnectionTable(capacity: connectionCapacity, timeouts: snapshot.config.timeouts, memory: memory)
         self.fragments = ConnectionTable(capacity: fragmentCapacity, timeouts: snapshot.config.timeouts, memory: memory)
-        self.counters = CounterBlock(vips: snapshot.vipCount, backends: snapshot.backendCount)
+        self.counters = CounterBlock(vips: snapshot.vipIDCount, backends: snapshot.backendCount)
         self.icmpTokens = snapshot.config.icmpBurst * 1000
         self.icmpLastRefill = 0
         self.scratchResults = .allocate(capacity: Dataplane.batchChunk)
@@ -59,9 +59,22 @@ public final class Dataplane {
 
     /// Swaps in a new snapshot between batches. Connection entries stay; entries whose backend
     /// is gone or down are reselected when their flow next shows up.
+    ///
+    /// Precondition: `new` descends from the installed snapshot (`new.descends(from: snapshot)`:
+    /// built from it through `previous:`, directly or not), since connection entries and
+    /// counters hold backend and VIP ids that only mean the same thing within one lineage, and
+    /// installing an older generation would undo a reload. Installing the installed snapshot
+    /// again changes nothing (a worker may see a mailbox's generation move after it already
+    /// took the snapshot that move announced).
     public func install(_ new: ForwardingSnapshot) {
-        if new.vipCount > counters.vipCapacity || new.backendCount > counters.backendCapacity {
-            let bigger = counters.resized(vips: new.vipCount, backends: new.backendCount)
+        if new === snapshot { return }
+        precondition(
+            new.descends(from: snapshot),
+            "Dataplane.install: the snapshot (lineage \(new.lineage), generation \(new.generation)) does not descend "
+                + "from the installed one (lineage \(snapshot.lineage), generation \(snapshot.generation)): "
+                + "build it with ForwardingSnapshot(config:previous:) from the installed snapshot or a later one")
+        if new.vipIDCount > counters.vipCapacity || new.backendCount > counters.backendCapacity {
+            let bigger = counters.resized(vips: new.vipIDCount, backends: new.backendCount)
             counters.deallocate()
             counters = bigger
         }
@@ -73,7 +86,7 @@ public final class Dataplane {
 
     /// A copy of the counters (control side).
     public var statistics: DataplaneStatistics {
-        counters.statistics(vips: snapshot.vipCount, backends: snapshot.backendCount)
+        counters.statistics(vipNames: snapshot.vipNames, backends: snapshot.backendCount)
     }
 
     /// Packets a batch is processed in at once: parsed and hashed first, then their
@@ -139,13 +152,14 @@ public final class Dataplane {
         let hasPorts = packet.fragment != .nonFirst
         let vip = view.findVIP(packet.key, hasPorts: hasPorts)
         if vip < 0 { return notForwarded(.unknownVIP) }
-        counters.vip(vip, bytes: packet.l3Length)
+        let vipID = view.id(ofVIP: vip)
+        counters.vip(vipID, bytes: packet.l3Length)
 
         let nowMs = UInt32(truncatingIfNeeded: now / 1_000_000)
         var newFlow = false
         let backend = selectBackend(
             packet, flowHash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow)
-        if backend == ForwardingSnapshot.noBackend { return notForwarded(.noBackend, vip: vip) }
+        if backend == ForwardingSnapshot.noBackend { return notForwarded(.noBackend, vip: vipID) }
         // A selection is a new flow whatever becomes of this packet (too big, no headroom).
         if newFlow { counters.newFlow(Int(backend)) }
 
@@ -154,9 +168,9 @@ public final class Dataplane {
         let overhead = GREEncapsulator.overhead(outerIPv6: outerIPv6)
         let innerStart = offset &+ packet.l3Offset
         if packet.l3ClaimedLength &+ overhead > view.pathMTU {
-            return tooBig(packet, base: base, innerStart: innerStart, vip: vip, overhead: overhead, now: now)
+            return tooBig(packet, base: base, innerStart: innerStart, vip: vipID, overhead: overhead, now: now)
         }
-        if innerStart < overhead { return notForwarded(.noHeadroom, vip: vip) }
+        if innerStart < overhead { return notForwarded(.noHeadroom, vip: vipID) }
         if checksumPending {
             let completed = ChecksumCompletion.complete(base + offset, packet)
             counters.add(completed ? CounterBlock.checksumsCompleted : CounterBlock.checksumsNotCompletable)
@@ -170,7 +184,7 @@ public final class Dataplane {
         counters.add(CounterBlock.forwarded)
         counters.backend(Int(backend), bytes: packet.l3Length)
         return Verdict(
-            action: .forward, vip: Int32(vip), backend: Int32(backend), outputOffset: start,
+            action: .forward, vip: Int32(vipID), backend: Int32(backend), outputOffset: start,
             outputLength: packet.l3Length &+ overhead, outputIsIPv6: outerIPv6)
     }
 
@@ -284,7 +298,7 @@ public final class Dataplane {
         return old
     }
 
-    /// A packet that would exceed the path MTU once encapsulated.
+    /// A packet that would exceed the path MTU once encapsulated (`vip`: the VIP's id).
     func tooBig(
         _ packet: ParsedPacket, base: UnsafeMutableRawPointer, innerStart: Int, vip: Int, overhead: Int, now: UInt64
     ) -> Verdict {

@@ -44,10 +44,12 @@ public struct VIPConfig: Sendable, Equatable {
     /// protocol alone.
     public var port: UInt16?
     public var backends: [BackendConfig]
+    /// This VIP's table size M (prime); nil: the config's `tableSize`.
+    public var tableSize: Int?
 
     public init(
         name: String, address: IPAddress, prefixLength: Int? = nil, proto: UInt8? = nil,
-        port: UInt16? = nil, backends: [BackendConfig]
+        port: UInt16? = nil, backends: [BackendConfig], tableSize: Int? = nil
     ) {
         self.name = name
         self.address = address
@@ -55,6 +57,7 @@ public struct VIPConfig: Sendable, Equatable {
         self.proto = proto
         self.port = port
         self.backends = backends
+        self.tableSize = tableSize
     }
 }
 
@@ -75,7 +78,7 @@ public enum FragmentPolicy: String, Sendable, CaseIterable {
 /// (from YAML, flags, or a test) and turns it into a `ForwardingSnapshot`.
 public struct DataplaneConfig: Sendable {
     public var vips: [VIPConfig]
-    /// Maglev table size M, prime.
+    /// Maglev table size M, prime: every VIP's unless it sets its own (`VIPConfig.tableSize`).
     public var tableSize: Int
     public var algorithm: TableAlgorithm
     public var tableOptions: TableOptions

@@ -26,20 +26,29 @@ public struct DataplaneStatistics: Sendable, Equatable {
     public var checksumsNotCompletable: UInt64 = 0
     /// Count per drop or pass reason, indexed by `DropReason.rawValue`.
     public var reasons: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
-    /// Per VIP, config order.
+    /// Per VIP id (`ForwardingSnapshot.vipNames`): stable across reloads, so a VIP's counts
+    /// stay with it when VIPs are reordered, added or removed. A VIP that left keeps its counts.
     public var vips: [Load] = []
+    /// VIP names by id, alongside `vips`.
+    public var vipNames: [String] = []
     /// Per backend id.
     public var backends: [Load] = []
 
     public init() {}
 
     public func count(_ reason: DropReason) -> UInt64 { reasons[Int(reason.rawValue)] }
+    /// The counts of the VIP named `name`, or nil when no VIP id has that name.
+    public func vip(named name: String) -> Load? {
+        guard let id = vipNames.firstIndex(of: name), id < vips.count else { return nil }
+        return vips[id]
+    }
     public var dropped: UInt64 { DropReason.allCases.filter { !$0.isPass }.reduce(0) { $0 + count($1) } }
     public var passed: UInt64 { count(.notIP) + count(.unknownVIP) }
 }
 
 /// Counter storage: one flat block of UInt64, sized when a snapshot is installed, so the
-/// per-packet path only adds to memory it already owns.
+/// per-packet path only adds to memory it already owns. Per-VIP counters are indexed by VIP id,
+/// per-backend ones by backend id: both stable within a snapshot lineage.
 struct CounterBlock {
     static let packets = 0
     static let bytes = 1
@@ -94,7 +103,9 @@ struct CounterBlock {
         return bigger
     }
 
-    func statistics(vips: Int, backends: Int) -> DataplaneStatistics {
+    /// `vipNames`: by VIP id, as many as the snapshot has ids.
+    func statistics(vipNames: [String], backends: Int) -> DataplaneStatistics {
+        let vips = vipNames.count
         var s = DataplaneStatistics()
         s.packets = storage[CounterBlock.packets]
         s.bytes = storage[CounterBlock.bytes]
@@ -108,6 +119,7 @@ struct CounterBlock {
             let i = CounterBlock.vipBase + v * CounterBlock.perVIP
             s.vips.append(.init(packets: storage[i], bytes: storage[i + 1]))
         }
+        s.vipNames = Array(vipNames.prefix(s.vips.count))
         for b in 0..<min(backends, backendCapacity) {
             let i = backendBase + b * CounterBlock.perBackend
             s.backends.append(.init(packets: storage[i], bytes: storage[i + 1], newFlows: storage[i + 2]))

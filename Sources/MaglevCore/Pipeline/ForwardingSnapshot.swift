@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What a snapshot cannot be built from, said so a person can fix the config.
 public enum SnapshotError: Error, Equatable, Sendable, CustomStringConvertible {
     case noVIPs
@@ -23,7 +25,8 @@ public enum SnapshotError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// How a VIP is matched against a packet's destination, laid out flat for the per-packet scan.
+/// How a VIP is matched against a packet's destination, laid out flat for the per-packet scan,
+/// with where its table lies.
 struct VIPMatch {
     var networkHigh: UInt64
     var networkLow: UInt64
@@ -34,8 +37,10 @@ struct VIPMatch {
     var proto: UInt8
     var matchesAnyPort: Bool
     var port: UInt16
-    /// Where this VIP's table starts in `ForwardingSnapshot.tableStorage`.
-    var tableOffset: Int
+    /// The VIP's stable id: what its counters and verdicts are indexed by.
+    var id: Int
+    /// The VIP's `VIPTable.slots` (retained by the snapshot through `vipTables`).
+    var slots: UnsafePointer<UInt32>
     var tableSize: Int
 }
 
@@ -49,9 +54,21 @@ struct BackendRecord {
 /// The immutable forwarding state a worker reads: VIPs, lookup tables, backends, settings.
 /// Built off the data path, published, and swapped in by each worker between batches.
 ///
-/// Backend ids are stable across snapshots built with `previous:`: a backend keeps its id while
-/// its name stays in the config, so connection-table entries stay valid across reloads; a
-/// backend that left keeps its id (no longer present) so entries pointing at it are reselected.
+/// Backend and VIP ids are stable across snapshots built with `previous:`: a backend (a VIP)
+/// keeps its id while its name stays in the config, so connection-table entries (which store
+/// backend ids) and per-VIP counters stay with their owner across reloads; one that left keeps
+/// its id (no longer present) so entries pointing at it are reselected and its counts are kept.
+/// New names are appended, in config order.
+///
+/// Each VIP's table is a `VIPTable` object that the next snapshot reuses as is (same object,
+/// nothing rebuilt or copied) when all of its inputs are unchanged: eligible backends (names,
+/// weights, order), their ids, table size, algorithm and table options. Only changed VIPs are
+/// rebuilt.
+///
+/// Lineage: a snapshot built without `previous` starts a lineage (a process-wide unique id) at
+/// generation 0; one built with `previous:` continues it at `previous.generation + 1`. A
+/// `Dataplane` installs only descendants of what it runs (`descends(from:)`), since ids only
+/// mean the same thing within one lineage.
 public final class ForwardingSnapshot: @unchecked Sendable {
     // @unchecked: all storage is written once in init and only read afterwards.
 
@@ -60,22 +77,40 @@ public final class ForwardingSnapshot: @unchecked Sendable {
     public let backendNames: [String]
     /// Per backend id: whether it is in this snapshot's config at all.
     public let backendPresent: [Bool]
+    /// VIP names by id (ids are indices). Includes VIPs that left earlier snapshots.
+    public let vipNames: [String]
+    /// Per VIP id: whether it is in this snapshot's config.
+    public let vipPresent: [Bool]
+    /// Per VIP (config order): the VIP's id.
+    public let vipIDs: [Int]
+    /// Per VIP (config order): its table storage, shared with the snapshots that reuse it.
+    public let vipTables: [VIPTable]
     /// Per VIP (config order): its lookup table over the backends that take new connections,
-    /// or nil when none does.
+    /// or nil when none does. (The values share their `entries` with `vipTables`.)
     public let tables: [LookupTable?]
-    /// Per VIP: the backend id of each index of `tables[v].backends`.
+    /// Per VIP (config order): the backend id of each index of `tables[v].backends`.
     public let tableBackendIDs: [[UInt32]]
+    /// The lineage this snapshot belongs to: unique per snapshot built without `previous`.
+    public let lineage: UInt64
+    /// 0 for a lineage's first snapshot, `previous.generation + 1` after.
+    public let generation: UInt64
 
     /// What the per-packet path reads: plain pointers and scalars, no references, so reading
     /// it costs no reference counting. Valid while this snapshot lives.
     let view: SnapshotView
 
     static let noBackend = UInt32.max
+    /// Lineage ids handed out so far.
+    static let lineages = Atomic<UInt64>(0)
 
+    /// VIPs in this snapshot's config.
     public var vipCount: Int { view.vipMatches.count }
+    /// VIP ids in use: this snapshot's VIPs and those that left earlier ones.
+    public var vipIDCount: Int { vipNames.count }
     public var backendCount: Int { view.backends.count }
 
-    /// Builds a snapshot; `previous` keeps backend ids stable across reloads.
+    /// Builds a snapshot; `previous` keeps backend and VIP ids stable across reloads and lends
+    /// its tables to VIPs whose inputs did not change.
     public init(config: DataplaneConfig, previous: ForwardingSnapshot? = nil) throws(SnapshotError) {
         guard !config.vips.isEmpty else { throw .noVIPs }
         guard config.pathMTU >= 576 + 44 else { throw .pathMTUTooSmall(config.pathMTU) }
@@ -84,13 +119,24 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         var names = previous?.backendNames ?? []
         var idByName: [String: Int] = [:]
         for (i, n) in names.enumerated() { idByName[n] = i }
+        var vipNames = previous?.vipNames ?? []
+        var vipIDByName: [String: Int] = [:]
+        for (i, n) in vipNames.enumerated() { vipIDByName[n] = i }
         var addressByName: [String: IPAddress] = [:]
+        var vipIDs: [Int] = []
         var seenVIPs: Set<String> = []
         for vip in config.vips {
             guard seenVIPs.insert(vip.name).inserted else { throw .duplicateVIP(vip.name) }
             let maxPrefix = vip.address.isIPv6 ? 128 : 32
             guard (0...maxPrefix).contains(vip.prefixLength) else {
                 throw .badPrefix(vip: vip.name, prefixLength: vip.prefixLength)
+            }
+            if let id = vipIDByName[vip.name] {
+                vipIDs.append(id)
+            } else {
+                vipIDByName[vip.name] = vipNames.count
+                vipIDs.append(vipNames.count)
+                vipNames.append(vip.name)
             }
             for b in vip.backends {
                 if let a = addressByName[b.name], a != b.address {
@@ -106,6 +152,8 @@ public final class ForwardingSnapshot: @unchecked Sendable {
                 }
             }
         }
+        var vipPresent = [Bool](repeating: false, count: vipNames.count)
+        for id in vipIDs { vipPresent[id] = true }
 
         // Backend records by id.
         var keeps = [Bool](repeating: false, count: names.count)
@@ -125,49 +173,58 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         }
         for id in 0..<names.count { records[id].keepsConnections = keeps[id] }
 
-        // Tables: only backends that take new connections own slots.
-        var tables: [LookupTable?] = []
-        var ids: [[UInt32]] = []
-        var storage: [UInt32] = []
-        var matches: [VIPMatch] = []
+        // Tables: only backends that take new connections own slots. A VIP whose inputs equal
+        // those of its previous table (found by name) takes that table object as it is.
+        var previousTables: [String: VIPTable] = [:]
+        if let previous {
+            for (vip, table) in zip(previous.config.vips, previous.vipTables) { previousTables[vip.name] = table }
+        }
+        var vipTables: [VIPTable] = []
+        vipTables.reserveCapacity(config.vips.count)
         for vip in config.vips {
             let eligible = vip.backends.filter { $0.state == .active && $0.weight > 0 }
-            var table: LookupTable?
-            var tableIDs: [UInt32] = []
-            let offset = storage.count
-            if eligible.isEmpty {
-                storage.append(ForwardingSnapshot.noBackend)
-            } else {
-                do {
-                    table = try LookupTableBuilder.build(
-                        config.algorithm, backends: eligible.map { BackendSpec(name: $0.name, weight: $0.weight) },
-                        size: config.tableSize, options: config.tableOptions)
-                } catch {
-                    throw .table(vip: vip.name, error)
-                }
-                tableIDs = table!.backends.map { UInt32(idByName[$0.name]!) }
-                for e in table!.entries {
-                    storage.append(e < 0 ? ForwardingSnapshot.noBackend : tableIDs[Int(e)])
-                }
+            let inputs = VIPTable.Inputs(
+                backends: eligible.map { BackendSpec(name: $0.name, weight: $0.weight) },
+                backendIDs: eligible.map { UInt32(idByName[$0.name]!) }, size: vip.tableSize ?? config.tableSize,
+                algorithm: config.algorithm, options: config.tableOptions)
+            if let old = previousTables[vip.name], old.inputs == inputs {
+                vipTables.append(old)
+                continue
             }
-            tables.append(table)
-            ids.append(tableIDs)
-            matches.append(ForwardingSnapshot.match(for: vip, tableOffset: offset, tableSize: storage.count - offset))
+            do {
+                vipTables.append(try VIPTable(inputs))
+            } catch {
+                throw .table(vip: vip.name, error)
+            }
+        }
+        var matches: [VIPMatch] = []
+        matches.reserveCapacity(config.vips.count)
+        for (v, vip) in config.vips.enumerated() {
+            matches.append(ForwardingSnapshot.match(for: vip, id: vipIDs[v], table: vipTables[v]))
         }
 
+        if let previous {
+            lineage = previous.lineage
+            generation = previous.generation + 1
+        } else {
+            lineage = ForwardingSnapshot.lineages.add(1, ordering: .relaxed).newValue
+            generation = 0
+        }
         self.config = config
         self.backendNames = names
         self.backendPresent = present
-        self.tables = tables
-        self.tableBackendIDs = ids
+        self.vipNames = vipNames
+        self.vipPresent = vipPresent
+        self.vipIDs = vipIDs
+        self.vipTables = vipTables
+        self.tables = vipTables.map(\.table)
+        self.tableBackendIDs = vipTables.map(\.backendIDs)
         let vipMatches = UnsafeMutableBufferPointer<VIPMatch>.allocate(capacity: matches.count)
         _ = vipMatches.initialize(from: matches)
         let backends = UnsafeMutableBufferPointer<BackendRecord>.allocate(capacity: records.count)
         _ = backends.initialize(from: records)
-        let tableStorage = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: storage.count)
-        _ = tableStorage.initialize(from: storage)
         self.view = SnapshotView(
-            vipMatches: vipMatches, backends: backends, tableStorage: tableStorage, seed: config.hashSeed,
+            vipMatches: vipMatches, backends: backends, seed: config.hashSeed,
             pathMTU: config.pathMTU, encapSourceIPv4: config.encapSourceIPv4 ?? IPAddress(ipv4: 0),
             encapSourceIPv6: config.encapSourceIPv6 ?? IPAddress(high: 0, low: 0, isIPv6: true),
             connectionTracking: config.connectionTracking, fragmentPolicy: config.fragmentPolicy,
@@ -178,10 +235,18 @@ public final class ForwardingSnapshot: @unchecked Sendable {
     deinit {
         view.vipMatches.deallocate()
         view.backends.deallocate()
-        view.tableStorage.deallocate()
     }
 
-    static func match(for vip: VIPConfig, tableOffset: Int, tableSize: Int) -> VIPMatch {
+    /// Whether this snapshot continues `other`'s lineage at a later generation: what a
+    /// `Dataplane` running `other` may install.
+    public func descends(from other: ForwardingSnapshot) -> Bool {
+        lineage == other.lineage && generation > other.generation
+    }
+
+    /// The id of the VIP named `name` (present or not), or nil.
+    public func vipID(named name: String) -> Int? { vipNames.firstIndex(of: name) }
+
+    static func match(for vip: VIPConfig, id: Int, table: VIPTable) -> VIPMatch {
         let bits = vip.address.isIPv6 ? vip.prefixLength : vip.prefixLength + 96
         func mask(_ n: Int) -> UInt64 { n <= 0 ? 0 : n >= 64 ? ~0 : ~(~0 >> UInt64(n)) }
         let maskHigh = mask(bits)
@@ -191,10 +256,11 @@ public final class ForwardingSnapshot: @unchecked Sendable {
             maskHigh: maskHigh, maskLow: maskLow, isIPv6: vip.address.isIPv6,
             matchesAnyProtocol: vip.proto == nil, proto: vip.proto ?? 0,
             matchesAnyPort: vip.port == nil, port: vip.port ?? 0,
-            tableOffset: tableOffset, tableSize: tableSize)
+            id: id, slots: UnsafePointer(table.slots.baseAddress!), tableSize: table.slots.count)
     }
 
-    /// The backend id that a flow hash selects in VIP `vip` (control side: simulators, tests).
+    /// The backend id that a flow hash selects in VIP `vip` (config order; control side:
+    /// simulators, tests).
     public func backendID(vip: Int, hash: UInt64) -> Int? {
         let id = view.select(vip: vip, hash: hash)
         return id == ForwardingSnapshot.noBackend ? nil : Int(id)
@@ -207,8 +273,6 @@ public final class ForwardingSnapshot: @unchecked Sendable {
 struct SnapshotView {
     var vipMatches: UnsafeMutableBufferPointer<VIPMatch>
     var backends: UnsafeMutableBufferPointer<BackendRecord>
-    /// All VIPs' tables, concatenated: slot -> backend id, or `noBackend`.
-    var tableStorage: UnsafeMutableBufferPointer<UInt32>
     var seed: UInt64
     var pathMTU: Int
     var encapSourceIPv4: IPAddress
@@ -235,11 +299,15 @@ struct SnapshotView {
         return -1
     }
 
-    /// The backend id for `hash` in VIP `vip`'s table, or `noBackend`.
+    /// The backend id for `hash` in the table of VIP `vip` (config order), or `noBackend`.
     @inline(__always)
     func select(vip: Int, hash: UInt64) -> UInt32 {
         let m = vipMatches[vip]
-        return tableStorage[m.tableOffset &+ FlowHash.slot(hash, size: m.tableSize)]
+        return m.slots[FlowHash.slot(hash, size: m.tableSize)]
     }
+
+    /// The stable id of VIP `vip` (config order).
+    @inline(__always)
+    func id(ofVIP vip: Int) -> Int { vipMatches[vip].id }
 
 }

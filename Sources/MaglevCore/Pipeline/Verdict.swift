@@ -14,7 +14,8 @@ public struct Verdict: Sendable, Equatable {
     public var action: Action
     /// Why it was passed or dropped; `nil` for forward and ICMP replies.
     public var reason: DropReason?
-    /// Index of the matched VIP in the snapshot's config, or -1.
+    /// Stable id of the matched VIP (`ForwardingSnapshot.vipNames`), or -1. In a snapshot built
+    /// without `previous`, ids are config positions.
     public var vip: Int32
     /// Stable backend id, or -1.
     public var backend: Int32

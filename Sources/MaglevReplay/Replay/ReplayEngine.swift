@@ -216,8 +216,15 @@ public final class ReplayEngine {
         var all = 0.0
         var extra = 0.0
         var n = 0
-        for v in before.tables.indices where v < snapshot.tables.count {
-            guard let old = before.tables[v], let new = snapshot.tables[v] else { continue }
+        // VIPs matched by name; one whose table object was reused did not change at all.
+        var oldByName: [String: Int] = [:]
+        for (v, vip) in before.config.vips.enumerated() { oldByName[vip.name] = v }
+        for (v, vip) in snapshot.config.vips.enumerated() {
+            guard let o = oldByName[vip.name], let old = before.tables[o], let new = snapshot.tables[v] else { continue }
+            if before.vipTables[o] === snapshot.vipTables[v] {
+                n += 1
+                continue
+            }
             let diff = TableDiff(old: old, new: new)
             all += diff.changedAll
             extra += diff.changedExtra
@@ -265,7 +272,7 @@ public final class ReplayEngine {
     /// saw traffic (an idle VIP's backends would only say the trace did not use that VIP).
     func backendOwnsSlots() -> [Bool] {
         var owns = Set<String>()
-        for (v, vip) in config.vips.enumerated() where analysis.vipsWithTraffic.contains(Int32(v)) {
+        for (v, vip) in config.vips.enumerated() where analysis.vipsWithTraffic.contains(Int32(snapshot.vipIDs[v])) {
             for b in vip.backends where b.state == .active && b.weight > 0 { owns.insert(b.name) }
         }
         return snapshot.backendNames.map { owns.contains($0) }
@@ -281,7 +288,7 @@ public final class ReplayEngine {
         } else {
             fields += ",,,,,"
         }
-        let vip = v.vip >= 0 && Int(v.vip) < config.vips.count ? config.vips[Int(v.vip)].name : ""
+        let vip = v.vip >= 0 && Int(v.vip) < snapshot.vipNames.count ? snapshot.vipNames[Int(v.vip)] : ""
         let backend = v.backend >= 0 ? snapshot.backendNames[Int(v.backend)] : ""
         return fields + "\(vip),\(forwarder),\(backend),\(v.label)\n"
     }
