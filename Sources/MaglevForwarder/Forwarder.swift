@@ -241,16 +241,12 @@ public final class Forwarder: @unchecked Sendable {
         let snapshot = current
         let names = snapshot.backendNames
         let addresses = (0..<names.count).map { snapshot.address(ofBackend: $0).description }
-        var s = ForwarderStatistics(
+        return ForwarderStatistics(
             elapsedSeconds: Double(MonotonicClock.now() - startTime) / 1e9,
             workers: links.map { l in l.statistics.withLock { $0 } },
             vipNames: snapshot.vipNames, backendNames: names, backendAddresses: addresses,
             cpuNanoseconds: ProcessCPUTime.now().totalNanoseconds - startCPU.totalNanoseconds,
             sendPath: sendPath.rawValue, nextHops: linkHeaders.descriptions)
-        for vip in snapshot.config.vips {
-            for b in vip.backends { s.backendVIPs[b.name, default: []].append(vip.name) }
-        }
-        return s
     }
 
     /// Why a worker is no longer running (nil while every one runs). Safe from any thread.

@@ -155,8 +155,6 @@ public struct ForwarderStatistics: Sendable {
     public var sendPath: String
     /// Per backend id on the `packet` send path: its next hop, or why it takes the raw socket.
     public var nextHops: [String]
-    /// The VIPs each backend belongs to (names), for per-VIP labels.
-    public var backendVIPs: [String: [String]] = [:]
 
     public init(
         elapsedSeconds: Double, workers: [WorkerStatistics], vipNames: [String], backendNames: [String],
@@ -178,14 +176,13 @@ public struct ForwarderStatistics: Sendable {
     }
     public var totalIO: IOCounters { workers.reduce(IOCounters()) { $0 + $1.io } }
 
-    /// Load per (VIP, backend) pair with traffic, by name.
-    /// TODO(per-VIP backend counters): the data plane counts per backend only today, so a
-    /// backend is attributed to a VIP only when it serves exactly one VIP.
+    /// Load per (VIP, backend) pair with traffic, by name (empty when the pair matrix was too
+    /// large to count: see `DataplaneStatistics.pairs`).
     public var vipBackendLoads: [(vip: String, backend: String, load: DataplaneStatistics.Load)] {
         let total = totalDataplane
-        return backendNames.enumerated().compactMap { id, name in
-            guard id < total.backends.count, let vip = backendVIPs[name], vip.count == 1 else { return nil }
-            return (vip[0], name, total.backends[id])
+        return total.pairs.compactMap { p in
+            guard p.vip < total.vipNames.count, p.backend < backendNames.count else { return nil }
+            return (total.vipNames[p.vip], backendNames[p.backend], p.load)
         }
     }
     public var totalConnections: ConnectionTableStatistics {

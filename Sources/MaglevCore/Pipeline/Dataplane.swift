@@ -183,6 +183,7 @@ public final class Dataplane {
             destination: record.address, flowHash: flowHash)
         counters.add(CounterBlock.forwarded)
         counters.backend(Int(backend), bytes: packet.l3Length)
+        counters.pair(vipID, Int(backend), bytes: packet.l3Length)
         return Verdict(
             action: .forward, vip: Int32(vipID), backend: Int32(backend), outputOffset: start,
             outputLength: packet.l3Length &+ overhead, outputIsIPv6: outerIPv6)

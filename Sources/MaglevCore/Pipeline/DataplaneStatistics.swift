@@ -33,6 +33,22 @@ public struct DataplaneStatistics: Sendable, Equatable {
     public var vipNames: [String] = []
     /// Per backend id.
     public var backends: [Load] = []
+    /// Per (VIP id, backend id) pair with traffic, sorted by VIP id then backend id. Counted
+    /// while VIP ids x backend ids stay within `CounterBlock.maxPairs`; beyond that
+    /// `pairsCounted` is false and this stays empty (per-VIP and per-backend totals still count).
+    public var pairs: [PairLoad] = []
+    public var pairsCounted = true
+
+    public struct PairLoad: Sendable, Equatable {
+        public var vip: Int
+        public var backend: Int
+        public var load: Load
+        public init(vip: Int, backend: Int, load: Load) {
+            self.vip = vip
+            self.backend = backend
+            self.load = load
+        }
+    }
 
     public init() {}
 
@@ -61,20 +77,29 @@ struct CounterBlock {
     static let vipBase = reasonBase + DropReason.allCases.count
     static let perVIP = 2
     static let perBackend = 3
+    static let perPair = 2
+    /// Most (VIP, backend) cells counted: 1 Mi cells, 16 MiB per worker.
+    static let maxPairs = 1 << 20
 
     var storage: UnsafeMutableBufferPointer<UInt64>
     var vipCapacity: Int
     var backendCapacity: Int
+    /// Backend ids per VIP row of the pair matrix; 0 when pairs are not counted.
+    var pairStride: Int
 
     init(vips: Int, backends: Int) {
         vipCapacity = vips
         backendCapacity = backends
-        let count = CounterBlock.vipBase + vips * CounterBlock.perVIP + backends * CounterBlock.perBackend
+        pairStride = vips * backends <= CounterBlock.maxPairs ? backends : 0
+        let count =
+            CounterBlock.vipBase + vips * CounterBlock.perVIP + backends * CounterBlock.perBackend
+            + vips * pairStride * CounterBlock.perPair
         storage = .allocate(capacity: count)
         storage.initialize(repeating: 0)
     }
 
     var backendBase: Int { CounterBlock.vipBase + vipCapacity * CounterBlock.perVIP }
+    var pairBase: Int { backendBase + backendCapacity * CounterBlock.perBackend }
 
     @inline(__always) func add(_ index: Int, _ value: UInt64 = 1) { storage[index] &+= value }
     @inline(__always) func reason(_ r: DropReason) { storage[CounterBlock.reasonBase &+ Int(r.rawValue)] &+= 1 }
@@ -85,6 +110,12 @@ struct CounterBlock {
     }
     @inline(__always) func backend(_ b: Int, bytes: Int) {
         let i = backendBase &+ b &* CounterBlock.perBackend
+        storage[i] &+= 1
+        storage[i &+ 1] &+= UInt64(truncatingIfNeeded: bytes)
+    }
+    @inline(__always) func pair(_ v: Int, _ b: Int, bytes: Int) {
+        if pairStride == 0 { return }
+        let i = pairBase &+ (v &* pairStride &+ b) &* CounterBlock.perPair
         storage[i] &+= 1
         storage[i &+ 1] &+= UInt64(truncatingIfNeeded: bytes)
     }
@@ -99,6 +130,15 @@ struct CounterBlock {
         }
         for i in 0..<(backendCapacity * CounterBlock.perBackend) {
             bigger.storage[bigger.backendBase + i] = storage[backendBase + i]
+        }
+        if pairStride > 0 && bigger.pairStride > 0 {
+            for v in 0..<vipCapacity {
+                for b in 0..<backendCapacity {
+                    let from = pairBase + (v * pairStride + b) * CounterBlock.perPair
+                    let to = bigger.pairBase + (v * bigger.pairStride + b) * CounterBlock.perPair
+                    for k in 0..<CounterBlock.perPair { bigger.storage[to + k] = storage[from + k] }
+                }
+            }
         }
         return bigger
     }
@@ -123,6 +163,17 @@ struct CounterBlock {
         for b in 0..<min(backends, backendCapacity) {
             let i = backendBase + b * CounterBlock.perBackend
             s.backends.append(.init(packets: storage[i], bytes: storage[i + 1], newFlows: storage[i + 2]))
+        }
+        s.pairsCounted = pairStride > 0
+        if pairStride > 0 {
+            for v in 0..<min(vips, vipCapacity) {
+                for b in 0..<min(backends, backendCapacity) {
+                    let i = pairBase + (v * pairStride + b) * CounterBlock.perPair
+                    if storage[i] != 0 {
+                        s.pairs.append(.init(vip: v, backend: b, load: .init(packets: storage[i], bytes: storage[i + 1])))
+                    }
+                }
+            }
         }
         return s
     }
