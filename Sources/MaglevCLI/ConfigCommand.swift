@@ -89,7 +89,17 @@ struct ConfigCommand: ParsableCommand {
             out += "  connection tracking: off\n"
         }
         let width = min(c.vips.map(\.name.count).max() ?? 0, 24)
-        for vip in c.vips {
+        for pool in file.pools where pool.healthCheck != nil || file.vipPools.contains(where: { $0.pools.count > 1 }) {
+            out += "  pool \(pool.name): \(pool.backends.count) backend\(pool.backends.count == 1 ? "" : "s")"
+            if let h = pool.healthCheck {
+                out += ", health check \(h.summary) every \(seconds(h.intervalMs)) (timeout \(seconds(h.timeoutMs)), "
+                out += "rise \(h.rise), fall \(h.fall))"
+            } else {
+                out += ", no health check"
+            }
+            out += ", min_healthy \(pool.minHealthy)\n"
+        }
+        for (vip, choice) in zip(c.vips, file.vipPools) {
             let full = vip.prefixLength == (vip.address.isIPv6 ? 128 : 32)
             var match = full ? "\(vip.address)" : "\(vip.address)/\(vip.prefixLength)"
             if let p = vip.proto { match += " \(protocolName(p))" + (vip.port.map { "/\($0)" } ?? "") }
@@ -97,6 +107,9 @@ struct ConfigCommand: ParsableCommand {
             let pad = String(repeating: " ", count: max(0, width - vip.name.count))
             out += "  vip \(vip.name)\(pad)  \(match): \(vip.backends.count) backend"
             out += "\(vip.backends.count == 1 ? "" : "s"), \(active) taking new connections"
+            if choice.pools.count > 1 || choice.whenAllDown != .failOpen {
+                out += ", pools \(choice.pools.joined(separator: " > ")), when_all_down \(choice.whenAllDown.rawValue)"
+            }
             out += vip.tableSize.map { ", table size \($0)\n" } ?? "\n"
         }
         return out
