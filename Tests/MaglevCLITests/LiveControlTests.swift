@@ -35,10 +35,13 @@ struct LiveControlTests {
     func withLab(_ tag: String, ipv6: Bool = false, _ body: (LabSession) throws -> Void) throws {
         let lab = LabSession(tag: tag)
         defer { _ = try? lab.lab(["down"], quiet: true) }
+        let start = Date()
         let up = try lab.lab(["up", "--backends", "3", "--forwarders", "2"] + (ipv6 ? ["--ipv6"] : []), quiet: true)
         try #require(up.status == 0, "Tools/lab up failed:\n\(up.output)")
+        let upSeconds = Date().timeIntervalSince(start)
         let forward = try lab.lab(["forward"])
         try #require(forward.status == 0, "Tools/lab forward failed:\n\(forward.output)")
+        print("\(lab.prefix): lab up in \(String(format: "%.1f", upSeconds)) s, forwarders ready \(String(format: "%.1f", Date().timeIntervalSince(start) - upSeconds)) s later")
         let names = (1...3).map { "backend-\($0)" } + (ipv6 ? (1...3).map { "backend6-\($0)" } : [])
         let allUp = try LabSession.waitUntil(seconds: 5) {
             try [1, 2].allSatisfy { k in try names.allSatisfy { try lab.shows(k, $0, health: "up") } }
