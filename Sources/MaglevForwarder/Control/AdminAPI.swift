@@ -99,8 +99,9 @@ public enum AdminAPI {
     static func split(_ target: String) -> (String, [(String, String)]) {
         guard let q = target.firstIndex(of: "?") else { return (target, []) }
         let query = target[target.index(after: q)...].split(separator: "&").map { pair -> (String, String) in
-            let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            return (percentDecoded(kv[0]) ?? kv[0], kv.count > 1 ? percentDecoded(kv[1]) ?? kv[1] : "")
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let key = kv.first ?? ""
+            return (percentDecoded(key) ?? key, kv.count > 1 ? percentDecoded(kv[1]) ?? kv[1] : "")
         }
         return (String(target[..<q]), query)
     }
@@ -110,14 +111,22 @@ public enum AdminAPI {
         var it = Array(s.utf8).makeIterator()
         while let c = it.next() {
             if c == UInt8(ascii: "%") {
-                guard let h = it.next(), let l = it.next(), let v = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16)
-                else { return nil }
-                bytes.append(v)
+                guard let h = it.next().flatMap(hexValue), let l = it.next().flatMap(hexValue) else { return nil }
+                bytes.append(h << 4 | l)
             } else {
                 bytes.append(c)
             }
         }
         return String(validating: bytes, as: UTF8.self)
+    }
+
+    static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 
     /// "30s", "500ms", "5m", "1h" or a bare number of seconds.

@@ -96,6 +96,12 @@ public actor ControlPlane {
     public func apply(_ edit: BackendEdit) throws(EditError) {
         try state.apply(edit, nowMs: nowMs)
         if case .drain = edit { drained.remove(edit.target) }
+        if case .recover = edit {
+            // The state forgot the failures: so do the dampeners, or the next failures would
+            // find them still "down" and never take the backend out again.
+            let addresses = Set(state.healthTargets.map(\.address).filter { backendNames(at: $0).contains(edit.target) })
+            dampeners = dampeners.filter { !addresses.contains($0.key.address) }
+        }
         logger.notice("backend edit", metadata: ["edit": .string(edit.description)])
         commit(edit.description)
     }
