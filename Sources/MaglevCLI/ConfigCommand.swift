@@ -88,6 +88,12 @@ struct ConfigCommand: ParsableCommand {
         } else {
             out += "  connection tracking: off\n"
         }
+        if let bgp = file.bgp {
+            out += "  bgp: AS \(bgp.localAS), router id \(bgp.routerID), \(bgp.peers.count) peer\(bgp.peers.count == 1 ? "" : "s"): "
+            out += bgp.peers.map { p in
+                "\(p.address) AS \(p.remoteAS)\(p.port == 179 ? "" : " port \(p.port)") hold \(p.holdTime)s\(p.passive ? " passive" : "")"
+            }.joined(separator: ", ") + "\n"
+        }
         let width = min(c.vips.map(\.name.count).max() ?? 0, 24)
         for pool in file.pools where pool.healthCheck != nil || file.vipPools.contains(where: { $0.pools.count > 1 }) {
             out += "  pool \(pool.name): \(pool.backends.count) backend\(pool.backends.count == 1 ? "" : "s")"

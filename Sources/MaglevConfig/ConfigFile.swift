@@ -19,6 +19,8 @@ public struct MaglevConfigFile: Sendable {
     public var pools: [PoolConfig]
     /// Per VIP, in `dataplane.vips` order: its pools in order and its `when_all_down` policy.
     public var vipPools: [VIPPoolChoice]
+    /// The `bgp` section, if any: the forwarder announces its usable VIPs to these peers.
+    public var bgp: BGPConfig?
 
     /// `connection_tracking.capacity` when the file does not set it: 2^20 entries per worker.
     public static let defaultConnectionCapacity = ConfigSchema.defaultConnectionCapacity

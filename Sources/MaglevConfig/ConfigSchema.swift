@@ -7,7 +7,7 @@ import Yams
 struct ConfigSchema {
     static let rootKeys = [
         "table_size", "algorithm", "ring_views", "hash_seed", "path_mtu", "encap", "fragments",
-        "connection_tracking", "icmp", "pools", "vips",
+        "connection_tracking", "icmp", "pools", "vips", "bgp",
     ]
     static let encapKeys = ["source_ipv4", "source_ipv6"]
     static let trackingKeys = ["enabled", "capacity", "timeouts"]
@@ -214,6 +214,7 @@ struct ConfigSchema {
             }
         }
 
+        let bgp = f["bgp"].flatMap { decodeBGP($0, path: "bgp") }
         guard problems.isEmpty else { return nil }
         config.vips = vips.map { vip in
             VIPConfig(
@@ -228,8 +229,9 @@ struct ConfigSchema {
         let choices = vips.map { vip in
             VIPPoolChoice(vip: vip.name!, pools: vip.pools.map(\.name), whenAllDown: vip.whenAllDown)
         }
-        let file = MaglevConfigFile(
+        var file = MaglevConfigFile(
             dataplane: config, connectionCapacity: capacity, path: file, pools: poolConfigs, vipPools: choices)
+        file.bgp = bgp
         // The snapshot is what the forwarder builds: whatever it refuses is a config problem too.
         do {
             _ = try ForwardingSnapshot(config: config)
