@@ -103,7 +103,8 @@ let header = """
     }
 
     @Test func neitherOrBothPoolAndBackends() {
-        expectOne(header + "  - { name: v, address: 198.19.0.10 }\n", 7, 5, "vips[0]", "either pool: NAME or backends:")
+        expectOne(header + "  - { name: v, address: 198.19.0.10 }\n", 7, 5, "vips[0]",
+            "needs its backends: pool: NAME, pools: [NAME, ...] or backends: [...]")
         expectOne(header + "  - { name: v, address: 198.19.0.10, pool: web, backends: [] }\n", 7, 49, "vips[0]",
             "has both pool and backends")
     }
