@@ -62,10 +62,13 @@ extension ConfigSchema {
                 d.fail(n, f.path("path"), "only http and gre-http checks have a path")
                 valid = false
             } else if let p = d.string(n, f.path("path")) {
-                if p.hasPrefix("/") && !p.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) {
+                // By scalar, not Character: "\r\n" is one Character, equal to neither "\r" nor "\n".
+                func control(_ c: Unicode.Scalar) -> Bool { c.value < 0x20 || c.value == 0x7F }
+                if p.hasPrefix("/") && !p.unicodeScalars.contains(where: { $0 == " " || control($0) }) {
                     check.path = p
                 } else {
-                    d.fail(n, f.path("path"), "an HTTP path starts with / and has no spaces, got '\(p)'")
+                    let shown = p.unicodeScalars.map { control($0) ? $0.escaped(asASCII: true) : String($0) }.joined()
+                    d.fail(n, f.path("path"), "an HTTP path starts with / and has no spaces or control characters, got '\(shown)'")
                     valid = false
                 }
             }
