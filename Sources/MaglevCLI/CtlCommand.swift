@@ -11,16 +11,16 @@ struct CtlCommand: AsyncParsableCommand {
         commandName: "ctl",
         abstract: "Talk to a running forwarder's admin API: status, drain, undrain, reload, metrics.",
         discussion: """
-            Sends one request to the admin API of `maglev forward --admin ADDRESS` and prints the \\
-            answer. Exits 0 when the forwarder accepted the request, 1 when it refused it (the \\
+            Sends one request to the admin API of `maglev forward --admin ADDRESS` and prints the \
+            answer. Exits 0 when the forwarder accepted the request, 1 when it refused it (the \
             reason is printed), 2 on a usage error.
 
-              status            VIPs, pools, backends (health, state, connections), workers (JSON)
-              drain NAME        keep NAME's connections, send it no new ones (--timeout: take it \\
-                                out after that long even if connections remain)
-              undrain NAME      end a drain
-              reload            re-read the config file (as SIGHUP)
-              metrics           the Prometheus exposition
+              status         VIPs, pools, backends (health, state, connections), workers
+              drain NAME     keep NAME's connections, send it no new ones
+                             (--timeout: take it out after that long anyway)
+              undrain NAME   end a drain
+              reload         re-read the config file (as SIGHUP)
+              metrics        the Prometheus exposition
 
             Examples:
               maglev ctl --admin 127.0.0.1:9100 status

@@ -34,8 +34,9 @@ struct ForwardCommand: AsyncParsableCommand {
             own interface does not see them (capture at the next hop instead).
 
             One worker per core, pinned. SIGHUP re-reads the config (an invalid one is reported \
-            and the running one kept; a change of hash_seed, table_size or algorithm, which would \
-            move almost every connection, is refused unless --allow-disruptive-reload is given); \
+            and the running one kept; a change of hash_seed, table_size (also a VIP's own), algorithm \
+            or ring_views, which would move almost every connection, is refused unless \
+            --allow-disruptive-reload is given); \
             SIGINT / SIGTERM stop once in-flight sends complete and print the final counters.
 
             Pools with a health_check are probed off the data path (tcp, http, udp-dns, and \

@@ -19,9 +19,10 @@ public struct MetricFamily: Sendable, Hashable {
 /// Every metric `maglev forward` exports, in exposition order.
 public enum MaglevMetrics {
     public static let vipPackets = MetricFamily(
-        "maglev_vip_packets_total", .counter, "Packets forwarded to a backend for this VIP.", labels: ["vip"])
+        "maglev_vip_packets_total", .counter, "Packets that matched this VIP (forwarded, answered with ICMP or dropped).",
+        labels: ["vip"])
     public static let vipBytes = MetricFamily(
-        "maglev_vip_bytes_total", .counter, "Bytes (inner packets) forwarded for this VIP.", labels: ["vip"])
+        "maglev_vip_bytes_total", .counter, "Bytes (IP packets) that matched this VIP.", labels: ["vip"])
     public static let vipUsable = MetricFamily(
         "maglev_vip_usable", .gauge, "1 while the VIP has a pool serving new connections (or fails open), else 0.",
         labels: ["vip"])
@@ -34,6 +35,9 @@ public enum MaglevMetrics {
     public static let backendBytes = MetricFamily(
         "maglev_backend_bytes_total", .counter, "Bytes (inner packets) forwarded to this backend for this VIP.",
         labels: ["vip", "backend"])
+    public static let pairCountersEnabled = MetricFamily(
+        "maglev_vip_backend_counters_enabled", .gauge,
+        "1 while per (VIP, backend) counters are kept (VIP ids x backend ids up to 1Mi), else 0 and the pair families are empty.")
     public static let backendUp = MetricFamily(
         "maglev_backend_up", .gauge, "1 when the backend passes its pool's health check (or the pool has none), else 0.",
         labels: ["vip", "pool", "backend"])

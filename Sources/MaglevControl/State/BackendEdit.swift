@@ -14,7 +14,8 @@ public enum BackendEdit: Sendable, Equatable, CustomStringConvertible {
     case drain(String, timeoutMs: UInt64? = nil)
     /// Ends a drain.
     case undrain(String)
-    /// Forces the backend down, as failed health checks would.
+    /// Marks the backend failed, exactly as failed health checks would (a VIP left with no
+    /// qualifying pool fails open over it like over any health failure).
     case fail(String)
     /// Ends `fail` and `drain`: the backend takes new connections again (if its checks pass).
     case recover(String)

@@ -21,8 +21,6 @@ public enum OperatorHold: Sendable, Equatable {
     case draining(sinceMs: UInt64, deadlineMs: UInt64?)
     /// The drain's deadline passed: treated as down (its connections move).
     case drainExpired(sinceMs: UInt64)
-    /// Forced down (`fail`).
-    case failed
 }
 
 /// The desired state of the forwarder: the config file, plus a health overlay (what the checks
@@ -36,6 +34,9 @@ public struct DesiredState: Sendable {
     /// Targets whose checks say down (absent: up; a backend is up until its checks fail `fall` times).
     public private(set) var healthDown: Set<HealthTarget> = []
     public private(set) var holds: [String: OperatorHold] = [:]
+    /// Backends failed by an edit (`fail`, replay scenarios), by name: treated exactly as a
+    /// failed health check (so a VIP with no qualifying pool fails open over them too).
+    public private(set) var failed: Set<String> = []
     /// Removed backends (by name).
     public private(set) var removed: Set<String> = []
     /// Backends added by edits that the file does not have, in order.
@@ -60,6 +61,7 @@ public struct DesiredState: Sendable {
         let all = names.union(added.map(\.name))
         holds = holds.filter { all.contains($0.key) }
         removed = removed.filter { all.contains($0) }
+        failed = failed.filter { all.contains($0) }
         weights = weights.filter { all.contains($0.key) }
         let targets = Set(healthTargets)
         healthDown = healthDown.filter { targets.contains($0) }
@@ -113,11 +115,12 @@ public struct DesiredState: Sendable {
         case .drain(_, let timeout):
             holds[name] = .draining(sinceMs: nowMs, deadlineMs: timeout.map { nowMs &+ $0 })
         case .undrain:
-            if case .failed = holds[name] {} else { holds[name] = nil }
+            holds[name] = nil
         case .fail:
-            holds[name] = .failed
+            failed.insert(name)
         case .recover:
             holds[name] = nil
+            failed.remove(name)
             healthDown = healthDown.filter { t in !addresses(of: name).contains(t.address) }
         case .weight(_, let w):
             weights[name] = w
@@ -166,7 +169,7 @@ public struct DesiredState: Sendable {
         public var weight: UInt32
         /// The file's state.
         public var fileState: BackendState
-        /// nil: no check; else what the check says.
+        /// nil: no check (and not failed by an edit); else what the check (or `fail`) says.
         public var healthy: Bool?
         public var hold: OperatorHold?
         /// Every layer applied.
@@ -203,11 +206,12 @@ public struct DesiredState: Sendable {
     }
 
     func member(_ b: BackendConfig, check: HealthCheckConfig?, ignoreHealth: Bool) -> Member {
-        let healthy = check.map { !healthDown.contains(HealthTarget(address: b.address, check: $0)) }
+        var healthy = check.map { !healthDown.contains(HealthTarget(address: b.address, check: $0)) }
+        if failed.contains(b.name) { healthy = false }
         let hold = holds[b.name]
         var state = b.state
         switch hold {
-        case .failed?, .drainExpired?: state = .down
+        case .drainExpired?: state = .down
         case .draining?: if state == .active { state = .draining }
         case nil: break
         }

@@ -46,7 +46,9 @@ public enum AdminAPI {
             guard method == "GET" || method == "HEAD" else { return .error(405, "use GET /status", allow: "GET") }
             return .json(200, await control.status())
         case ["healthz"]:
-            return Response(status: 200, contentType: "text/plain", body: "ok\n")
+            // Answered by the control plane's actor: a wedged control plane does not say ok.
+            let generation = await control.state.generation
+            return Response(status: 200, contentType: "text/plain", body: "ok generation \(generation)\n")
         case ["reload"]:
             guard method == "POST" else { return .error(405, "use POST /reload", allow: "POST") }
             switch await control.reload() {

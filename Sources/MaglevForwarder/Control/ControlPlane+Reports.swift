@@ -13,6 +13,7 @@ extension ControlPlane {
 
     /// Health of a backend over every check target at its address: "up", "down" or "unchecked".
     func health(of name: String, address: IPAddress) -> String {
+        if state.failed.contains(name) { return "down" }
         let targets = state.healthTargets.filter { $0.address == address }
         if targets.isEmpty { return "unchecked" }
         return targets.contains { state.healthDown.contains($0) } ? "down" : "up"
@@ -23,7 +24,6 @@ extension ControlPlane {
         case nil: nil
         case .draining?: drained.contains(name) ? "drained" : "draining"
         case .drainExpired?: "drain-expired"
-        case .failed?: "failed"
         }
     }
 
@@ -139,6 +139,7 @@ extension ControlPlane {
         for vip in vips { m.add(MaglevMetrics.vipUsable, [vip.name], vip.usable) }
         for vip in vips { m.add(MaglevMetrics.vipFailOpen, [vip.name], vip.failingOpen) }
         // Per VIP and backend.
+        m.add(MaglevMetrics.pairCountersEnabled, [], total.pairsCounted)
         for load in stats.vipBackendLoads {
             m.add(MaglevMetrics.backendPackets, [load.vip, load.backend], load.load.packets)
         }

@@ -108,6 +108,11 @@ public actor ControlPlane {
 
     // MARK: Health
 
+    /// This forwarder's encapsulation sources (the GRE probes' outer and inner source).
+    func encapSources() -> (IPAddress?, IPAddress?) {
+        (state.file.dataplane.encapSourceIPv4, state.file.dataplane.encapSourceIPv6)
+    }
+
     /// The targets the health checker should probe now.
     public func healthTargets() -> [HealthTarget] { state.healthTargets }
 

@@ -40,17 +40,8 @@ public enum ForwarderRuntime {
         await control.commitInitial()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-        var tunnel: GREProbeTunnel?
-        var tunnelProblem: String?
-        if file.pools.contains(where: { $0.healthCheck?.type.throughGRE == true }) {
-            do {
-                tunnel = try GREProbeTunnel(source4: file.dataplane.encapSourceIPv4, source6: file.dataplane.encapSourceIPv6)
-            } catch {
-                tunnelProblem = error.message
-                logger.error("GRE health probes cannot run: their backends will be reported down", metadata: ["error": .string(error.message)])
-            }
-        }
-        defer { tunnel?.stop() }
+        let tunnels = GREProbeTunnelHolder(logger: logger)
+        defer { tunnels.stop() }
 
         var services: [any Service] = [
             WorkersService(forwarder: forwarder, logger: logger),
@@ -58,7 +49,7 @@ public enum ForwarderRuntime {
                 control: control, statisticsInterval: options.statisticsInterval, duration: options.duration,
                 onStatistics: onStatistics),
             HealthCheckService(
-                control: control, probe: HealthProbe(group: group, tunnel: tunnel, tunnelProblem: tunnelProblem),
+                control: control, probe: HealthProbe(group: group, tunnels: tunnels),
                 logger: logger),
         ]
         if let admin = options.admin {

@@ -1,3 +1,4 @@
+import Logging
 import MaglevConfig
 import MaglevCore
 import MaglevLinux
@@ -233,5 +234,48 @@ final class GREProbeTunnel: @unchecked Sendable {
         out[gre + 2] = innerIPv6 ? 0x86 : 0x08
         out[gre + 3] = innerIPv6 ? 0xDD : 0x00
         return out
+    }
+}
+
+/// The GRE probe tunnel of the current config: opened when the first gre- check appears (at
+/// start or with a reload), opened again when the encapsulation sources change, closed at the
+/// end. A failure to open is kept (and retried every 10 s) so probes can say why they fail.
+final class GREProbeTunnelHolder: Sendable {
+    struct State {
+        var tunnel: GREProbeTunnel?
+        var problem: String?
+        var failedAtMs: UInt64 = 0
+    }
+    let state = Mutex<State>(State())
+    let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    /// The tunnel for these sources, or why there is none.
+    var current: (GREProbeTunnel?, String?) { state.withLock { ($0.tunnel, $0.problem) } }
+
+    /// Makes the tunnel match `source4` / `source6` when gre- checks are `needed`.
+    func update(needed: Bool, source4: IPAddress?, source6: IPAddress?, nowMs: UInt64) {
+        let (tunnel, failedAt) = state.withLock { ($0.tunnel, $0.failedAtMs) }
+        if let tunnel, needed, tunnel.source4 == source4, tunnel.source6 == source6 { return }
+        if let tunnel {
+            tunnel.stop()
+            state.withLock { $0.tunnel = nil }
+        }
+        guard needed else { return }
+        if failedAt != 0 && nowMs < failedAt + 10_000 { return }
+        do {
+            let t = try GREProbeTunnel(source4: source4, source6: source6)
+            state.withLock { $0 = State(tunnel: t, problem: nil, failedAtMs: 0) }
+            logger.info("GRE probe tunnel open", metadata: ["device": .string(t.deviceName)])
+        } catch {
+            state.withLock { $0 = State(tunnel: nil, problem: error.message, failedAtMs: max(nowMs, 1)) }
+            logger.error("GRE health probes cannot run: their backends will be reported down", metadata: ["error": .string(error.message)])
+        }
+    }
+
+    func stop() {
+        state.withLock { $0.tunnel }?.stop()
+        state.withLock { $0.tunnel = nil }
     }
 }

@@ -17,10 +17,9 @@ struct ProbeFailure: Error, CustomStringConvertible {
 /// One probe of one target, over swift-nio. Never touches a packet buffer or a worker.
 struct HealthProbe: Sendable {
     let group: any EventLoopGroup
-    /// For gre- checks: the tunnel the probe's packets leave through (nil: gre- checks fail
+    /// For gre- checks: the tunnel the probe's packets leave through (none: gre- checks fail
     /// with the reason the tunnel could not open).
-    let tunnel: GREProbeTunnel?
-    let tunnelProblem: String?
+    let tunnels: GREProbeTunnelHolder
 
     /// Runs the probe; returns nil on success, else why it failed.
     func run(_ target: HealthTarget) async -> String? {
@@ -62,7 +61,8 @@ struct HealthProbe: Sendable {
     /// A TCP (and HTTP) probe to the VIP address, marked so that its packets take the probe
     /// tunnel, which wraps them in GRE to the backend.
     func gre(_ target: HealthTarget, timeout: TimeAmount, http: Bool) async throws {
-        guard let tunnel else { throw ProbeFailure("GRE probes unavailable: \(tunnelProblem ?? "no probe tunnel")") }
+        let (open, problem) = tunnels.current
+        guard let tunnel = open else { throw ProbeFailure("GRE probes unavailable: \(problem ?? "no probe tunnel yet")") }
         let v6 = target.address.isIPv6
         guard let vip = v6 ? target.check.vipIPv6 : target.check.vipIPv4 else {
             throw ProbeFailure("no IPv\(v6 ? 6 : 4) VIP to probe through GRE")

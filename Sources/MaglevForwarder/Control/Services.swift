@@ -104,10 +104,11 @@ struct HealthCheckService: Service {
                         logger.info("health checks running", metadata: ["targets": .stringConvertible(targets.count)])
                         announced = true
                     }
-                    if let tunnel = probe.tunnel {
-                        tunnel.ensureRoutes(for: targets.compactMap { $0.check.type.throughGRE ? $0.check : nil })
-                    }
                     let now = MonotonicClock.now() / 1_000_000
+                    let greChecks = targets.compactMap { $0.check.type.throughGRE ? $0.check : nil }
+                    let sources = await control.encapSources()
+                    probe.tunnels.update(needed: !greChecks.isEmpty, source4: sources.0, source6: sources.1, nowMs: now)
+                    probe.tunnels.current.0?.ensureRoutes(for: greChecks)
                     let live = Set(targets)
                     due = due.filter { live.contains($0.key) }
                     for target in targets where (due[target] ?? 0) <= now && !inFlight.contains(target) {
