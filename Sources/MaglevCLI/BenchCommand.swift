@@ -1,5 +1,6 @@
 import ArgumentParser
 import CAllocationCounter
+import MaglevControl
 import MaglevCore
 
 struct BenchCommand: ParsableCommand {
@@ -84,7 +85,7 @@ struct BenchCommand: ParsableCommand {
             throw CLIError("--table-size must be a prime above --vip-backends and at most \(TableError.maximumSize)")
         }
 
-        var outputs: [(json: JSON, text: String)] = []
+        var outputs: [(json: JSONValue, text: String)] = []
         if measurement != .snapshots {
             let results = try DataplaneBench(
                 flows: flows, connections: connections, backends: backends, ipv6Share: ipv6Share,
@@ -97,12 +98,12 @@ struct BenchCommand: ParsableCommand {
             outputs.append((results.json, results.text))
         }
         if format == .json {
-            var members: [(String, JSON)] = []
+            var members: [(String, JSONValue)] = []
             // One object: both measurements' keys ("build" once).
             for case (.object(let m), _) in outputs {
                 for (key, value) in m where !members.contains(where: { $0.0 == key }) { members.append((key, value)) }
             }
-            print(JSON.object(members).render())
+            print(JSONValue.object(members).rendered(pretty: true))
         } else {
             print(outputs.map(\.text).joined(separator: "\n"))
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MaglevControl
 import MaglevCore
 
 /// `maglev table`: build a lookup table, report its balance and build time, and optionally the
@@ -95,7 +96,7 @@ struct TableCommand: ParsableCommand {
         let result = Result(
             table: table, buildSeconds: seconds, disruption: disruption, comparison: comparison, seed: seed,
             ringViews: ringViews)
-        return settings.json ? result.json(dump: dump).render() : result.text(dump: dump)
+        return settings.json ? result.json(dump: dump).rendered(pretty: true) : result.text(dump: dump)
     }
 
     // MARK: Validation
@@ -203,63 +204,63 @@ extension TableCommand {
             return (owned.min() ?? 0, Double(table.size) / Double(max(owned.count, 1)), owned.max() ?? 0)
         }
 
-        func json(dump: Bool) -> JSON {
+        func json(dump: Bool) -> JSONValue {
             let counts = counts
             let stats = slotStats
-            var members: [(String, JSON)] = [
+            var members: [(String, JSONValue)] = [
                 ("algorithm", .string(table.algorithm.rawValue)),
-                ("size", .int(table.size)),
+                ("size", JSONValue(table.size)),
                 (
                     "backends",
                     .array(
                         table.backends.indices.map { i in
                             .object([
                                 ("name", .string(table.backends[i].name)),
-                                ("weight", .int(Int(table.backends[i].weight))),
-                                ("slots", .int(counts[i])),
+                                ("weight", JSONValue(table.backends[i].weight)),
+                                ("slots", JSONValue(counts[i])),
                             ])
                         })
                 ),
-                ("slots_min", .int(stats.min)),
-                ("slots_mean", .double(stats.mean, 3)),
-                ("slots_max", .int(stats.max)),
-                ("max_over_mean", .double(table.maxOverMean())),
-                ("build_seconds", .double(buildSeconds, 9)),
+                ("slots_min", JSONValue(stats.min)),
+                ("slots_mean", .fixed(stats.mean, digits: 3)),
+                ("slots_max", JSONValue(stats.max)),
+                ("max_over_mean", .fixed(table.maxOverMean(), digits: 6)),
+                ("build_seconds", .fixed(buildSeconds, digits: 9)),
             ]
             if let disruption {
                 members.append(
                     (
                         "disruption",
                         .object([
-                            ("removed", .int(disruption.removed)),
-                            ("trials", .int(disruption.trials)),
+                            ("removed", JSONValue(disruption.removed)),
+                            ("trials", JSONValue(disruption.trials)),
                             ("seed", .string(String(seed))),
-                            ("changed_all", .double(disruption.changedAll)),
-                            ("changed_extra", .double(disruption.changedExtra)),
+                            ("changed_all", .fixed(disruption.changedAll, digits: 6)),
+                            ("changed_extra", .fixed(disruption.changedExtra, digits: 6)),
                         ])
                     ))
             }
             if !comparison.isEmpty {
-                members.append(("ring_views", .int(ringViews)))
+                members.append(("ring_views", JSONValue(ringViews)))
                 members.append(
                     (
                         "algorithms",
                         .object(
                             comparison.map { row in
-                                var fields: [(String, JSON)] = [
-                                    ("max_over_mean", .double(row.maxOverMean)),
-                                    ("build_seconds", .double(row.buildSeconds, 9)),
+                                var fields: [(String, JSONValue)] = [
+                                    ("max_over_mean", .fixed(row.maxOverMean, digits: 6)),
+                                    ("build_seconds", .fixed(row.buildSeconds, digits: 9)),
                                 ]
                                 if let removal = row.removal {
-                                    fields.append(("changed_all", .double(removal.changedAll)))
-                                    fields.append(("changed_extra", .double(removal.changedExtra)))
+                                    fields.append(("changed_all", .fixed(removal.changedAll, digits: 6)))
+                                    fields.append(("changed_extra", .fixed(removal.changedExtra, digits: 6)))
                                 }
                                 return (row.algorithm.rawValue, .object(fields))
                             })
                     ))
             }
             if dump {
-                members.append(("table", .array(table.entries.map { .int(Int($0)) })))
+                members.append(("table", .array(table.entries.map { JSONValue($0) })))
             }
             return .object(members)
         }
@@ -273,9 +274,9 @@ extension TableCommand {
             let ratio = table.maxOverMean()
             var lines: [String] = []
             lines.append("\(table.algorithm.rawValue) table: \(table.size) slots, \(table.backends.count) backends")
-            lines.append("  slots per backend  min \(stats.min), mean \(JSON.format(stats.mean, digits: 2)), max \(stats.max)")
+            lines.append("  slots per backend  min \(stats.min), mean \(JSONValue.number(stats.mean, digits: 2)), max \(stats.max)")
             lines.append(
-                "  max/mean           \(JSON.format(ratio, digits: 4)) (over-provisioning \(Self.percent(ratio - 1)))")
+                "  max/mean           \(JSONValue.number(ratio, digits: 4)) (over-provisioning \(Self.percent(ratio - 1)))")
             lines.append("  build time         \(Self.duration(buildSeconds))")
             lines.append("")
 
@@ -313,7 +314,7 @@ extension TableCommand {
                 header += Self.left("build", 12)
                 lines.append(header)
                 for row in comparison {
-                    var line = "  " + Self.pad(row.algorithm.rawValue, 12) + Self.left(JSON.format(row.maxOverMean, digits: 4), 10)
+                    var line = "  " + Self.pad(row.algorithm.rawValue, 12) + Self.left(JSONValue.number(row.maxOverMean, digits: 4), 10)
                     if let removal = row.removal {
                         line += Self.left(Self.percent(removal.changedAll), 14) + Self.left(Self.percent(removal.changedExtra), 15)
                     }
@@ -339,10 +340,10 @@ extension TableCommand {
             return lines.joined(separator: "\n")
         }
 
-        static func percent(_ fraction: Double) -> String { JSON.format(fraction * 100, digits: 2) + "%" }
+        static func percent(_ fraction: Double) -> String { JSONValue.number(fraction * 100, digits: 2) + "%" }
 
         static func duration(_ seconds: Double) -> String {
-            seconds >= 1 ? JSON.format(seconds, digits: 3) + " s" : JSON.format(seconds * 1000, digits: 3) + " ms"
+            seconds >= 1 ? JSONValue.number(seconds, digits: 3) + " s" : JSONValue.number(seconds * 1000, digits: 3) + " ms"
         }
 
         static func pad(_ s: String, _ width: Int) -> String {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import MaglevControl
 import MaglevReplay
 
 /// `maglev trace`: synthetic traces for replay and benchmarks.
@@ -129,7 +130,7 @@ struct TraceGenerateCommand: ParsableCommand {
         return "\(summary.packets) packets, \(summary.flows) flows (\(summary.tcpFlows) TCP, "
             + "\(summary.ipv6Flows) IPv6, \(summary.vlanFlows) VLAN), \(summary.fragmentPackets) fragments, "
             + "\(summary.icmpErrors) ICMP errors, \(summary.bytes) bytes -> \(out) in "
-            + "\(JSON.format(seconds, digits: 2)) s"
+            + "\(JSONValue.number(seconds, digits: 2)) s"
     }
 
     private static func standardError(_ text: String) {

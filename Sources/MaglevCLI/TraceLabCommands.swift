@@ -1,4 +1,5 @@
 import ArgumentParser
+import MaglevControl
 import MaglevCore
 import MaglevLinux
 import MaglevReplay
@@ -214,7 +215,7 @@ struct TraceSendCommand: ParsableCommand {
         }
         let elapsed = clock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        print("\(sent) frames sent on \(interface), \(skipped) skipped (longer than the MTU) in \(JSON.format(seconds, digits: 2)) s")
+        print("\(sent) frames sent on \(interface), \(skipped) skipped (longer than the MTU) in \(JSONValue.number(seconds, digits: 2)) s")
     }
 }
 

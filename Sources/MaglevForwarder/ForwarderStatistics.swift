@@ -1,3 +1,4 @@
+public import MaglevControl
 public import MaglevCore
 
 /// A worker's I/O counters (the data plane counts its own outcomes).
@@ -244,78 +245,83 @@ public enum StatisticsFormat {
             + " checksums_completed \(d.checksumsCompleted) checksums_not_completable \(d.checksumsNotCompletable)"
     }
 
-    /// One JSON object on one line (keys in a fixed order).
+    /// One JSON object on one line (keys in a fixed order), by the one JSON writer: a
+    /// non-finite rate is `null`.
     public static func json(_ s: ForwarderStatistics) -> String {
-        func dataplane(_ d: DataplaneStatistics) -> String {
-            let reasons = DropReason.allCases.map { "\"\($0)\":\(d.count($0))" }.joined(separator: ",")
-            return "\"packets\":\(d.packets),\"bytes\":\(d.bytes),\"forwarded\":\(d.forwarded),\"icmp_replies\":\(d.icmpReplies),"
-                + "\"passed\":\(d.passed),\"dropped\":\(d.dropped),\"reselected\":\(d.reselected),"
-                + "\"checksums_completed\":\(d.checksumsCompleted),\"checksums_not_completable\":\(d.checksumsNotCompletable),"
-                + "\"reasons\":{\(reasons)}"
+        value(s).rendered()
+    }
+
+    /// The statistics as a JSON value (keys in a fixed order).
+    public static func value(_ s: ForwarderStatistics) -> JSONValue {
+        func dataplane(_ d: DataplaneStatistics) -> [(String, JSONValue)] {
+            [
+                ("packets", JSONValue(d.packets)), ("bytes", JSONValue(d.bytes)), ("forwarded", JSONValue(d.forwarded)),
+                ("icmp_replies", JSONValue(d.icmpReplies)), ("passed", JSONValue(d.passed)),
+                ("dropped", JSONValue(d.dropped)), ("reselected", JSONValue(d.reselected)),
+                ("checksums_completed", JSONValue(d.checksumsCompleted)),
+                ("checksums_not_completable", JSONValue(d.checksumsNotCompletable)),
+                ("reasons", .object(DropReason.allCases.map { ("\($0)", JSONValue(d.count($0))) })),
+            ]
         }
-        func io(_ c: IOCounters) -> String {
-            "\"received\":\(c.received),\"truncated\":\(c.truncated),\"kernel_drops\":\(c.kernelDrops),"
-                + "\"receive_errors\":\(c.receiveErrors),"
-                + "\"buffer_ring_empty\":\(c.bufferRingEmpty),\"receive_rearms\":\(c.receiveRearms),\"sent\":\(c.sent),"
-                + "\"sent_as_frames\":\(c.sentAsFrames),\"next_hop_fallbacks\":\(c.nextHopFallbacks),"
-                + "\"send_errors\":\(c.sendErrors),\"last_send_errno\":\(c.lastSendErrno),\"no_ipv6_socket\":\(c.noIPv6Socket),"
-                + "\"turns\":\(c.turns),\"batches\":\(c.batches),\"snapshots_installed\":\(c.snapshotsInstalled),"
-                + "\"filter_update_errors\":\(c.filterUpdateErrors)"
+        func io(_ c: IOCounters) -> [(String, JSONValue)] {
+            [
+                ("received", JSONValue(c.received)), ("truncated", JSONValue(c.truncated)),
+                ("kernel_drops", JSONValue(c.kernelDrops)), ("receive_errors", JSONValue(c.receiveErrors)),
+                ("buffer_ring_empty", JSONValue(c.bufferRingEmpty)), ("receive_rearms", JSONValue(c.receiveRearms)),
+                ("sent", JSONValue(c.sent)), ("sent_as_frames", JSONValue(c.sentAsFrames)),
+                ("next_hop_fallbacks", JSONValue(c.nextHopFallbacks)), ("send_errors", JSONValue(c.sendErrors)),
+                ("last_send_errno", JSONValue(c.lastSendErrno)), ("no_ipv6_socket", JSONValue(c.noIPv6Socket)),
+                ("turns", JSONValue(c.turns)), ("batches", JSONValue(c.batches)),
+                ("snapshots_installed", JSONValue(c.snapshotsInstalled)),
+                ("filter_update_errors", JSONValue(c.filterUpdateErrors)),
+            ]
         }
-        let workers = s.workers.map { w in
-            "{\"worker\":\(w.worker),\"cpu\":\(w.cpu.map(String.init) ?? "null"),\"ring_mode\":\(quote(w.ringMode)),"
-                + "\"filter\":\(quote(w.filterMode)),\(dataplane(w.dataplane)),\(io(w.io))}"
+        let workers: [JSONValue] = s.workers.map { w in
+            .object(
+                [
+                    ("worker", JSONValue(w.worker)), ("cpu", w.cpu.map { JSONValue($0) } ?? .null),
+                    ("ring_mode", .string(w.ringMode)), ("filter", .string(w.filterMode)),
+                ] + dataplane(w.dataplane) + io(w.io))
         }
         let total = s.totalDataplane
-        let backends = total.backends.enumerated().map { id, load in
-            let name = id < s.backendNames.count ? s.backendNames[id] : "#\(id)"
-            let address = id < s.backendAddresses.count ? s.backendAddresses[id] : ""
-            let hop = id < s.nextHops.count ? ",\"next_hop\":\(quote(s.nextHops[id]))" : ""
-            return "{\"id\":\(id),\"name\":\(quote(name)),\"address\":\(quote(address)),\"packets\":\(load.packets),"
-                + "\"bytes\":\(load.bytes),\"new_flows\":\(load.newFlows)\(hop)}"
+        let backends: [JSONValue] = total.backends.enumerated().map { id, load in
+            var pairs: [(String, JSONValue)] = [
+                ("id", JSONValue(id)), ("name", .string(id < s.backendNames.count ? s.backendNames[id] : "#\(id)")),
+                ("address", .string(id < s.backendAddresses.count ? s.backendAddresses[id] : "")),
+                ("packets", JSONValue(load.packets)), ("bytes", JSONValue(load.bytes)),
+                ("new_flows", JSONValue(load.newFlows)),
+            ]
+            if id < s.nextHops.count { pairs.append(("next_hop", .string(s.nextHops[id]))) }
+            return .object(pairs)
         }
-        let vips = total.vips.enumerated().map { id, load in
-            let name = id < s.vipNames.count ? s.vipNames[id] : "#\(id)"
-            return "{\"id\":\(id),\"name\":\(quote(name)),\"packets\":\(load.packets),\"bytes\":\(load.bytes)}"
+        let vips: [JSONValue] = total.vips.enumerated().map { id, load in
+            .object([
+                ("id", JSONValue(id)), ("name", .string(id < s.vipNames.count ? s.vipNames[id] : "#\(id)")),
+                ("packets", JSONValue(load.packets)), ("bytes", JSONValue(load.bytes)),
+            ])
         }
-        return "{\"elapsed_s\":\(fixed(s.elapsedSeconds, 3)),\"cpu_ns\":\(s.cpuNanoseconds),"
-            + "\"cpu_ns_per_packet\":\(fixed(s.cpuNanosecondsPerPacket, 1)),"
-            + "\"total\":{\(dataplane(total)),\(io(s.totalIO))},\"workers\":[\(workers.joined(separator: ","))],"
-            + "\"vips\":[\(vips.joined(separator: ","))],\"backends\":[\(backends.joined(separator: ","))],"
-            + "\"send_path\":\(quote(s.sendPath)),\"connections\":\(connections(s.totalConnections))}"
+        return .object([
+            ("elapsed_s", .fixed(s.elapsedSeconds, digits: 3)), ("cpu_ns", JSONValue(s.cpuNanoseconds)),
+            ("cpu_ns_per_packet", .fixed(s.cpuNanosecondsPerPacket, digits: 1)),
+            ("total", .object(dataplane(total) + io(s.totalIO))), ("workers", .array(workers)),
+            ("vips", .array(vips)), ("backends", .array(backends)), ("send_path", .string(s.sendPath)),
+            ("connections", connections(s.totalConnections)),
+        ])
     }
 
-    static func connections(_ c: ConnectionTableStatistics) -> String {
-        "{\"inserts\":\(c.inserts),\"inserts_refused\":\(c.insertsRefused),\"expired\":\(c.expired),"
-            + "\"evicted_half_open\":\(c.evictedHalfOpen),\"evicted_datagram\":\(c.evictedDatagram),"
-            + "\"evicted_closing\":\(c.evictedClosing),\"evicted_fragment\":\(c.evictedFragment),"
-            + "\"evicted_established\":\(c.evictedEstablished)}"
+    static func connections(_ c: ConnectionTableStatistics) -> JSONValue {
+        .object([
+            ("inserts", JSONValue(c.inserts)), ("inserts_refused", JSONValue(c.insertsRefused)),
+            ("expired", JSONValue(c.expired)), ("evicted_half_open", JSONValue(c.evictedHalfOpen)),
+            ("evicted_datagram", JSONValue(c.evictedDatagram)), ("evicted_closing", JSONValue(c.evictedClosing)),
+            ("evicted_fragment", JSONValue(c.evictedFragment)),
+            ("evicted_established", JSONValue(c.evictedEstablished)),
+        ])
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where c.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(c.value, radix: 16).count) + String(c.value, radix: 16)
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out + "\""
-    }
-
-    /// Fixed precision without Foundation.
+    /// Fixed precision for the text lines, by the JSON writer's rule; a non-finite value
+    /// prints 0 here as before (and `null` in JSON).
     static func fixed(_ x: Double, _ digits: Int) -> String {
-        guard x.isFinite else { return "0" }
-        var scale = 1.0
-        for _ in 0..<digits { scale *= 10 }
-        let r = (abs(x) * scale).rounded()
-        let whole = Int(r / scale)
-        let frac = Int(r - Double(whole) * scale)
-        let sign = x < 0 && r != 0 ? "-" : ""
-        if digits == 0 { return sign + String(whole) }
-        let f = String(frac)
-        return sign + String(whole) + "." + String(repeating: "0", count: digits - f.count) + f
+        x.isFinite ? JSONValue.number(x, digits: digits) : "0"
     }
 }

@@ -106,12 +106,20 @@ import Testing
         #expect(json["backends"]?[0]?["name"]?.string == "q\"uote\\back\nline\u{1}")
     }
 
-    @Test func writerFormatsNumbers() {
-        #expect(ReportJSON.format(0.5, digits: 6) == "0.500000")
-        #expect(ReportJSON.format(-0.000_000_1, digits: 6) == "0.000000")
-        #expect(ReportJSON.format(-1.25, digits: 1) == "-1.3")
-        #expect(ReportJSON.format(.nan, digits: 6) == "null")
-        #expect(ReportJSON.format(.infinity, digits: 6) == "null")
-        #expect(ReportJSON.format(12, digits: 0) == "12")
+    @Test func nonFiniteNumbersAreNull() throws {
+        var r = report
+        r.balance.jain = .nan
+        r.durationSeconds = .infinity
+        let json = try parsed(r)
+        #expect(json["balance"]?["jain"] == .null)
+        #expect(json["duration_seconds"] == .null)
+        #expect(json["balance"]?["flows_cov"]?.numberText != nil)
+    }
+
+    @Test func textReportsUseTheWritersFixedDigits() {
+        // The fixed-digit rules themselves are pinned in MaglevControlTests/JSONWriterTests.
+        #expect(ReportFormatting.fixed(0.5, 6) == "0.500000")
+        #expect(ReportFormatting.fixed(-1.25, 1) == "-1.3")
+        #expect(ReportFormatting.fixed(12, 0) == "12")
     }
 }

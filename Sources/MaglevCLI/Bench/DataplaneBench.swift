@@ -1,4 +1,5 @@
 import CAllocationCounter
+import MaglevControl
 import MaglevCore
 import MaglevLinux
 
@@ -37,27 +38,27 @@ struct DataplaneBench {
         var missMpps: Double { Double(missPackets) / missSeconds / 1e6 }
         var allocationsPerPacket: Double { Double(allocations) / Double(max(1, hitPackets + missPackets)) }
 
-        var json: JSON {
+        var json: JSONValue {
             .object([
-                ("dataplane_hit_mpps", .double(hitMpps, 3)),
-                ("dataplane_hit_ns_per_packet", .double(1000 / hitMpps, 1)),
-                ("dataplane_miss_mpps", .double(missMpps, 3)),
-                ("dataplane_miss_ns_per_packet", .double(1000 / missMpps, 1)),
-                ("table_build_ms", .double(tableBuildMs, 3)),
-                ("table_build_large_ms", .double(tableBuildLargeMs, 3)),
-                ("conntrack_bytes_per_entry", .int(bytesPerEntry)),
-                ("conntrack_capacity", .int(connectionCapacity)),
-                ("allocations_per_packet", .double(allocationsPerPacket, 6)),
-                ("conntrack_refused_inserts", .int(Int(refusedInserts))),
-                ("flows", .int(flows)),
-                ("backends", .int(backends)),
+                ("dataplane_hit_mpps", .fixed(hitMpps, digits: 3)),
+                ("dataplane_hit_ns_per_packet", .fixed(1000 / hitMpps, digits: 1)),
+                ("dataplane_miss_mpps", .fixed(missMpps, digits: 3)),
+                ("dataplane_miss_ns_per_packet", .fixed(1000 / missMpps, digits: 1)),
+                ("table_build_ms", .fixed(tableBuildMs, digits: 3)),
+                ("table_build_large_ms", .fixed(tableBuildLargeMs, digits: 3)),
+                ("conntrack_bytes_per_entry", JSONValue(bytesPerEntry)),
+                ("conntrack_capacity", JSONValue(connectionCapacity)),
+                ("allocations_per_packet", .fixed(allocationsPerPacket, digits: 6)),
+                ("conntrack_refused_inserts", JSONValue(refusedInserts)),
+                ("flows", JSONValue(flows)),
+                ("backends", JSONValue(backends)),
                 ("huge_pages", .bool(hugePages)),
                 ("build", .string(DataplaneBench.buildKind)),
             ])
         }
 
         var text: String {
-            func f(_ v: Double, _ d: Int) -> String { JSON.format(v, digits: d) }
+            func f(_ v: Double, _ d: Int) -> String { JSONValue.number(v, digits: d) }
             var lines = [
                 "maglev bench (\(DataplaneBench.buildKind) build, one thread, in memory)",
                 "  established flows  \(f(hitMpps, 2)) Mpps  \(f(1000 / hitMpps, 1)) ns/packet  (\(flows) flows, table \(connectionCapacity) entries\(hugePages ? ", huge pages" : ""))",

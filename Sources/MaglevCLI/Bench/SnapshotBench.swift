@@ -1,3 +1,4 @@
+import MaglevControl
 import MaglevCore
 
 /// `maglev bench snapshots`: what a config of many VIPs costs the control side. Builds `vips`
@@ -23,22 +24,22 @@ struct SnapshotBench {
 
         var tableBytesPerVIP: Int { tableBytes / max(1, vips) }
 
-        var json: JSON {
+        var json: JSONValue {
             .object([
-                ("snapshot_vips", .int(vips)),
-                ("snapshot_backends_per_vip", .int(backends)),
-                ("snapshot_table_size", .int(tableSize)),
-                ("snapshot_full_build_ms", .double(fullBuildMs, 1)),
-                ("snapshot_one_vip_reload_ms", .double(reloadMs, 3)),
-                ("snapshot_reload_tables_rebuilt", .int(tablesRebuilt)),
-                ("snapshot_table_bytes_per_vip", .int(tableBytesPerVIP)),
-                ("snapshot_table_bytes_total", .int(tableBytes)),
+                ("snapshot_vips", JSONValue(vips)),
+                ("snapshot_backends_per_vip", JSONValue(backends)),
+                ("snapshot_table_size", JSONValue(tableSize)),
+                ("snapshot_full_build_ms", .fixed(fullBuildMs, digits: 1)),
+                ("snapshot_one_vip_reload_ms", .fixed(reloadMs, digits: 3)),
+                ("snapshot_reload_tables_rebuilt", JSONValue(tablesRebuilt)),
+                ("snapshot_table_bytes_per_vip", JSONValue(tableBytesPerVIP)),
+                ("snapshot_table_bytes_total", JSONValue(tableBytes)),
                 ("build", .string(DataplaneBench.buildKind)),
             ])
         }
 
         var text: String {
-            func f(_ v: Double, _ d: Int) -> String { JSON.format(v, digits: d) }
+            func f(_ v: Double, _ d: Int) -> String { JSONValue.number(v, digits: d) }
             func mib(_ bytes: Int) -> String { f(Double(bytes) / 1_048_576, 1) + " MiB" }
             var lines = [
                 "maglev bench snapshots (\(DataplaneBench.buildKind) build, one thread)",

@@ -1,24 +1,27 @@
+import MaglevControl
+
 /// The machine-readable report: one object, snake_case keys in a fixed order, integers for
-/// counts, six digits after the point for fractions and seconds.
+/// counts, six digits after the point for fractions and seconds; written by the one JSON
+/// writer (`JSONValue`), indented, with arrays and objects of scalars on one line.
 enum JSONReport {
     static func render(_ report: ReplayReport) -> String {
-        value(of: report).render(indent: 2) + "\n"
+        value(of: report).rendered(.report) + "\n"
     }
 
-    static func value(of report: ReplayReport) -> ReportJSON {
-        var members: [ReportJSON.Member] = []
-        func add(_ key: String, _ value: ReportJSON) {
-            members.append(ReportJSON.Member(key: key, value: value))
+    static func value(of report: ReplayReport) -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        func add(_ key: String, _ value: JSONValue) {
+            members.append((key, value))
         }
         add("inputs", .array(report.inputs.map { .string($0) }))
         add("algorithm", .string(report.algorithm))
-        add("table_size", .int(report.tableSize))
-        add("forwarders", .int(report.forwarders))
+        add("table_size", JSONValue(report.tableSize))
+        add("forwarders", JSONValue(report.forwarders))
         add("connection_tracking", .bool(report.connectionTracking))
         add("duration_seconds", .fraction(report.durationSeconds))
         add("packets", packets(report.packets))
-        add("flows", .int(report.flows))
-        add("connections", .int(report.connections))
+        add("flows", JSONValue(report.flows))
+        add("connections", JSONValue(report.connections))
         add("backends", .array(report.backends.map(backend)))
         add("balance", balance(report.balance))
         add("events", .array(report.events.map(event)))
@@ -28,10 +31,10 @@ enum JSONReport {
                 "comparison",
                 .array(
                     report.comparison.map {
-                        .obj([
-                            "algorithm": .string($0.algorithm),
-                            "balance": balance($0.balance),
-                            "events": .array($0.events.map(event)),
+                        .object([
+                            ("algorithm", .string($0.algorithm)),
+                            ("balance", balance($0.balance)),
+                            ("events", .array($0.events.map(event))),
                         ])
                     }))
         }
@@ -39,73 +42,79 @@ enum JSONReport {
         return .object(members)
     }
 
-    static func counts(_ list: [(reason: String, count: Int)]) -> ReportJSON {
-        .object(list.map { ReportJSON.Member(key: $0.reason, value: .int($0.count)) })
+    static func counts(_ list: [(reason: String, count: Int)]) -> JSONValue {
+        .object(list.map { ($0.reason, JSONValue($0.count)) })
     }
 
-    static func packets(_ p: ReplayReport.PacketCounts) -> ReportJSON {
-        .obj([
-            "total": .int(p.total),
-            "forwarded": .int(p.forwarded),
-            "icmp_replies": .int(p.icmpReplies),
-            "passed": counts(p.passed),
-            "dropped": counts(p.dropped),
-            "dropped_total": .int(p.droppedTotal),
-            "skipped": .int(p.skippedTotal),
-            "skipped_by_reason": counts(p.skipped),
+    static func packets(_ p: ReplayReport.PacketCounts) -> JSONValue {
+        .object([
+            ("total", JSONValue(p.total)),
+            ("forwarded", JSONValue(p.forwarded)),
+            ("icmp_replies", JSONValue(p.icmpReplies)),
+            ("passed", counts(p.passed)),
+            ("dropped", counts(p.dropped)),
+            ("dropped_total", JSONValue(p.droppedTotal)),
+            ("skipped", JSONValue(p.skippedTotal)),
+            ("skipped_by_reason", counts(p.skipped)),
         ])
     }
 
-    static func backend(_ b: ReplayReport.BackendLoad) -> ReportJSON {
-        .obj([
-            "name": .string(b.name),
-            "address": .string(b.address),
-            "state": .string(b.state),
-            "flows": .int(b.flows),
-            "connections": .int(b.connections),
-            "packets": .int(b.packets),
-            "bytes": .int(b.bytes),
-            "peak_connections": .int(b.peakConnections),
+    static func backend(_ b: ReplayReport.BackendLoad) -> JSONValue {
+        .object([
+            ("name", .string(b.name)),
+            ("address", .string(b.address)),
+            ("state", .string(b.state)),
+            ("flows", JSONValue(b.flows)),
+            ("connections", JSONValue(b.connections)),
+            ("packets", JSONValue(b.packets)),
+            ("bytes", JSONValue(b.bytes)),
+            ("peak_connections", JSONValue(b.peakConnections)),
         ])
     }
 
-    static func balance(_ b: ReplayReport.Balance) -> ReportJSON {
-        .obj([
-            "flows_max_over_mean": .fraction(b.flowsMaxOverMean),
-            "packets_max_over_mean": .fraction(b.packetsMaxOverMean),
-            "bytes_max_over_mean": .fraction(b.bytesMaxOverMean),
-            "flows_cov": .fraction(b.flowsCoV),
-            "jain": .fraction(b.jain),
+    static func balance(_ b: ReplayReport.Balance) -> JSONValue {
+        .object([
+            ("flows_max_over_mean", .fraction(b.flowsMaxOverMean)),
+            ("packets_max_over_mean", .fraction(b.packetsMaxOverMean)),
+            ("bytes_max_over_mean", .fraction(b.bytesMaxOverMean)),
+            ("flows_cov", .fraction(b.flowsCoV)),
+            ("jain", .fraction(b.jain)),
         ])
     }
 
-    static func event(_ e: ReplayReport.EventResult) -> ReportJSON {
-        .obj([
-            "at": .string(e.at),
-            "packet": .int(e.packet),
-            "seconds": .fraction(e.seconds),
-            "action": .string(e.action),
-            "target": .string(e.target),
-            "connections_alive": .int(e.connectionsAlive),
-            "broken": .int(e.broken),
-            "broken_unavoidable": .int(e.brokenUnavoidable),
-            "broken_collateral": .int(e.brokenCollateral),
+    static func event(_ e: ReplayReport.EventResult) -> JSONValue {
+        .object([
+            ("at", .string(e.at)),
+            ("packet", JSONValue(e.packet)),
+            ("seconds", .fraction(e.seconds)),
+            ("action", .string(e.action)),
+            ("target", .string(e.target)),
+            ("connections_alive", JSONValue(e.connectionsAlive)),
+            ("broken", JSONValue(e.broken)),
+            ("broken_unavoidable", JSONValue(e.brokenUnavoidable)),
+            ("broken_collateral", JSONValue(e.brokenCollateral)),
             // "all": every slot that changed owner; "extra": those whose old owner survived.
-            "slots_changed_all": .fraction(e.slotsChangedAll),
-            "slots_changed_extra": .fraction(e.slotsChangedExtra),
+            ("slots_changed_all", .fraction(e.slotsChangedAll)),
+            ("slots_changed_extra", .fraction(e.slotsChangedExtra)),
         ])
     }
 
-    static func timeline(_ report: ReplayReport) -> ReportJSON {
-        .obj([
-            "bucket_seconds": .fraction(report.timelineBucketSeconds),
-            "start_seconds": .array(report.timeline.map { .fraction($0.startSeconds) }),
-            "packets_by_backend": .object(
-                report.backends.indices.map { i in
-                    ReportJSON.Member(
-                        key: report.backends[i].name,
-                        value: .array(report.timelinePackets(ofBackend: i).map { .int($0) }))
-                }),
+    static func timeline(_ report: ReplayReport) -> JSONValue {
+        .object([
+            ("bucket_seconds", .fraction(report.timelineBucketSeconds)),
+            ("start_seconds", .array(report.timeline.map { .fraction($0.startSeconds) })),
+            (
+                "packets_by_backend",
+                .object(
+                    report.backends.indices.map { i in
+                        (report.backends[i].name, .array(report.timelinePackets(ofBackend: i).map { JSONValue($0) }))
+                    })
+            ),
         ])
     }
+}
+
+extension JSONValue {
+    /// Fractions and seconds in reports: six digits after the point.
+    static func fraction(_ value: Double) -> JSONValue { .fixed(value, digits: 6) }
 }

@@ -1,3 +1,5 @@
+import MaglevControl
+
 /// Number and text formatting shared by the text, markdown and HTML reports: fixed precision,
 /// no locale, no Foundation, so the same model always prints the same bytes.
 enum ReportFormatting {
@@ -12,8 +14,10 @@ enum ReportFormatting {
         return value < 0 ? "-" + out : out
     }
 
+    /// `digits` digits after the point, as the JSON writer prints fixed numbers (so a text
+    /// report and the JSON report agree; a non-finite value prints `null`).
     static func fixed(_ value: Double, _ digits: Int) -> String {
-        ReportJSON.format(value, digits: digits)
+        JSONValue.number(value, digits: digits)
     }
 
     /// A fraction as a percentage: `0.12345` -> `12.35%`.

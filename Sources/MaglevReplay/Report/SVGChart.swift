@@ -10,7 +10,7 @@ struct SVGCanvas {
         self.height = height
     }
 
-    static func n(_ v: Double) -> String { ReportJSON.format(v, digits: 1) }
+    static func n(_ v: Double) -> String { ReportFormatting.fixed(v, 1) }
     private static func esc(_ s: String) -> String { ReportFormatting.htmlEscaped(s) }
 
     mutating func raw(_ s: String) { body += s + "\n" }
