@@ -9,7 +9,7 @@ import MaglevForwarder
 struct CtlCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ctl",
-        abstract: "Talk to a running forwarder's admin API: status, drain, undrain, reload, metrics.",
+        abstract: "Talk to a running forwarder's admin API: status, drain, reload, metrics, withdraw.",
         discussion: """
             Sends one request to the admin API of `maglev forward --admin ADDRESS` and prints the \
             answer. Exits 0 when the forwarder accepted the request, 1 when it refused it (the \
@@ -20,6 +20,8 @@ struct CtlCommand: AsyncParsableCommand {
                              (--timeout: take it out after that long anyway)
               undrain NAME   end a drain
               reload         re-read the config file (as SIGHUP)
+              withdraw       withdraw every VIP route from the BGP peers (maintenance)
+              announce       announce them again
               metrics        the Prometheus exposition
 
             Examples:
@@ -32,7 +34,7 @@ struct CtlCommand: AsyncParsableCommand {
     @Option(help: "The admin API: HOST:PORT or PORT (127.0.0.1).")
     var admin = "127.0.0.1:9100"
 
-    @Argument(help: "status, drain, undrain, reload or metrics.")
+    @Argument(help: "status, drain, undrain, reload, metrics, withdraw or announce.")
     var action: String
 
     @Argument(help: "The backend name (drain, undrain).")
@@ -41,7 +43,7 @@ struct CtlCommand: AsyncParsableCommand {
     @Option(help: "drain: take the backend out after this long (30s, 5m, ...) even if connections remain.")
     var timeout: String?
 
-    static let actions = ["status", "drain", "undrain", "reload", "metrics"]
+    static let actions = ["status", "drain", "undrain", "reload", "metrics", "withdraw", "announce"]
 
     func validate() throws {
         guard AdminAddress(admin) != nil else { throw ValidationError("--admin must be PORT or HOST:PORT, got '\(admin)'") }
@@ -61,6 +63,7 @@ struct CtlCommand: AsyncParsableCommand {
         case "status": (method, target) = ("GET", "/status")
         case "metrics": (method, target) = ("GET", "/metrics")
         case "reload": (method, target) = ("POST", "/reload")
+        case "withdraw", "announce": (method, target) = ("POST", "/bgp/\(action)")
         default:
             var t = "/backends/\(Self.percentEncoded(name!))/\(action)"
             if let timeout { t += "?timeout=\(Self.percentEncoded(timeout))" }

@@ -249,6 +249,22 @@ public final class Forwarder: @unchecked Sendable {
             sendPath: sendPath.rawValue, nextHops: linkHeaders.descriptions)
     }
 
+    /// Whether every worker runs and answers a statistics request within `timeoutMilliseconds`
+    /// (a stalled loop does not: it only serves requests between batches).
+    public func workersProgressing(timeoutMilliseconds: Int = 500) -> Bool {
+        guard stoppedWorker == nil else { return false }
+        var targets: [UInt64] = []
+        for link in links { targets.append(link.statisticsRequested.add(1, ordering: .relaxed).newValue) }
+        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+        for (link, target) in zip(links, targets) {
+            while link.statisticsServed.load(ordering: .acquiring) < target {
+                if MonotonicClock.now() >= deadline || link.currentState != .running { return false }
+                sleepMilliseconds(1)
+            }
+        }
+        return true
+    }
+
     /// Why a worker is no longer running (nil while every one runs). Safe from any thread.
     public var stoppedWorker: String? {
         guard let link = links.first(where: { $0.currentState != .running }) else { return nil }

@@ -81,6 +81,15 @@ public enum MaglevMetrics {
         labels: ["worker"])
     public static let sendErrors = MetricFamily(
         "maglev_send_errors_total", .counter, "Sends the kernel refused.", labels: ["worker"])
+    public static let bgpSessionUp = MetricFamily(
+        "maglev_bgp_session_up", .gauge, "1 while the BGP session with the peer is established.", labels: ["peer"])
+    public static let bgpAnnouncedRoutes = MetricFamily(
+        "maglev_bgp_announced_routes", .gauge, "VIP routes announced to the peer now.", labels: ["peer"])
+    public static let bgpUpdatesSent = MetricFamily(
+        "maglev_bgp_updates_sent_total", .counter, "BGP UPDATE messages sent to the peer.", labels: ["peer"])
+    public static let bgpAnnouncing = MetricFamily(
+        "maglev_bgp_announcing", .gauge,
+        "1 while this forwarder announces its usable VIPs; 0 while withdrawn (stopping, operator, stalled workers).")
     public static let workerUp = MetricFamily(
         "maglev_worker_running", .gauge, "1 while the worker loop runs.", labels: ["worker"])
 }

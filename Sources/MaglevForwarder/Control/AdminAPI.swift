@@ -9,6 +9,7 @@ import MaglevCore
 ///     POST /backends/NAME/drain[?timeout=30s]   keep NAME's connections, no new ones
 ///     POST /backends/NAME/undrain
 ///     POST /reload                        re-read the config file
+///     POST /bgp/withdraw, /bgp/announce   withdraw every VIP route by hand (maintenance), and back
 ///
 /// Every error is a 4xx with a JSON body `{"error": "..."}` that says what was wrong.
 public enum AdminAPI {
@@ -31,7 +32,7 @@ public enum AdminAPI {
 
     static let endpoints =
         "GET /metrics, GET /status, GET /healthz, POST /backends/NAME/drain[?timeout=DURATION], "
-        + "POST /backends/NAME/undrain, POST /reload"
+        + "POST /backends/NAME/undrain, POST /reload, POST /bgp/withdraw, POST /bgp/announce"
 
     /// Answers one request. `target` is the request target (path and query).
     public static func handle(method: String, target: String, control: ControlPlane) async -> Response {
@@ -49,6 +50,13 @@ public enum AdminAPI {
             // Answered by the control plane's actor: a wedged control plane does not say ok.
             let generation = await control.state.generation
             return Response(status: 200, contentType: "text/plain", body: "ok generation \(generation)\n")
+        case ["bgp", "withdraw"], ["bgp", "announce"]:
+            guard method == "POST" else { return .error(405, "use POST /bgp/\(parts[1])", allow: "POST") }
+            guard await control.state.file.bgp != nil else {
+                return .error(409, "this forwarder has no bgp section in its config: nothing to \(parts[1])")
+            }
+            await control.setWithdrawnByOperator(parts[1] == "withdraw")
+            return .json(200, .object([("result", "applied"), ("bgp", await control.bgpStatus())]))
         case ["reload"]:
             guard method == "POST" else { return .error(405, "use POST /reload", allow: "POST") }
             switch await control.reload() {

@@ -116,6 +116,7 @@ extension ControlPlane {
             ("generation", .uint(state.generation)), ("config", JSONValue(configPath)),
             ("uptime_seconds", .double(stats.elapsedSeconds)), ("send_path", .string(stats.sendPath)),
             ("vips", .array(vipItems)), ("backends", .array(backendItems)), ("workers", .array(workers)),
+            ("bgp", bgpStatus()),
             (
                 "reloads",
                 .object(["applied", "rejected", "refused"].map { ($0, .uint(reloadCounts[$0] ?? 0)) })
@@ -193,6 +194,33 @@ extension ControlPlane {
         for w in stats.workers { m.add(MaglevMetrics.workerPackets, ["\(w.worker)"], w.io.received) }
         for w in stats.workers { m.add(MaglevMetrics.sendErrors, ["\(w.worker)"], w.io.sendErrors) }
         for link in forwarder.links { m.add(MaglevMetrics.workerUp, ["\(link.id)"], link.currentState == .running) }
+        if state.file.bgp != nil {
+            m.add(MaglevMetrics.bgpAnnouncing, [], withdrawReason == nil)
+            let peers = bgpPeers.keys.sorted()
+            for p in peers { m.add(MaglevMetrics.bgpSessionUp, [p], bgpPeers[p]!.established) }
+            for p in peers { m.add(MaglevMetrics.bgpAnnouncedRoutes, [p], UInt64(bgpPeers[p]!.announced.count)) }
+            for p in peers { m.add(MaglevMetrics.bgpUpdatesSent, [p], bgpPeers[p]!.updatesSent) }
+        }
         return m.text
+    }
+}
+
+extension ControlPlane {
+    func bgpStatus() -> JSONValue {
+        guard let bgp = state.file.bgp else { return .null }
+        let sessions: [JSONValue] = bgpPeers.keys.sorted().map { key in
+            let p = bgpPeers[key]!
+            return .object([
+                ("peer", .string(p.peer)), ("remote_as", .uint(UInt64(p.remoteAS))), ("state", .string(p.state)),
+                ("established", .bool(p.established)), ("announced", .array(p.announced.map { .string($0) })),
+                ("updates_sent", .uint(p.updatesSent)), ("last_error", JSONValue(p.lastError)),
+                ("since_ms", .uint(p.sinceMs)),
+            ])
+        }
+        return .object([
+            ("local_as", .uint(UInt64(bgp.localAS))), ("router_id", .string(bgp.routerID.description)),
+            ("announcing", .bool(withdrawReason == nil)), ("withdraw_reason", JSONValue(withdrawReason)),
+            ("vips", .array(announcedVIPs().map { .string($0.description) })), ("sessions", .array(sessions)),
+        ])
     }
 }

@@ -1,7 +1,7 @@
 public import Logging
 public import MaglevConfig
 public import MaglevControl
-import MaglevCore
+public import MaglevCore
 import MaglevLinux
 
 /// The forwarder's control side: owns the desired state (config file + health overlay +
@@ -41,6 +41,14 @@ public actor ControlPlane {
     var connections: [String: UInt64] = [:]
     var lastVIPs: [DesiredState.VIP]
     let startMs: UInt64
+    /// Routes withdrawn by hand (`maglev ctl withdraw`) until `announce`.
+    public private(set) var withdrawnByOperator = false
+    /// A graceful stop began: every route is withdrawn.
+    public private(set) var stopping = false
+    /// Every worker runs and answers between batches (checked about once a second).
+    public private(set) var workersHealthy = true
+    /// What the BGP speaker reports of each peer, by peer address.
+    public private(set) var bgpPeers: [String: BGPPeerStatus] = [:]
 
     public init(
         forwarder: Forwarder, file: MaglevConfigFile, configPath: String?, allowDisruptiveReload: Bool,
@@ -109,7 +117,7 @@ public actor ControlPlane {
     // MARK: Health
 
     /// This forwarder's encapsulation sources (the GRE probes' outer and inner source).
-    func encapSources() -> (IPAddress?, IPAddress?) {
+    public func encapSources() -> (IPAddress?, IPAddress?) {
         (state.file.dataplane.encapSourceIPv4, state.file.dataplane.encapSourceIPv6)
     }
 
@@ -205,6 +213,43 @@ public actor ControlPlane {
         return .applied(notices: notices)
     }
 
+    // MARK: What BGP announces
+
+    /// The VIP host routes this forwarder announces now: every single-address VIP (/32, /128)
+    /// that has a usable pool (or fails open), while the workers run and make progress, no
+    /// operator withdrew the routes, and no graceful stop began. Sorted.
+    public func announcedVIPs() -> [IPAddress] {
+        guard !withdrawnByOperator && !stopping && workersHealthy else { return [] }
+        var out: [IPAddress] = []
+        for (vip, config) in zip(state.vips, state.file.dataplane.vips) where vip.usable {
+            if config.prefixLength == (config.address.isIPv6 ? 128 : 32) { out.append(config.address) }
+        }
+        return Array(Set(out)).sorted()
+    }
+
+    /// Why nothing (or less) is announced, for logs and `/status`.
+    public var withdrawReason: String? {
+        if stopping { return "stopping" }
+        if withdrawnByOperator { return "withdrawn by the operator" }
+        if !workersHealthy { return "workers not running or not making progress" }
+        return nil
+    }
+
+    /// `maglev ctl withdraw` / `announce`.
+    public func setWithdrawnByOperator(_ on: Bool) {
+        guard on != withdrawnByOperator else { return }
+        withdrawnByOperator = on
+        logger.notice(on ? "routes withdrawn by the operator" : "routes announced again by the operator")
+    }
+
+    /// The BGP speaker's view of one peer (for `/status` and metrics).
+    public func report(_ status: BGPPeerStatus) { bgpPeers[status.peer] = status }
+
+    /// The start of a graceful stop: withdraw everything.
+    public func beginStop() {
+        stopping = true
+    }
+
     // MARK: Periodic work
 
     /// Looks up every backend's next hop again; returns whether all are resolved.
@@ -219,6 +264,17 @@ public actor ControlPlane {
     /// Expires drains past their deadline and notices drained backends. Called about once a
     /// second by the control service.
     public func tick() {
+        let progressing = forwarder.workersProgressing()
+        if progressing != workersHealthy {
+            workersHealthy = progressing
+            if progressing {
+                logger.notice("workers make progress again")
+            } else {
+                logger.critical(
+                    "workers stalled or stopped: every route is withdrawn",
+                    metadata: ["worker": .string(forwarder.stoppedWorker ?? "a worker does not answer between batches")])
+            }
+        }
         for name in state.expireDrains(nowMs: nowMs) {
             logger.warning("drain timed out: backend taken out, its remaining connections move", metadata: ["backend": .string(name)])
             commit("drain timeout \(name)")
@@ -241,5 +297,35 @@ public actor ControlPlane {
             }
         }
         connections = byName
+    }
+}
+
+/// One BGP peer as the speaker sees it.
+public struct BGPPeerStatus: Sendable, Equatable {
+    public var peer: String
+    public var remoteAS: UInt32
+    /// The session state (idle, connect, active, open-sent, open-confirm, established).
+    public var state: String
+    public var established: Bool
+    /// Routes announced to the peer now.
+    public var announced: [String]
+    public var updatesSent: UInt64
+    /// Why the session last went down, if it did.
+    public var lastError: String?
+    /// Milliseconds since the control plane started when the state last changed.
+    public var sinceMs: UInt64
+
+    public init(
+        peer: String, remoteAS: UInt32, state: String, established: Bool, announced: [String], updatesSent: UInt64,
+        lastError: String?, sinceMs: UInt64
+    ) {
+        self.peer = peer
+        self.remoteAS = remoteAS
+        self.state = state
+        self.established = established
+        self.announced = announced
+        self.updatesSent = updatesSent
+        self.lastError = lastError
+        self.sinceMs = sinceMs
     }
 }
