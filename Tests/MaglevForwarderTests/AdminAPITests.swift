@@ -333,6 +333,35 @@ import Testing
         // (Once a bug: recover cleared the state but left the dampener "down", so failures were no news.)
         #expect(await c.state.healthDown == [a])
     }
+
+    @Test func metricSeriesAreUniqueWhenTwoPoolsProbeOneBackendThroughDifferentVIPs() async throws {
+        // One backend in two pools with the same gre-http check, used by two VIPs: two probe
+        // targets (each probes its own VIP address) whose check summaries are equal.
+        let yaml = """
+            encap: { source_ipv4: 198.18.0.2 }
+            table_size: 251
+            pools:
+              one:
+                backends: [{ name: a, address: 198.18.1.1 }]
+                health_check: { type: gre-http }
+              two:
+                backends: [{ name: a, address: 198.18.1.1 }]
+                health_check: { type: gre-http }
+            vips:
+              - { name: v, address: 198.19.0.10, protocol: tcp, port: 80, pool: one }
+              - { name: w, address: 198.19.0.11, protocol: tcp, port: 80, pool: two }
+
+            """
+        let c = try Self.control(yaml)
+        #expect(await c.healthTargets().count == 2)
+        let body = await AdminAPI.handle(method: "GET", target: "/metrics", control: c).body
+        let series = body.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { $0.split(separator: " ").dropLast().joined(separator: " ") }
+        var seen = Set<String>()
+        let duplicates = series.filter { !seen.insert($0).inserted }
+        withKnownIssue("maglev_health_checks_total / transitions label a target by backend and check summary, which leaves out the gre- VIP address") {
+            #expect(duplicates.isEmpty, "\(duplicates)")
+        }
+    }
 }
 
 /// Runs `promtool check metrics` on `text`; returns its exit status and output.
