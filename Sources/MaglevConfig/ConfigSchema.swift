@@ -363,6 +363,13 @@ struct ConfigSchema {
                 }
             }
         } else if let n = f["backends"] {
+            if let name = vip.name, pools[name] != nil, let nameNode = vip.nameNode {
+                // Inline backends form a pool named after the VIP: it must not shadow a named pool.
+                d.fail(
+                    nameNode, f.path("name"),
+                    "VIP '\(name)' lists its own backends but a pool is also named '\(name)': rename the VIP "
+                        + "or the pool, or use pool: \(name)")
+            }
             let label = vip.name.map { "VIP '\($0)'" } ?? path
             vip.pools = [decodePool(n, path: f.path("backends"), name: vip.name ?? path, label: label)]
         }

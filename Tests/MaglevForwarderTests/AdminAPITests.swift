@@ -358,9 +358,7 @@ import Testing
         let series = body.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { $0.split(separator: " ").dropLast().joined(separator: " ") }
         var seen = Set<String>()
         let duplicates = series.filter { !seen.insert($0).inserted }
-        withKnownIssue("maglev_health_checks_total / transitions label a target by backend and check summary, which leaves out the gre- VIP address") {
-            #expect(duplicates.isEmpty, "\(duplicates)")
-        }
+        #expect(duplicates.isEmpty, "\(duplicates)")
     }
 }
 

@@ -12,7 +12,14 @@ public struct HealthTarget: Sendable, Hashable, CustomStringConvertible {
         self.check = check
     }
 
-    public var description: String { "\(check.summary)@\(address)" }
+    public var description: String { "\(checkLabel)@\(address)" }
+
+    /// The check as metrics and logs name it: its summary, with the probed VIP for gre- checks
+    /// (one backend checked through two VIPs is two targets).
+    public var checkLabel: String {
+        guard check.type.throughGRE, let vip = address.isIPv6 ? check.vipIPv6 : check.vipIPv4 else { return check.summary }
+        return "\(check.type.rawValue):\(vip.isIPv6 ? "[\(vip)]" : vip.description):\(check.port)\(check.type.isHTTP ? check.path : "")"
+    }
 }
 
 /// An operator's hold on a backend (admin API, `maglev ctl`, replay events).
@@ -106,8 +113,10 @@ public struct DesiredState: Sendable {
         }
         switch edit {
         case .remove:
+            // A backend added back later comes back clean.
             removed.insert(name)
             holds[name] = nil
+            failed.remove(name)
         case .add(_, let address):
             if removed.remove(name) == nil && !known {
                 added.append(BackendConfig(name: name, address: address ?? newBackendAddress()))
@@ -201,8 +210,9 @@ public struct DesiredState: Sendable {
         public var failingOpen: Bool
         /// The backends the data plane gets for this VIP.
         public var backends: [BackendConfig]
-        /// This forwarder can serve the VIP (it has a pool, or fails open).
-        public var usable: Bool { serving != nil }
+        /// This forwarder can serve the VIP: a pool serves it (or it fails open) and some
+        /// backend takes new connections.
+        public var usable: Bool { serving != nil && backends.contains { $0.state == .active && $0.weight > 0 } }
     }
 
     func member(_ b: BackendConfig, check: HealthCheckConfig?, ignoreHealth: Bool) -> Member {

@@ -89,7 +89,7 @@ extension ControlPlane {
             let checks: [JSONValue] = state.healthTargets.filter { $0.address == address }.map { t in
                 let record = dampeners[t]?.record
                 return .object([
-                    ("check", .string(t.check.summary)), ("up", .bool(!state.healthDown.contains(t))),
+                    ("check", .string(t.checkLabel)), ("up", .bool(!state.healthDown.contains(t))),
                     ("successes", .uint(record?.successes ?? 0)), ("failures", .uint(record?.failures ?? 0)),
                     ("last_error", JSONValue(record?.lastError)),
                     ("last_change_ms", record?.lastChangeMs.map { .uint($0) } ?? .null),
@@ -177,14 +177,14 @@ extension ControlPlane {
         for t in targets {
             let name = backendNames(at: t.address).joined(separator: ",")
             let counts = probeCounts[t] ?? (0, 0)
-            m.add(MaglevMetrics.healthChecks, [name, t.check.summary, "success"], counts.ok)
-            m.add(MaglevMetrics.healthChecks, [name, t.check.summary, "failure"], counts.failed)
+            m.add(MaglevMetrics.healthChecks, [name, t.checkLabel, "success"], counts.ok)
+            m.add(MaglevMetrics.healthChecks, [name, t.checkLabel, "failure"], counts.failed)
         }
         for t in targets {
             let name = backendNames(at: t.address).joined(separator: ",")
             let counts = transitionCounts[t] ?? (0, 0)
-            m.add(MaglevMetrics.healthTransitions, [name, t.check.summary, "up"], counts.up)
-            m.add(MaglevMetrics.healthTransitions, [name, t.check.summary, "down"], counts.down)
+            m.add(MaglevMetrics.healthTransitions, [name, t.checkLabel, "up"], counts.up)
+            m.add(MaglevMetrics.healthTransitions, [name, t.checkLabel, "down"], counts.down)
         }
         for result in ["applied", "rejected", "refused"] {
             m.add(MaglevMetrics.configReloads, [result], reloadCounts[result] ?? 0)

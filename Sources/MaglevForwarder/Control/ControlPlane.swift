@@ -140,7 +140,7 @@ public actor ControlPlane {
         let names = backendNames(at: target.address)
         let metadata: Logger.Metadata = [
             "backend": .string(names.joined(separator: ",")), "address": .string(target.address.description),
-            "check": .string(target.check.summary),
+            "check": .string(target.checkLabel),
         ]
         if up {
             logger.notice("backend up: health check passes again", metadata: metadata)
