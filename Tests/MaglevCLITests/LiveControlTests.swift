@@ -34,8 +34,12 @@ struct LiveControlTests {
     /// until every backend is up in both, runs `body`, and takes the lab down whatever happens.
     func withLab(_ tag: String, ipv6: Bool = false, _ body: (LabSession) throws -> Void) throws {
         let lab = LabSession(tag: tag)
-        defer { _ = try? lab.lab(["down"], quiet: true) }
         let start = Date()
+        defer {
+            let body = Date()
+            _ = try? lab.lab(["down"], quiet: true)
+            print("\(lab.prefix): \(String(format: "%.1f", body.timeIntervalSince(start))) s up to the end of the test, lab down in \(String(format: "%.1f", Date().timeIntervalSince(body))) s")
+        }
         let up = try lab.lab(["up", "--backends", "3", "--forwarders", "2"] + (ipv6 ? ["--ipv6"] : []), quiet: true)
         try #require(up.status == 0, "Tools/lab up failed:\n\(up.output)")
         let upSeconds = Date().timeIntervalSince(start)
@@ -44,7 +48,7 @@ struct LiveControlTests {
         print("\(lab.prefix): lab up in \(String(format: "%.1f", upSeconds)) s, forwarders ready \(String(format: "%.1f", Date().timeIntervalSince(start) - upSeconds)) s later")
         let names = (1...3).map { "backend-\($0)" } + (ipv6 ? (1...3).map { "backend6-\($0)" } : [])
         let allUp = try LabSession.waitUntil(seconds: 5) {
-            try [1, 2].allSatisfy { k in try names.allSatisfy { try lab.shows(k, $0, health: "up") } }
+            try [1, 2].allSatisfy { k in try names.allSatisfy { try lab.probedUp(k, $0) } }
         }
         try #require(allUp != nil, "not every backend up after 5 s: \(names.map { lab.describe(1, $0) + ", " + lab.describe(2, $0) })")
         try body(lab)

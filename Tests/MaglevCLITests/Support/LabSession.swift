@@ -63,6 +63,17 @@ struct LabSession {
             && entries.allSatisfy { $0["health"] as? String == health && (state == nil || $0["state"] as? String == state) }
     }
 
+    /// Whether forwarder k's `/status` shows backend `name` up after at least one successful
+    /// probe of each of its checks (a backend starts out up, before its first probe).
+    func probedUp(_ k: Int, _ name: String) throws -> Bool {
+        let entries = Self.backends(try status(k), named: name)
+        return !entries.isEmpty
+            && entries.allSatisfy { e in
+                e["health"] as? String == "up"
+                    && (e["checks"] as? [[String: Any]] ?? []).allSatisfy { (($0["successes"] as? NSNumber)?.intValue ?? 0) >= 1 }
+            }
+    }
+
     /// A one-line summary of backend `name` in forwarder k's `/status`, for failure messages.
     func describe(_ k: Int, _ name: String) -> String {
         guard let status = try? status(k) else { return "fwd\(k): no /status" }
