@@ -47,6 +47,13 @@ struct ForwardCommand: AsyncParsableCommand {
             to standard output (warnings and errors to standard error) with timestamps and \
             levels, as text or JSON lines (--log-format json).
 
+            With a bgp section in the config, a built-in announce-only BGP speaker announces each \
+            usable single-address VIP as a host route (/32, /128) with this forwarder's \
+            encapsulation source as next hop, while the workers run and make progress; a stalled \
+            worker withdraws everything. SIGTERM withdraws first, keeps forwarding for \
+            --drain-seconds while the routers move traffic away, then stops. `maglev ctl \
+            withdraw|announce` does the same by hand.
+
             --io mmsg swaps the io_uring loop for plain recvmmsg/sendmmsg batches of 64 (same \
             sockets, same data plane): a baseline for benchmarks, and a fallback without io_uring.
 
@@ -108,6 +115,9 @@ struct ForwardCommand: AsyncParsableCommand {
     @Flag(help: "Apply reloads that change hash_seed, table_size or algorithm (they move most connections).")
     var allowDisruptiveReload = false
 
+    @Option(help: "With BGP: seconds a graceful stop (SIGTERM) keeps forwarding after withdrawing the VIP routes.")
+    var drainSeconds: Double = 3
+
     @Option(help: "Log lines as text (default) or json (one JSON object per line).")
     var logFormat = "text"
 
@@ -131,6 +141,9 @@ struct ForwardCommand: AsyncParsableCommand {
                     "--admin \(admin) is not a loopback address and the admin API has no authentication: "
                         + "use 127.0.0.1:PORT, or add --admin-allow-remote if the network is trusted")
             }
+        }
+        if !(drainSeconds >= 0 && drainSeconds <= 3600) {
+            throw ValidationError("--drain-seconds must be between 0 and 3600")
         }
         if LogFormat(rawValue: logFormat) == nil { throw ValidationError("--log-format must be text or json") }
         if Logger.Level(rawValue: logLevel) == nil {
@@ -185,6 +198,7 @@ struct ForwardCommand: AsyncParsableCommand {
         runtime.allowDisruptiveReload = allowDisruptiveReload
         runtime.statisticsInterval = statsInterval
         runtime.duration = duration
+        runtime.drainSeconds = drainSeconds
         let json = jsonStats
         let previous = PreviousStatistics()
         let final: ForwarderStatistics

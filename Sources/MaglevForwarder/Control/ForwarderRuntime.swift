@@ -12,6 +12,8 @@ public struct RuntimeOptions: Sendable {
     public var allowDisruptiveReload = false
     public var statisticsInterval: Double?
     public var duration: Double?
+    /// With BGP: how long a graceful stop keeps forwarding after withdrawing the routes.
+    public var drainSeconds: Double = 3
 
     public init() {}
 }
@@ -22,7 +24,8 @@ public struct RuntimeOptions: Sendable {
 ///     1. workers        (already running; stopped last, so forwarding goes on to the end)
 ///     2. control        (SIGHUP reloads, next hops, drain deadlines, statistics lines)
 ///     3. health checks  (probes, dampened, written into the desired state)
-///     4. admin API      (stopped first)
+///     4. admin API
+///     5. BGP speaker    (stopped first: withdraw every route, forward for --drain-seconds, Cease)
 ///
 /// SIGTERM and SIGINT stop the group gracefully; SIGHUP reloads. One signal mechanism (the
 /// service group's) for the whole process.
@@ -54,6 +57,10 @@ public enum ForwarderRuntime {
         ]
         if let admin = options.admin {
             services.append(try await AdminServer.bind(admin, control: control, group: group, logger: logger))
+        }
+        if let bgp = file.bgp {
+            services.append(
+                BGPSpeakerService(config: bgp, control: control, group: group, logger: logger, drainSeconds: options.drainSeconds))
         }
         await onStarted(control)
         let serviceGroup = ServiceGroup(
