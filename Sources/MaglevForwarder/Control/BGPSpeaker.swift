@@ -35,10 +35,19 @@ struct BGPSpeakerService: Service {
                     offerIPv6: source6 != nil, jitterSeed: UInt64(config.routerID.ipv4Value) &+ UInt64(i)),
                 control: control, group: group, logger: logger)
         }
-        for d in drivers where d.peer.passive {
-            logger.warning(
-                "passive BGP peers are not supported yet: connecting actively", metadata: ["peer": .string("\(d.peer.address)")])
+        // Passive peers connect to us: one listener per port, handing each connection to the
+        // driver of its remote address (others are closed at once).
+        var listeners: [any Channel] = []
+        for port in Set(drivers.filter(\.peer.passive).map(\.peer.port)).sorted() {
+            let passive = drivers.filter { $0.peer.passive && $0.peer.port == port }
+            do {
+                listeners.append(try await Self.listen(port: port, drivers: passive, group: group, logger: logger))
+            } catch {
+                logger.error(
+                    "cannot listen for passive BGP peers", metadata: ["port": .stringConvertible(port), "error": .string("\(error)")])
+            }
         }
+        defer { for l in listeners { l.close(promise: nil) } }
         await withTaskGroup(of: Void.self) { tasks in
             for d in drivers { tasks.addTask { await d.run() } }
             // Until the group stops: then withdraw, drain, and close.
@@ -56,6 +65,40 @@ struct BGPSpeakerService: Service {
             await tasks.waitForAll()
         }
         logger.info("BGP sessions closed")
+    }
+}
+
+extension BGPSpeakerService {
+    /// Listens on `port` (all addresses, IPv6 and IPv4) for the passive peers' connections.
+    static func listen(port: UInt16, drivers: [BGPPeerDriver], group: any EventLoopGroup, logger: Logger) async throws
+        -> any Channel
+    {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { child in
+                let remote = child.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+                guard let driver = drivers.first(where: { remote != nil && $0.peer.address.unmapped == remote!.unmapped }) else {
+                    logger.warning(
+                        "BGP connection from an address that is no passive peer: closed",
+                        metadata: ["remote": .string(child.remoteAddress?.description ?? "?")])
+                    return child.close()
+                }
+                return child.eventLoop.makeCompletedFuture {
+                    let channel = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
+                    driver.accept(channel)
+                }
+            }
+            .bind(host: "::", port: Int(port)).get()
+    }
+}
+
+extension IPAddress {
+    /// An IPv4-mapped IPv6 address (::ffff:a.b.c.d, as a dual-stack listener sees IPv4 peers)
+    /// as the IPv4 address.
+    var unmapped: IPAddress {
+        guard isIPv6, high == 0, low >> 32 == 0xFFFF else { return self }
+        return IPAddress(ipv4: UInt32(truncatingIfNeeded: low))
     }
 }
 
@@ -79,6 +122,8 @@ final class BGPPeerDriver: Sendable {
     let events: AsyncStream<Event>
     let sink: AsyncStream<Event>.Continuation
     let advertised = Atomic<Int>(0)
+    /// Accepted (passive) connections get negative generations: -1, -2, ...
+    let acceptedGeneration = Atomic<Int>(0)
 
     var advertisedCount: Int { advertised.load(ordering: .relaxed) }
 
@@ -154,6 +199,9 @@ final class BGPPeerDriver: Sendable {
             let now = Self.nowMs()
             switch event {
             case .connected(let ch, let w, let g):
+                if g < 0 && session.acceptsIncomingConnection && channel == nil {
+                    generation = g  // a passive peer's connection, taken while the session waits
+                }
                 guard g == generation else {
                     w.finish()
                     ch.close(promise: nil)
@@ -196,6 +244,13 @@ final class BGPPeerDriver: Sendable {
         }
     }
 
+    /// A connection the passive peer opened: used if the session waits for one (the next
+    /// generation), else closed when its `connected` event finds the session busy.
+    func accept(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) {
+        let generation = acceptedGeneration.add(1, ordering: .relaxed).newValue
+        serve(channel, generation: -generation)
+    }
+
     /// Connects in the background; the result arrives as an event tagged with `generation`.
     func connect(generation: Int) {
         let sink = self.sink
@@ -217,6 +272,14 @@ final class BGPPeerDriver: Sendable {
                 sink.yield(.failed("connect to \(peer.address) port \(peer.port): \(error)", generation: generation))
                 return
             }
+            self.serve(channel, generation: generation)
+        }
+    }
+
+    /// Reads the connection until it ends, as events tagged with `generation`.
+    func serve(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, generation: Int) {
+        let sink = self.sink
+        Task {
             do {
                 try await channel.executeThenClose { inbound, outbound in
                     sink.yield(.connected(channel.channel, outbound, generation: generation))
