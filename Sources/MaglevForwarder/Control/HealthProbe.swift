@@ -41,10 +41,16 @@ struct HealthProbe: Sendable {
         } catch let e as ChannelError {
             return e == .connectTimeout(timeout) ? "connect timed out" : "\(e)"
         } catch let e as IOError {
-            return e.description
+            return Self.describe(e)
         } catch {
             return "\(error)"
         }
+    }
+
+    /// "connection refused (errno 111)" rather than NIO's "connection reset (error set): ...".
+    static func describe(_ e: IOError) -> String {
+        let text = String(cString: strerror(e.errnoCode)).lowercased()
+        return "\(text) (errno \(e.errnoCode))"
     }
 
     func socketAddress(_ a: IPAddress, _ port: UInt16) throws -> SocketAddress {
@@ -88,6 +94,8 @@ struct HealthProbe: Sendable {
                     .connect(to: try socketAddress(vip, target.check.port)).get()
             } catch let e as IOError where e.errnoCode == EADDRNOTAVAIL && attempt < 8 {
                 continue
+            } catch let e as IOError {
+                throw ProbeFailure("\(Self.describe(e)) (GRE probe from \(source):\(lease.port) to \(vip):\(target.check.port))")
             } catch {
                 throw ProbeFailure("\(error) (GRE probe from \(source):\(lease.port) to \(vip):\(target.check.port))")
             }
