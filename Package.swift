@@ -115,6 +115,8 @@ let package = Package(
             dependencies: [
                 "MaglevForwarder", "MaglevLinux", "MaglevCore", "MaglevConfig", "MaglevControl",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
         .testTarget(

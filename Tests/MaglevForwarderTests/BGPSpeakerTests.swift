@@ -1,0 +1,185 @@
+import Foundation
+import Logging
+import MaglevConfig
+import MaglevControl
+import MaglevCore
+import NIOPosix
+import ServiceLifecycle
+import Testing
+
+@testable import MaglevForwarder
+
+/// The BGP speaker service over real TCP on loopback, against a scripted peer (no root, no
+/// workers): it connects, opens, announces the usable VIPs, answers a malformed message with a
+/// NOTIFICATION and closes (never crashes), reconnects, and withdraws everything on a graceful
+/// stop before its Cease.
+@Suite(.serialized) struct BGPSpeakerTests {
+    static func yaml(port: UInt16) -> String {
+        """
+        encap: { source_ipv4: 198.18.0.2 }
+        table_size: 251
+        bgp:
+          local_as: 65001
+          router_id: 198.18.0.2
+          peers: [{ address: 127.0.0.1, remote_as: 65000, port: \(port), hold_time: 3 }]
+        vips:
+          - { name: web, address: 198.19.0.10, protocol: tcp, port: 80, backends: [{ name: a, address: 198.18.1.1 }] }
+          - { name: all, address: 0.0.0.0/0, backends: [{ name: b, address: 198.18.1.2 }] }
+
+        """
+    }
+
+    @Test func opensAnnouncesSurvivesGarbageAndWithdrawsOnStop() async throws {
+        let peer = try ScriptedPeer()
+        defer { peer.close() }
+        let file = try MaglevConfigFile.parse(yaml: Self.yaml(port: peer.port), path: "t.yaml")
+        let forwarder = try Forwarder(config: file.dataplane, configPath: nil, options: ForwarderOptions(interface: "lo"))
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let control = ControlPlane(forwarder: forwarder, file: file, configPath: nil, allowDisruptiveReload: false, logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let speaker = BGPSpeakerService(config: file.bgp!, control: control, group: group, logger: logger, drainSeconds: 0)
+        let serviceGroup = ServiceGroup(
+            configuration: .init(services: [.init(service: speaker)], logger: logger))
+        let running = Task { try await serviceGroup.run() }
+
+        // 1. The speaker's OPEN; we answer with ours and a KEEPALIVE.
+        var c1 = try #require(peer.accept(timeoutSeconds: 10), "the speaker connects")
+        let first = c1.readMessage(timeoutSeconds: 5)
+        let open = try #require(first)
+        guard case .open(let o) = open else {
+            Issue.record("expected OPEN, got \(open)")
+            return
+        }
+        #expect(o.myAS == 65001)
+        #expect(o.fourOctetASCapability == 65001)
+        #expect(o.holdTime == 3)
+        let ours = BGPOpen(
+            myAS: 65000, holdTime: 3, routerID: 0x7F00_0001,
+            capabilities: [.multiprotocol(afi: BGP.afiIPv4, safi: BGP.safiUnicast), .fourOctetAS(65000)])
+        c1.send(BGPMessage.open(ours).encode())
+        c1.send(BGPMessage.keepalive.encode())
+
+        // 2. Established: the usable single-address VIP is announced (not the /0 catch-all).
+        var announced: [BGPPrefix] = []
+        while announced.isEmpty, let m = c1.readMessage(timeoutSeconds: 5) {
+            if case .update(let u) = m { announced = u.announcedPrefixes }
+        }
+        #expect(announced.map(\.description) == ["198.19.0.10/32"])
+
+        // 3. A malformed message (bad marker): a NOTIFICATION 1/1, then the connection closes.
+        c1.send([UInt8](repeating: 0xAB, count: 16) + [0, 19, 4])
+        var notification: BGPNotification?
+        while let m = c1.readMessage(timeoutSeconds: 5) {
+            if case .notification(let n) = m {
+                notification = n
+                break
+            }
+        }
+        #expect(notification?.code == BGPNotification.messageHeaderError)
+        #expect(notification?.subcode == 1)
+        #expect(c1.readMessage(timeoutSeconds: 5) == nil, "closed after the NOTIFICATION")
+        c1.close()
+
+        // 4. It reconnects (backoff ~1 s) and announces again on the new session.
+        c1 = try #require(peer.accept(timeoutSeconds: 10), "the speaker reconnects")
+        _ = c1.readMessage(timeoutSeconds: 5)  // OPEN
+        c1.send(BGPMessage.open(ours).encode())
+        c1.send(BGPMessage.keepalive.encode())
+        announced = []
+        while announced.isEmpty, let m = c1.readMessage(timeoutSeconds: 5) {
+            if case .update(let u) = m { announced = u.announcedPrefixes }
+        }
+        #expect(announced.map(\.description) == ["198.19.0.10/32"])
+
+        // 5. Graceful stop: a withdrawal of the route, then a Cease.
+        await serviceGroup.triggerGracefulShutdown()
+        var withdrawn: [BGPPrefix] = []
+        var cease: BGPNotification?
+        while let m = c1.readMessage(timeoutSeconds: 5) {
+            if case .update(let u) = m { withdrawn += u.withdrawnPrefixes }
+            if case .notification(let n) = m {
+                cease = n
+                break
+            }
+        }
+        #expect(withdrawn.map(\.description) == ["198.19.0.10/32"])
+        #expect(cease?.code == BGPNotification.cease)
+        try await running.value
+        try await group.shutdownGracefully()
+        let status = await control.bgpPeers["127.0.0.1"]
+        #expect(status?.established == false)
+        #expect((status?.updatesSent ?? 0) >= 3)
+    }
+}
+
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// A TCP listener on 127.0.0.1 (ephemeral port) whose connections the test reads and writes
+/// by hand, with timeouts (plain sockets: the peer's side must not share the speaker's code).
+final class ScriptedPeer: @unchecked Sendable {
+    let fd: Int32
+    let port: UInt16
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 4) == 0 else { throw Failure("cannot listen: errno \(errno)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.port = UInt16(bigEndian: addr.sin_port)
+    }
+
+    func accept(timeoutSeconds: Int32) -> Connection? {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, timeoutSeconds * 1000) == 1 else { return nil }
+        let c = Glibc.accept(fd, nil, nil)
+        return c >= 0 ? Connection(fd: c) : nil
+    }
+
+    func close() { _ = Glibc.close(fd) }
+
+    struct Connection {
+        let fd: Int32
+        var framer = BGPFramer()
+
+        init(fd: Int32) { self.fd = fd }
+
+        func send(_ bytes: [UInt8]) {
+            _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+
+        /// The next message, or nil on close, error or timeout.
+        mutating func readMessage(timeoutSeconds: Int32) -> BGPMessage? {
+            let deadline = Date().addingTimeInterval(TimeInterval(timeoutSeconds))
+            while true {
+                if let next = framer.next() {
+                    if case .success(let m) = next { return m }
+                    return nil
+                }
+                let left = Int32(max(0, deadline.timeIntervalSinceNow * 1000))
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard left > 0, poll(&p, 1, left) == 1 else { return nil }
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                guard n > 0 else { return nil }
+                framer.append(buffer[0..<n])
+            }
+        }
+
+        func close() { _ = Glibc.close(fd) }
+    }
+}
