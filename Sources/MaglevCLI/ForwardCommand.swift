@@ -70,6 +70,7 @@ struct ForwardCommand: AsyncParsableCommand {
               maglev forward --config lb.yaml --interface eth0 --admin 127.0.0.1:9100
               curl -s http://127.0.0.1:9100/metrics
               maglev ctl --admin 127.0.0.1:9100 drain web-3
+              maglev forward --config fleet.yaml --interface eth0 --shard blue   # VIPs with shard: blue
               kill -HUP $(pidof maglev)    # reload the config
             """)
 
@@ -115,6 +116,9 @@ struct ForwardCommand: AsyncParsableCommand {
     @Flag(help: "Apply reloads that change hash_seed, table_size or algorithm (they move most connections).")
     var allowDisruptiveReload = false
 
+    @Option(help: "This forwarder's shard: it loads, forwards and announces only the VIPs with that shard (and those with none).")
+    var shard: String?
+
     @Option(help: "With BGP: seconds a graceful stop (SIGTERM) keeps forwarding after withdrawing the VIP routes.")
     var drainSeconds: Double = 3
 
@@ -154,7 +158,7 @@ struct ForwardCommand: AsyncParsableCommand {
     func run() async throws {
         let file: MaglevConfigFile
         do {
-            file = try MaglevConfigFile.load(path: config)
+            file = try MaglevConfigFile.load(path: config).forShard(shard)
         } catch {
             throw CLIError("invalid config \(config):\n\(error)\nfix it, then check it with `maglev config check \(config)`")
         }
@@ -199,6 +203,7 @@ struct ForwardCommand: AsyncParsableCommand {
         runtime.statisticsInterval = statsInterval
         runtime.duration = duration
         runtime.drainSeconds = drainSeconds
+        runtime.shard = shard
         let json = jsonStats
         let previous = PreviousStatistics()
         let final: ForwarderStatistics

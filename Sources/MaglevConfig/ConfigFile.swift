@@ -38,6 +38,26 @@ public struct MaglevConfigFile: Sendable {
         self.vipPools = vipPools ?? dataplane.vips.map { VIPPoolChoice(vip: $0.name, pools: [$0.name]) }
     }
 
+    /// The config a forwarder of shard `name` runs: the VIPs of that shard and the VIPs with
+    /// no shard (nil: every VIP). Throws when that leaves no VIP.
+    public func forShard(_ name: String?) throws(ConfigError) -> MaglevConfigFile {
+        guard let name else { return self }
+        let keep = vipPools.indices.filter { vipPools[$0].shard == nil || vipPools[$0].shard == name }
+        guard !keep.isEmpty else {
+            let shards = Set(vipPools.compactMap(\.shard)).sorted()
+            throw ConfigError(problems: [
+                ConfigProblem(
+                    file: path, line: 0, column: 0, field: "vips",
+                    message: "no VIP belongs to shard '\(name)'"
+                        + (shards.isEmpty ? " (no VIP has a shard)" : "; shards: \(shards.joined(separator: ", "))"))
+            ])
+        }
+        var out = self
+        out.dataplane.vips = keep.map { dataplane.vips[$0] }
+        out.vipPools = keep.map { vipPools[$0] }
+        return out
+    }
+
     /// The pool named `name`.
     public func pool(named name: String) -> PoolConfig? { pools.first { $0.name == name } }
 

@@ -13,7 +13,7 @@ struct ConfigSchema {
     static let trackingKeys = ["enabled", "capacity", "timeouts"]
     static let timeoutKeys = ["tcp_established", "tcp_half_open", "tcp_closing", "udp", "fragment"]
     static let icmpKeys = ["rate_per_second", "burst"]
-    static let vipKeys = ["name", "address", "protocol", "port", "pool", "pools", "backends", "when_all_down", "table_size"]
+    static let vipKeys = ["name", "address", "protocol", "port", "pool", "pools", "backends", "when_all_down", "table_size", "shard"]
     static let poolKeys = ["backends", "health_check", "min_healthy"]
     static let healthKeys = ["type", "port", "path", "expect", "interval", "timeout", "rise", "fall", "query_name"]
     static let backendKeys = ["name", "address", "weight", "state"]
@@ -81,6 +81,7 @@ struct ConfigSchema {
         /// Every pool, in order (`pool` is the first); more than one only with `pools:`.
         var pools: [Pool] = []
         var whenAllDown: WhenAllDown = .failOpen
+        var shard: String?
         /// The pool with the most backends: every pool's table must fit them.
         var largestPool: Pool? { pools.max { $0.backends.count < $1.backends.count } }
         var path: String
@@ -227,7 +228,7 @@ struct ConfigSchema {
                 minHealthy: pool.minHealthy)
         }
         let choices = vips.map { vip in
-            VIPPoolChoice(vip: vip.name!, pools: vip.pools.map(\.name), whenAllDown: vip.whenAllDown)
+            VIPPoolChoice(vip: vip.name!, pools: vip.pools.map(\.name), whenAllDown: vip.whenAllDown, shard: vip.shard)
         }
         var file = MaglevConfigFile(
             dataplane: config, connectionCapacity: capacity, path: file, pools: poolConfigs, vipPools: choices)
@@ -377,6 +378,13 @@ struct ConfigSchema {
         vip.poolDefined = vip.pool != nil && !f.has("backends")
         if let n = f["when_all_down"], let v = d.choice(n, f.path("when_all_down"), WhenAllDown.allCases.map(\.rawValue)) {
             vip.whenAllDown = WhenAllDown(rawValue: v)!
+        }
+        if let n = f["shard"], let v = d.string(n, f.path("shard")) {
+            if v.isEmpty || v.contains(where: { $0 == " " || $0 == "," }) {
+                d.fail(n, f.path("shard"), "a shard is a non-empty name without spaces or commas, got '\(v)'")
+            } else {
+                vip.shard = v
+            }
         }
         if let n = f["table_size"] {
             vip.tableSizeNode = n

@@ -125,10 +125,14 @@ public struct VIPPoolChoice: Sendable, Equatable {
     /// Pool names, first preferred.
     public var pools: [String]
     public var whenAllDown: WhenAllDown
+    /// The shard the VIP belongs to: only forwarders started with `--shard NAME` load, forward
+    /// and announce it. nil: every forwarder serves it.
+    public var shard: String?
 
-    public init(vip: String, pools: [String], whenAllDown: WhenAllDown = .failOpen) {
+    public init(vip: String, pools: [String], whenAllDown: WhenAllDown = .failOpen, shard: String? = nil) {
         self.vip = vip
         self.pools = pools
         self.whenAllDown = whenAllDown
+        self.shard = shard
     }
 }

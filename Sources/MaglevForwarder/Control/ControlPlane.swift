@@ -29,6 +29,8 @@ public actor ControlPlane {
     public private(set) var state: DesiredState
     let configPath: String?
     let allowDisruptiveReload: Bool
+    /// This forwarder's shard (`--shard`): reloads keep only its VIPs (and unsharded ones).
+    let shard: String?
     let logger: Logger
     var dampeners: [HealthTarget: HealthDampener] = [:]
     /// Probe results and verdict changes per target, kept across reloads while the target stays.
@@ -52,8 +54,9 @@ public actor ControlPlane {
 
     public init(
         forwarder: Forwarder, file: MaglevConfigFile, configPath: String?, allowDisruptiveReload: Bool,
-        logger: Logger
+        shard: String? = nil, logger: Logger
     ) {
+        self.shard = shard
         self.forwarder = forwarder
         self.state = DesiredState(file: file)
         self.configPath = configPath
@@ -189,7 +192,7 @@ public actor ControlPlane {
         guard let path = configPath else { return .rejected("no config file to reload") }
         let file: MaglevConfigFile
         do {
-            file = try MaglevConfigFile.load(path: path)
+            file = try MaglevConfigFile.load(path: path).forShard(shard)
         } catch {
             return .rejected("\(path):\n\(error)")
         }

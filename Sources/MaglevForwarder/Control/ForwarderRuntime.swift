@@ -14,6 +14,8 @@ public struct RuntimeOptions: Sendable {
     public var duration: Double?
     /// With BGP: how long a graceful stop keeps forwarding after withdrawing the routes.
     public var drainSeconds: Double = 3
+    /// This forwarder's shard: reloads keep only its VIPs (the caller filters the first file).
+    public var shard: String?
 
     public init() {}
 }
@@ -39,7 +41,7 @@ public enum ForwarderRuntime {
     ) async throws(ForwarderError) -> ForwarderStatistics {
         let control = ControlPlane(
             forwarder: forwarder, file: file, configPath: configPath,
-            allowDisruptiveReload: options.allowDisruptiveReload, logger: logger)
+            allowDisruptiveReload: options.allowDisruptiveReload, shard: options.shard, logger: logger)
         await control.commitInitial()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
