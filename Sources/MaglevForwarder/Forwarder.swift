@@ -254,7 +254,10 @@ public final class Forwarder: @unchecked Sendable {
     public func workersProgressing(timeoutMilliseconds: Int = 500) -> Bool {
         guard stoppedWorker == nil else { return false }
         var targets: [UInt64] = []
-        for link in links { targets.append(link.statisticsRequested.add(1, ordering: .relaxed).newValue) }
+        for link in links {
+            link.connectionCountsRequested.store(false, ordering: .relaxed)  // no table scan for a liveness probe
+            targets.append(link.statisticsRequested.add(1, ordering: .relaxed).newValue)
+        }
         let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
         for (link, target) in zip(links, targets) {
             while link.statisticsServed.load(ordering: .acquiring) < target {
