@@ -40,6 +40,9 @@ public struct ReloadCheck: Sendable, Equatable {
                 "connection_tracking.capacity changes from \(old.connectionCapacity) to \(new.connectionCapacity): "
                     + "not applied live (connection tables keep their size); restart the forwarder to apply it")
         }
+        if old.bgp != new.bgp {
+            notices.append("the bgp section changed: not applied live (sessions keep their peers and settings); restart the forwarder to apply it")
+        }
         var oldAddress: [String: IPAddress] = [:]
         for p in old.pools { for backend in p.backends { oldAddress[backend.name] = backend.address } }
         var reported = Set<String>()
