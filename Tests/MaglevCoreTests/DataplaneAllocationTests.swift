@@ -24,6 +24,7 @@ private final class AllocationRig {
     /// Per outcome: [forward, icmpReply, pass, drop] then one per DropReason.
     let outcomes: UnsafeMutablePointer<Int>
     let outcomeCount = 4 + DropReason.allCases.count
+    var tracesTaken = 0
 
     /// `ethernet` frames (processed one by one and as a batch) and `raw` raw-IP frames
     /// (processed one by one at offset 0: no headroom).
@@ -86,6 +87,8 @@ private final class AllocationRig {
         }
         dp.process(batch: slots, linkType: .ethernet, now: now)
         for i in 0..<ethernetCount { tally(slots[i].verdict) }
+        // A driver takes the tracer's records between batches.
+        dp.takeTraces { tracesTaken &+= $0.count }
         for i in ethernetCount..<count {
             restore(i)
             tally(dp.process(base: working + i * stride, offset: 0, length: lengths[i], linkType: .rawIP, now: now))
@@ -170,6 +173,13 @@ private final class AllocationRig {
             e.append(Array(H.tcp(i, flags: TCPFlags.ack).payload(100).bytes.dropLast(50)))  // truncated
             e.append(H.tcp(i, flags: TCPFlags.ack).ipv4 { $0.headerLengthWords = 3 }.bytes)  // malformed
             e.append(H.tcp(i, flags: TCPFlags.ack).vlan(100).vlan(200, tpid: 0x88A8).mpls(16).bytes)  // tagged
+        }
+        for i in 0..<5 {  // tracer probes (marker + trailer)
+            let probe = TraceProbe(collector: FrameBuilder.address("198.18.200.9"), collectorPort: 9999, id: UInt64(i))
+            e.append(H.tcp(2000 + i, flags: TCPFlags.syn).payload(TraceMarker.trailer(probe)).ipv4 { $0.reservedFlag = true }.bytes)
+            e.append(
+                FrameBuilder.udp(H.client(i, ipv6: true), 3001, H.vip6, 53).payload(TraceMarker.trailer(probe))
+                    .ipv6 { $0.flowLabel = TraceMarker.ipv6FlowLabel }.bytes)
         }
         let raw = (0..<5).map { H.tcp($0, flags: TCPFlags.ack).rawIP().bytes }  // no headroom
         return (e, raw)
@@ -271,6 +281,7 @@ private final class AllocationRig {
         }
         let s = dp.statistics
         #expect(s.reselected > 0)
+        #expect(s.traced > 0 && rig.tracesTaken > 0, "probes among the frames")
         #expect(s.checksumsCompleted > 0)
         #expect(s.checksumsNotCompletable > 0, "fragments and ICMP errors among the marked frames")
         #expect(dp.connections.statistics.inserts > 1000)  // misses every round

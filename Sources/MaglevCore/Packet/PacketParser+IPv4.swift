@@ -36,7 +36,8 @@ extension PacketParser {
                 destination: IPAddress.loadIPv4(p, l3 + 16),
                 sourcePort: 0, destinationPort: 0, proto: p.loadBE8(l3 + 9)),
             tcpFlags: 0, fragment: fragment, fragmentID: fragmentID, dontFragment: dontFragment,
-            isICMPError: false, trafficClass: p.loadBE8(l3 + 1))
+            isICMPError: false, trafficClass: p.loadBE8(l3 + 1),
+            traceMarked: flagsAndOffset & TraceMarker.ipv4Flag != 0)
         if fragment == .nonFirst { return .parsed(packet) }
         return parseL4(
             p, &packet, at: l3 + headerLength, end: l3 + l3Length, claimedEnd: l3 + claimed)

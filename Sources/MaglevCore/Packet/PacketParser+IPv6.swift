@@ -88,7 +88,8 @@ extension PacketParser {
                 sourcePort: 0, destinationPort: 0, proto: chain.proto),
             tcpFlags: 0, fragment: chain.fragment,
             fragmentID: chain.hasFragmentHeader ? chain.fragmentID : 0, dontFragment: true,
-            isICMPError: false, trafficClass: UInt8(truncatingIfNeeded: first >> 20))
+            isICMPError: false, trafficClass: UInt8(truncatingIfNeeded: first >> 20),
+            traceMarked: first & 0xF_FFFF == TraceMarker.ipv6FlowLabel)
         if chain.fragment == .nonFirst || chain.proto == 59 { return .parsed(packet) }
         return parseL4(p, &packet, at: chain.offset, end: l3End, claimedEnd: l3 + claimed)
     }

@@ -65,6 +65,11 @@
 /// Other protocols (GRE, ESP, ICMP in the wrong family, ...): 3-tuple, ports 0, `l4Offset` where
 /// their header begins (-1 when the packet ends there).
 ///
+/// **Tracer marker**. `traceMarked` is set when the IPv4 reserved flag (0x8000 of the
+/// flags/fragment-offset field, RFC 3514's bit) is set, or the IPv6 flow label is
+/// `TraceMarker.ipv6FlowLabel`. The parser reads no more for it, and nothing else depends on it:
+/// a marked packet parses exactly like an unmarked one (docs/maglev.md, "The packet tracer").
+///
 /// Snaplen-truncated packets (claim larger than the capture) parse as long as the headers read
 /// are present; `ParsedPacket.isTruncated` lets the caller decide.
 ///

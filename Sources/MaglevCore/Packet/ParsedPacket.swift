@@ -48,11 +48,16 @@ public struct ParsedPacket: Sendable {
     public var isICMPError: Bool
     /// IPv4 TOS or IPv6 traffic class.
     public var trafficClass: UInt8
+    /// The packet tracer's marker in the IP header: the IPv4 reserved flag (0x8000 of the
+    /// flags/fragment-offset field) or the IPv6 flow label `TraceMarker.ipv6FlowLabel`. Only a
+    /// hint: the data plane then looks for a probe trailer (`TraceMarker.read`); nothing else
+    /// changes for a marked packet.
+    public var traceMarked: Bool
 
     public init(
         l3Offset: Int, l3Length: Int, l3ClaimedLength: Int, l4Offset: Int, key: FlowKey,
         tcpFlags: UInt8, fragment: FragmentKind, fragmentID: UInt32, dontFragment: Bool,
-        isICMPError: Bool, trafficClass: UInt8
+        isICMPError: Bool, trafficClass: UInt8, traceMarked: Bool = false
     ) {
         self.l3Offset = l3Offset
         self.l3Length = l3Length
@@ -65,6 +70,7 @@ public struct ParsedPacket: Sendable {
         self.dontFragment = dontFragment
         self.isICMPError = isICMPError
         self.trafficClass = trafficClass
+        self.traceMarked = traceMarked
     }
 
     public var isIPv6: Bool { key.isIPv6 }

@@ -31,6 +31,9 @@ public final class Dataplane {
     let scratchResults: UnsafeMutablePointer<ParseResult>
     let scratchHashes: UnsafeMutablePointer<UInt64>
     var touchSink: UInt64 = 0
+    // Tracer probes' records since the last `takeTraces`, allocated once.
+    let traceRecords: UnsafeMutablePointer<TraceRecord>
+    var traceCount = 0
 
     /// A data plane with its own connection and fragment tables; `memory` backs both (pass
     /// huge-page memory from the driver where it is available).
@@ -49,12 +52,14 @@ public final class Dataplane {
         self.scratchResults.initialize(repeating: .notIP, count: Dataplane.batchChunk)
         self.scratchHashes = .allocate(capacity: Dataplane.batchChunk)
         self.scratchHashes.initialize(repeating: 0, count: Dataplane.batchChunk)
+        self.traceRecords = .allocate(capacity: Dataplane.traceCapacity)
     }
 
     deinit {
         counters.deallocate()
         scratchResults.deallocate()
         scratchHashes.deallocate()
+        traceRecords.deallocate()
     }
 
     /// Swaps in a new snapshot between batches. Connection entries stay; entries whose backend
@@ -147,6 +152,23 @@ public final class Dataplane {
         case .notIP: return notForwarded(.notIP)
         case .malformed(let reason): return notForwarded(reason)
         }
+        // The tracer's one branch for unmarked packets.
+        if packet.traceMarked {
+            return decideMarked(
+                packet, flowHash: flowHash, base: base, offset: offset, length: length,
+                checksumPending: checksumPending, now: now)
+        }
+        return decideParsed(
+            packet, flowHash: flowHash, base: base, offset: offset, length: length,
+            checksumPending: checksumPending, now: now)
+    }
+
+    /// Everything after parsing, for a parsed packet.
+    @inline(__always)
+    func decideParsed(
+        _ packet: ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
+        checksumPending: Bool, now: UInt64
+    ) -> Verdict {
         if packet.isTruncated && !view.acceptTruncated { return notForwarded(.truncatedPacket) }
 
         let hasPorts = packet.fragment != .nonFirst
@@ -157,8 +179,10 @@ public final class Dataplane {
 
         let nowMs = UInt32(truncatingIfNeeded: now / 1_000_000)
         var newFlow = false
+        var selection = SelectionReason.none
         let backend = selectBackend(
-            packet, flowHash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow)
+            packet, flowHash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow,
+            selection: &selection)
         if backend == ForwardingSnapshot.noBackend { return notForwarded(.noBackend, vip: vipID) }
         // A selection is a new flow whatever becomes of this packet (too big, no headroom).
         if newFlow { counters.newFlow(Int(backend)) }
@@ -168,9 +192,15 @@ public final class Dataplane {
         let overhead = GREEncapsulator.overhead(outerIPv6: outerIPv6)
         let innerStart = offset &+ packet.l3Offset
         if packet.l3ClaimedLength &+ overhead > view.pathMTU {
-            return tooBig(packet, base: base, innerStart: innerStart, vip: vipID, overhead: overhead, now: now)
+            var v = tooBig(packet, base: base, innerStart: innerStart, vip: vipID, overhead: overhead, now: now)
+            v.selection = selection
+            return v
         }
-        if innerStart < overhead { return notForwarded(.noHeadroom, vip: vipID) }
+        if innerStart < overhead {
+            var v = notForwarded(.noHeadroom, vip: vipID)
+            v.selection = selection
+            return v
+        }
         if checksumPending {
             let completed = ChecksumCompletion.complete(base + offset, packet)
             counters.add(completed ? CounterBlock.checksumsCompleted : CounterBlock.checksumsNotCompletable)
@@ -186,7 +216,7 @@ public final class Dataplane {
         counters.pair(vipID, Int(backend), bytes: packet.l3Length)
         return Verdict(
             action: .forward, vip: Int32(vipID), backend: Int32(backend), outputOffset: start,
-            outputLength: packet.l3Length &+ overhead, outputIsIPv6: outerIPv6)
+            outputLength: packet.l3Length &+ overhead, outputIsIPv6: outerIPv6, selection: selection)
     }
 
     @inline(__always)
@@ -199,7 +229,7 @@ public final class Dataplane {
     @inline(__always)
     func selectBackend(
         _ packet: ParsedPacket, flowHash: UInt64, vip: Int, snapshot: SnapshotView, nowMs: UInt32,
-        newFlow: inout Bool
+        newFlow: inout Bool, selection: inout SelectionReason
     ) -> UInt32 {
         var key = packet.key
 
@@ -212,7 +242,9 @@ public final class Dataplane {
                         destinationPort: UInt16(truncatingIfNeeded: packet.fragmentID), proto: key.proto),
                     seed: snapshot.seed ^ 0x4652_4147)  // "FRAG"
                 if packet.fragment == .first {
-                    let b = selectConnection(packet, hash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow)
+                    let b = selectConnection(
+                        packet, hash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow,
+                        selection: &selection)
                     if b != ForwardingSnapshot.noBackend {
                         let i = fragments.find(hash: fragmentHash, now: nowMs)
                         if i >= 0 {
@@ -226,29 +258,38 @@ public final class Dataplane {
                 let i = fragments.find(hash: fragmentHash, now: nowMs)
                 if i >= 0 {
                     let b = fragments.backend(at: i)
-                    if snapshot.backends[Int(b)].keepsConnections { return b }
+                    if snapshot.backends[Int(b)].keepsConnections {
+                        selection = .fragmentTableHit
+                        return b
+                    }
                 }
             }
+            selection = .threeTupleFragment
             key.sourcePort = 0
             key.destinationPort = 0
             return snapshot.select(vip: vip, hash: FlowHash.hash(key, seed: snapshot.seed))
         }
-        return selectConnection(packet, hash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow)
+        return selectConnection(
+            packet, hash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
     }
 
     @inline(__always)
     func selectConnection(
         _ packet: ParsedPacket, hash: UInt64, vip: Int, snapshot: SnapshotView, nowMs: UInt32,
-        newFlow: inout Bool
+        newFlow: inout Bool, selection: inout SelectionReason
     ) -> UInt32 {
         let key = packet.key
-        guard snapshot.connectionTracking else { return snapshot.select(vip: vip, hash: hash) }
+        guard snapshot.connectionTracking else {
+            selection = packet.isICMPError ? .icmpQuote : .tableLookup
+            return snapshot.select(vip: vip, hash: hash)
+        }
 
         let flags = packet.tcpFlags
         let isTCP = key.proto == IPProtocol.tcp
         let isSYN = isTCP && flags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn
         let i = connections.find(hash: hash, now: nowMs)
         if packet.isICMPError {
+            selection = .icmpQuote
             // An error about a flow: follow the flow, never create or refresh its entry.
             if i >= 0 {
                 let b = connections.backend(at: i)
@@ -261,10 +302,12 @@ public final class Dataplane {
             let old = connections.state(at: i)
             let reopened = isSYN && old == .tcpClosing
             if snapshot.backends[Int(b)].keepsConnections && !reopened {
+                selection = .connectionHit
                 connections.refresh(at: i, state: nextState(old, isTCP: isTCP, flags: flags), now: nowMs)
                 return b
             }
             // Backend gone or down, or a new connection on a closed 5-tuple: select again.
+            selection = reopened ? .tableLookup : .reselected
             let fresh = snapshot.select(vip: vip, hash: hash)
             if fresh != ForwardingSnapshot.noBackend {
                 connections.reassign(at: i, backend: fresh, state: initialState(isTCP: isTCP, flags: flags), now: nowMs)
@@ -275,6 +318,7 @@ public final class Dataplane {
             }
             return fresh
         }
+        selection = .tableLookup
         let b = snapshot.select(vip: vip, hash: hash)
         if b != ForwardingSnapshot.noBackend {
             _ = connections.insert(hash: hash, backend: b, state: initialState(isTCP: isTCP, flags: flags), now: nowMs)

@@ -24,6 +24,10 @@ public struct DataplaneStatistics: Sendable, Equatable {
     /// Forwarded packets marked `checksumPending` that it could not complete (fragments, other
     /// protocols, packets cut short): forwarded unchanged all the same.
     public var checksumsNotCompletable: UInt64 = 0
+    /// Tracer probes seen (marker and trailer), and those whose record was lost because
+    /// `Dataplane.traceCapacity` records were already waiting.
+    public var traced: UInt64 = 0
+    public var tracesOverflowed: UInt64 = 0
     /// Count per drop or pass reason, indexed by `DropReason.rawValue`.
     public var reasons: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
     /// Per VIP id (`ForwardingSnapshot.vipNames`): stable across reloads, so a VIP's counts
@@ -73,7 +77,9 @@ struct CounterBlock {
     static let reselected = 4
     static let checksumsCompleted = 5
     static let checksumsNotCompletable = 6
-    static let reasonBase = 7
+    static let traced = 7
+    static let tracesOverflowed = 8
+    static let reasonBase = 9
     static let vipBase = reasonBase + DropReason.allCases.count
     static let perVIP = 2
     static let perBackend = 3
@@ -154,6 +160,8 @@ struct CounterBlock {
         s.reselected = storage[CounterBlock.reselected]
         s.checksumsCompleted = storage[CounterBlock.checksumsCompleted]
         s.checksumsNotCompletable = storage[CounterBlock.checksumsNotCompletable]
+        s.traced = storage[CounterBlock.traced]
+        s.tracesOverflowed = storage[CounterBlock.tracesOverflowed]
         for r in DropReason.allCases { s.reasons[Int(r.rawValue)] = storage[CounterBlock.reasonBase + Int(r.rawValue)] }
         for v in 0..<min(vips, vipCapacity) {
             let i = CounterBlock.vipBase + v * CounterBlock.perVIP

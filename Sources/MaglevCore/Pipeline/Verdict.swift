@@ -25,11 +25,17 @@ public struct Verdict: Sendable, Equatable {
     public var outputLength: Int
     /// Whether the output is an IPv6 packet (else IPv4).
     public var outputIsIPv6: Bool
+    /// How the backend was chosen (`none` when none was).
+    public var selection: SelectionReason
+    /// The packet was a tracer probe (`TraceMarker`): its `TraceRecord` waits in the data plane
+    /// for `takeTraces`. Otherwise handled exactly like any packet.
+    public var traced: Bool
 
     @inline(__always)
     public init(
         action: Action, reason: DropReason? = nil, vip: Int32 = -1, backend: Int32 = -1,
-        outputOffset: Int = 0, outputLength: Int = 0, outputIsIPv6: Bool = false
+        outputOffset: Int = 0, outputLength: Int = 0, outputIsIPv6: Bool = false,
+        selection: SelectionReason = .none, traced: Bool = false
     ) {
         self.action = action
         self.reason = reason
@@ -38,6 +44,8 @@ public struct Verdict: Sendable, Equatable {
         self.outputOffset = outputOffset
         self.outputLength = outputLength
         self.outputIsIPv6 = outputIsIPv6
+        self.selection = selection
+        self.traced = traced
     }
 
     @inline(__always)
