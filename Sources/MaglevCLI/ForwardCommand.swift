@@ -119,6 +119,9 @@ struct ForwardCommand: AsyncParsableCommand {
     @Option(help: "This forwarder's shard: it loads, forwards and announces only the VIPs with that shard (and those with none).")
     var shard: String?
 
+    @Option(help: "This forwarder's name in packet-tracer reports (default: the host name, with /NETNS when in a named network namespace).")
+    var name: String?
+
     @Option(help: "With BGP: seconds a graceful stop (SIGTERM) keeps forwarding after withdrawing the VIP routes.")
     var drainSeconds: Double = 3
 
@@ -204,6 +207,7 @@ struct ForwardCommand: AsyncParsableCommand {
         runtime.duration = duration
         runtime.drainSeconds = drainSeconds
         runtime.shard = shard
+        runtime.name = name ?? HostName.forwarderDefault()
         let json = jsonStats
         let previous = PreviousStatistics()
         let final: ForwarderStatistics

@@ -118,6 +118,8 @@ extension DataplaneStatistics {
         s.reselected += b.reselected
         s.checksumsCompleted += b.checksumsCompleted
         s.checksumsNotCompletable += b.checksumsNotCompletable
+        s.traced += b.traced
+        s.tracesOverflowed += b.tracesOverflowed
         for i in 0..<min(s.reasons.count, b.reasons.count) { s.reasons[i] += b.reasons[i] }
         func add(_ x: inout [Load], _ y: [Load]) {
             while x.count < y.count {

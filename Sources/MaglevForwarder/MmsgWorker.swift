@@ -108,6 +108,7 @@ final class MmsgWorker: WorkerControl {
         io.batches &+= 1
         let batch = UnsafeMutableBufferPointer(rebasing: slots[0..<n])
         dataplane.process(batch: batch, linkType: .ethernet, now: MonotonicClock.now())
+        handOffTraces()
         for i in 0..<n {
             let v = slots[i].verdict
             guard v.action == .forward || v.action == .icmpReply else { continue }

@@ -41,6 +41,8 @@ final class WorkerLink: Sendable {
     /// The next statistics should count live connections per backend (one table scan).
     let connectionCountsRequested = Atomic<Bool>(false)
     let statistics: Mutex<WorkerStatistics>
+    /// Tracer records on their way to the trace reporter.
+    let traces = TraceQueue()
 
     init(id: Int, zero: DataplaneStatistics) {
         self.id = id
@@ -270,6 +272,7 @@ final class Worker: WorkerControl {
             let now = MonotonicClock.now()
             let batch = UnsafeMutableBufferPointer(rebasing: slots[0..<count])
             dataplane.process(batch: batch, linkType: .ethernet, now: now)
+            handOffTraces()
             for i in 0..<count {
                 let v = slots[i].verdict
                 let id = slotBuffers[i]

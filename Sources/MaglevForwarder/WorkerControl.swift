@@ -32,6 +32,13 @@ extension WorkerControl {
         }
     }
 
+    /// Hands the batch's tracer records, if it held probes, to the trace reporter (one check of
+    /// a count when it held none; a short lock and a copy when it did).
+    @inline(__always)
+    func handOffTraces() {
+        dataplane.takeTraces { link.traces.push($0) }
+    }
+
     /// Hands the control side a copy of this worker's counters when it asked for one.
     func publishStatistics() {
         let requested = link.statisticsRequested.load(ordering: .relaxed)

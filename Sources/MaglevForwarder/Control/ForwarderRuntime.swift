@@ -16,6 +16,11 @@ public struct RuntimeOptions: Sendable {
     public var drainSeconds: Double = 3
     /// This forwarder's shard: reloads keep only its VIPs (the caller filters the first file).
     public var shard: String?
+    /// This forwarder's name in trace reports (`--name`; default: the host name, with the
+    /// network namespace's name when the process runs in a named one).
+    public var name: String = "forwarder"
+    /// The trace reporter's counters (tests read them).
+    public var traceCounters = TraceReporterCounters()
 
     public init() {}
 }
@@ -26,8 +31,9 @@ public struct RuntimeOptions: Sendable {
 ///     1. workers        (already running; stopped last, so forwarding goes on to the end)
 ///     2. control        (SIGHUP reloads, next hops, drain deadlines, statistics lines)
 ///     3. health checks  (probes, dampened, written into the desired state)
-///     4. admin API
-///     5. BGP speaker    (stopped first: withdraw every route, forward for --drain-seconds, Cease)
+///     4. trace reports  (tracer probes' records from the workers, sent to their collectors)
+///     5. admin API
+///     6. BGP speaker    (stopped first: withdraw every route, forward for --drain-seconds, Cease)
 ///
 /// SIGTERM and SIGINT stop the group gracefully; SIGHUP reloads. One signal mechanism (the
 /// service group's) for the whole process.
@@ -56,6 +62,8 @@ public enum ForwarderRuntime {
             HealthCheckService(
                 control: control, probe: HealthProbe(group: group, tunnels: tunnels),
                 logger: logger),
+            TraceReportService(
+                reporter: TraceReporter(forwarder: forwarder, name: options.name, counters: options.traceCounters, logger: logger)),
         ]
         if let admin = options.admin {
             services.append(try await AdminServer.bind(admin, control: control, group: group, logger: logger))
