@@ -16,7 +16,7 @@ struct MaglevCommand: AsyncParsableCommand {
             """,
         subcommands: [
             ForwardCommand.self, ReplayCommand.self, TableCommand.self, TraceCommand.self, ConfigCommand.self,
-            DecapCommand.self, BenchCommand.self, CtlCommand.self,
+            DecapCommand.self, BenchCommand.self, CtlCommand.self, ProbeCommand.self,
         ])
 
     init() {}
