@@ -55,17 +55,19 @@ import Testing
     /// Spawned with an empty signal mask and default signal actions: the test runner's threads
     /// block most signals, a spawned child inherits that mask across exec, and then tcpdump,
     /// nginx and the forwarders could not be stopped with SIGTERM or reloaded with SIGHUP.
-    static func lab(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    static func lab(
+        _ arguments: [String], prefix: String = labPrefix, state: String = labState
+    ) throws -> (status: Int32, output: String) {
         let binary = try TableCommandTests.binary()
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         var environment = ProcessInfo.processInfo.environment
         environment["MAGLEV"] = binary.path
-        environment["MGLAB_PREFIX"] = labPrefix
-        environment["MGLAB_STATE"] = labState
+        environment["MGLAB_PREFIX"] = prefix
+        environment["MGLAB_STATE"] = state
         let argv = ["/bin/bash", "-c", "cd \"$0\" && exec bash Tools/lab \"$@\"", repo.path] + arguments
         let envp = environment.map { "\($0.key)=\($0.value)" }
-        let outputPath = "/tmp/mglab-test-\(getpid())-output.txt"
+        let outputPath = "\(state)-output.txt"
         defer { unlink(outputPath) }
 
         var attributes = posix_spawnattr_t()

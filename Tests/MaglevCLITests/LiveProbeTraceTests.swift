@@ -1,0 +1,32 @@
+import Foundation
+import Testing
+
+/// The packet tracer, live: `Tools/lab probe-trace` brings up its own lab (2 forwarders behind
+/// ECMP, 3 backends, IPv4 and IPv6), sends `maglev probe` TCP and UDP probes from the client to
+/// every VIP with the collector in the client, and requires every probe to be answered, by the
+/// backend `maglev replay` predicts for its 5-tuple; then tears the lab down (and the test runs
+/// `Tools/lab down` again whatever happens). Its own namespace prefix and state dir
+/// (`mglab-t<pid>p`), so it may run beside `LiveLabTests`. Root, iproute2, nginx and curl;
+/// skips otherwise, saying why.
+@Suite(.serialized) struct LiveProbeTraceTests {
+    static let prefix = "mglab-t\(getpid())p"
+    static let state = "/tmp/mglab-probe-test-\(getpid())"
+
+    @Test func probesAreAnsweredByTheBackendsReplayPredicts() throws {
+        if let reason = LiveLabTests.missingCapability() {
+            print("skipping the live packet-tracer check: \(reason)")
+            return
+        }
+        defer { _ = try? LiveLabTests.lab(["down"], prefix: Self.prefix, state: Self.state) }
+        let (status, output) = try LiveLabTests.lab(
+            ["probe-trace", "--count", "24", "--forwarders", "2"], prefix: Self.prefix, state: Self.state)
+        #expect(status == 0, "Tools/lab probe-trace failed:\n\(output)")
+        #expect(output.contains("probe-trace: ok"))
+        // TCP and UDP over IPv4 and IPv6: 4 runs of 24 probes, each all answered and predicted.
+        let predicted = output.components(separatedBy: "\n").filter { $0.contains("24 answered, 24 as replay predicts, 0 wrong") }
+        #expect(predicted.count == 4, "\(output)")
+        // Both forwarders answered (the router's ECMP spreads the 5-tuples).
+        #expect(output.contains("\(Self.prefix)-fwd1") && output.contains("\(Self.prefix)-fwd2"))
+        #expect(!output.contains("MISMATCH") && !output.contains("UNANSWERED"))
+    }
+}
