@@ -90,6 +90,12 @@ public enum MaglevMetrics {
     public static let bgpAnnouncing = MetricFamily(
         "maglev_bgp_announcing", .gauge,
         "1 while this forwarder announces its usable VIPs; 0 while withdrawn (stopping, operator, stalled workers).")
+    public static let tracedPackets = MetricFamily(
+        "maglev_traced_packets_total", .counter, "Packet-tracer probes the workers recognised (docs/maglev.md, the tracer).")
+    public static let traceReports = MetricFamily(
+        "maglev_trace_reports_total", .counter,
+        "Tracer reports by outcome: sent, rate_limited, send_error, queue_dropped (a worker's queue was full).",
+        labels: ["result"])
     public static let workerUp = MetricFamily(
         "maglev_worker_running", .gauge, "1 while the worker loop runs.", labels: ["worker"])
 }

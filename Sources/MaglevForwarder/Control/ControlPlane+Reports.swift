@@ -193,6 +193,13 @@ extension ControlPlane {
         for w in stats.workers { m.add(MaglevMetrics.kernelDrops, ["\(w.worker)"], w.io.kernelDrops) }
         for w in stats.workers { m.add(MaglevMetrics.workerPackets, ["\(w.worker)"], w.io.received) }
         for w in stats.workers { m.add(MaglevMetrics.sendErrors, ["\(w.worker)"], w.io.sendErrors) }
+        m.add(MaglevMetrics.tracedPackets, [], total.traced)
+        if let t = traceCounters {
+            m.add(MaglevMetrics.traceReports, ["sent"], t.reportsSent)
+            m.add(MaglevMetrics.traceReports, ["rate_limited"], t.reportsRateLimited)
+            m.add(MaglevMetrics.traceReports, ["send_error"], t.reportSendErrors)
+            m.add(MaglevMetrics.traceReports, ["queue_dropped"], t.recordsDroppedInQueues + total.tracesOverflowed)
+        }
         for link in forwarder.links { m.add(MaglevMetrics.workerUp, ["\(link.id)"], link.currentState == .running) }
         if state.file.bgp != nil {
             m.add(MaglevMetrics.bgpAnnouncing, [], withdrawReason == nil)

@@ -49,6 +49,9 @@ public actor ControlPlane {
     public private(set) var stopping = false
     /// Every worker runs and answers between batches (checked about once a second).
     public private(set) var workersHealthy = true
+    /// The trace reporter's counters (for /metrics), once the runtime made them.
+    var traceCounters: TraceReporterCounters?
+    func setTraceCounters(_ c: TraceReporterCounters) { traceCounters = c }
     /// What the BGP speaker reports of each peer, by peer address.
     public private(set) var bgpPeers: [String: BGPPeerStatus] = [:]
 

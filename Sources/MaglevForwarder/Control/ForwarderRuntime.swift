@@ -49,6 +49,7 @@ public enum ForwarderRuntime {
             forwarder: forwarder, file: file, configPath: configPath,
             allowDisruptiveReload: options.allowDisruptiveReload, shard: options.shard, logger: logger)
         await control.commitInitial()
+        await control.setTraceCounters(options.traceCounters)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
         let tunnels = GREProbeTunnelHolder(logger: logger)
