@@ -47,6 +47,10 @@ public final class ReplayEngine {
     var dataplanes: [Dataplane] = []
     let analysis: ReplayAnalysis
     let buffer: UnsafeMutableRawPointer
+    /// Packets whose timestamp was older than the replay clock (replayed at the clock's time),
+    /// and the largest step back.
+    var timeWentBackwards = 0
+    var maxBackwardsNs: UInt64 = 0
     static let headroom = 128
     static let bufferSize = 128 + 262_144
 
@@ -82,6 +86,10 @@ public final class ReplayEngine {
 
         var index = 0
         var firstNs: UInt64?
+        // The replay clock: the capture's timestamps, except that it never goes backwards. A
+        // packet older than one before it (merged interfaces, NIC timestamping) keeps the
+        // latest time seen, and is counted.
+        var clockNs: UInt64 = 0
         var captureError: CaptureError?
         while true {
             let packet: CapturedPacket
@@ -93,13 +101,23 @@ public final class ReplayEngine {
                 break
             }
             index += 1
-            if firstNs == nil { firstNs = packet.timestampNs }
-            let elapsed = packet.timestampNs &- firstNs!
+            if firstNs == nil {
+                firstNs = packet.timestampNs
+                clockNs = packet.timestampNs
+            }
+            if packet.timestampNs < clockNs {
+                timeWentBackwards += 1
+                maxBackwardsNs = max(maxBackwardsNs, clockNs - packet.timestampNs)
+            } else {
+                clockNs = packet.timestampNs
+            }
+            let now = clockNs
+            let elapsed = now - firstNs!
 
             // Events due before this packet, in the order given.
             while let due = pending.firstIndex(where: { isDue($0.1, index: index, elapsedNs: elapsed, total: total) }) {
                 let event = pending.remove(at: due).1
-                apply(event, packet: index, timeNs: packet.timestampNs)
+                apply(event, packet: index, timeNs: now)
             }
 
             let length = min(packet.bytes.count, ReplayEngine.bufferSize - ReplayEngine.headroom)
@@ -110,13 +128,13 @@ public final class ReplayEngine {
             let forwarder = pickForwarder(parsed, frame: frame)
             let verdict = dataplanes[forwarder].process(
                 base: buffer, offset: ReplayEngine.headroom, length: length, linkType: packet.linkType,
-                now: packet.timestampNs)
-            analysis.observe(timeNs: packet.timestampNs, packet: parsed, verdict: verdict)
+                now: now)
+            analysis.observe(timeNs: now, packet: parsed, verdict: verdict)
 
             if let writer, verdict.action == .forward || verdict.action == .icmpReply {
                 writer.write(
                     UnsafeRawBufferPointer(start: buffer + verdict.outputOffset, count: verdict.outputLength),
-                    timestampNs: packet.timestampNs)
+                    timestampNs: now)
             }
             if let csv { csv.write(decisionRow(index, elapsed, parsed, forwarder, verdict)) }
             if index & 0xFFFF == 0 { options.progress?(index, total) }
@@ -134,6 +152,14 @@ public final class ReplayEngine {
         report.tableSize = config.tableSize
         report.forwarders = dataplanes.count
         report.connectionTracking = config.connectionTracking
+        report.timeWentBackwards = .init(packets: timeWentBackwards, maxSeconds: Double(maxBackwardsNs) / 1e9)
+        if timeWentBackwards > 0 {
+            let n = timeWentBackwards == 1 ? "1 packet was" : "\(timeWentBackwards) packets were"
+            report.warnings.append(
+                "\(n) older than a packet before \(timeWentBackwards == 1 ? "it" : "them") (by up to "
+                    + "\(ReportFormatting.fixed(Double(maxBackwardsNs) / 1e9, 6)) s): the replay clock never goes"
+                    + " backwards, so \(timeWentBackwards == 1 ? "it was" : "they were") replayed at the latest time seen")
+        }
         if let captureError { report.warnings.append("stopped early: \(captureError)") }
         return (report, captureError)
     }

@@ -19,6 +19,12 @@ enum JSONReport {
         add("forwarders", JSONValue(report.forwarders))
         add("connection_tracking", .bool(report.connectionTracking))
         add("duration_seconds", .fraction(report.durationSeconds))
+        add(
+            "time_went_backwards",
+            .object([
+                ("packets", JSONValue(report.timeWentBackwards.packets)),
+                ("max_seconds", .fraction(report.timeWentBackwards.maxSeconds)),
+            ]))
         add("packets", packets(report.packets))
         add("flows", JSONValue(report.flows))
         add("connections", JSONValue(report.connections))

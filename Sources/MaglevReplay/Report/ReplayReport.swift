@@ -116,6 +116,18 @@ public struct ReplayReport: Sendable, Equatable {
     public var forwarders = 1
     public var connectionTracking = true
     public var durationSeconds = 0.0
+    /// Packets older than a packet before them in the (merged) capture, and the largest step
+    /// back in seconds. The replay clock never goes backwards: they were replayed at the
+    /// latest time seen.
+    public struct TimeWentBackwards: Sendable, Equatable {
+        public var packets = 0
+        public var maxSeconds = 0.0
+        public init(packets: Int = 0, maxSeconds: Double = 0) {
+            self.packets = packets
+            self.maxSeconds = maxSeconds
+        }
+    }
+    public var timeWentBackwards = TimeWentBackwards()
     public var packets = PacketCounts()
     /// Distinct flows and connections over all backends.
     public var flows = 0

@@ -130,15 +130,26 @@ struct TextReport {
             "\(report.algorithm), table of \(F.grouped(report.tableSize)) slots, "
             + F.count(report.forwarders, "forwarder") + ", connection tracking "
             + (report.connectionTracking ? "on" : "off")
-        blocks.append(
-            .fields([
-                ("Inputs", report.inputs.isEmpty ? "(none)" : report.inputs.joined(separator: ", ")),
-                ("Setup", setup),
-                ("Duration", F.seconds(report.durationSeconds)),
-                ("Flows", F.grouped(report.flows)),
-                ("Connections", F.grouped(report.connections)),
-                ("Backends", F.grouped(report.backends.count)),
-            ]))
+        var fields: [(label: String, value: String)] = [
+            ("Inputs", report.inputs.isEmpty ? "(none)" : report.inputs.joined(separator: ", ")),
+            ("Setup", setup),
+            ("Duration", F.seconds(report.durationSeconds)),
+        ]
+        let back = report.timeWentBackwards
+        if back.packets > 0 {
+            fields.append(
+                (
+                    "Time went back",
+                    F.count(back.packets, "packet") + " older than one before (by up to "
+                        + F.fixed(back.maxSeconds, 6) + " s), replayed at the latest time seen"
+                ))
+        }
+        fields += [
+            ("Flows", F.grouped(report.flows)),
+            ("Connections", F.grouped(report.connections)),
+            ("Backends", F.grouped(report.backends.count)),
+        ]
+        blocks.append(.fields(fields))
         var table = ReportTable([
             .init("packets", .left), .init("count"), .init("share of total"),
         ])

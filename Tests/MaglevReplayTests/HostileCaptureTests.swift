@@ -1,0 +1,163 @@
+import Glibc
+import MaglevConfig
+import MaglevCore
+import Testing
+
+@testable import MaglevReplay
+
+// MARK: - Crafting small captures
+
+/// A capture built record by record: any timestamp (nanoseconds), any link type, any captured
+/// and original length. Written as a little-endian nanosecond pcap.
+struct CraftedCapture {
+    struct Record {
+        var timestampNs: UInt64
+        var bytes: [UInt8]
+        /// Length on the wire; the captured bytes when nil.
+        var originalLength: Int?
+    }
+
+    var linkType: UInt32 = 101  // LINKTYPE_RAW
+    var records: [Record] = []
+
+    mutating func add(_ bytes: [UInt8], at timestampNs: UInt64, originalLength: Int? = nil) {
+        records.append(Record(timestampNs: timestampNs, bytes: bytes, originalLength: originalLength))
+    }
+
+    var fileBytes: [UInt8] {
+        func le32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
+        var out = le32(0xA1B2_3C4D) + [2, 0, 4, 0] + le32(0) + le32(0) + le32(262_144) + le32(linkType)
+        for r in records {
+            out += le32(UInt32(r.timestampNs / 1_000_000_000)) + le32(UInt32(r.timestampNs % 1_000_000_000))
+            out += le32(UInt32(r.bytes.count)) + le32(UInt32(r.originalLength ?? r.bytes.count)) + r.bytes
+        }
+        return out
+    }
+
+    /// Writes the file to a temporary path and returns it (remove it with `removeFile`).
+    func write(_ name: String) -> String {
+        let path = temporaryPath(name)
+        writeFile(path, fileBytes)
+        return path
+    }
+}
+
+/// An IPv4 address from four bytes, as packet bytes.
+func ipv4Bytes(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> [UInt8] { [a, b, c, d] }
+
+/// A minimal IPv4/TCP packet (no checksums: replay does not check them).
+func ipv4TCP(
+    source: [UInt8] = [198, 51, 100, 7], sourcePort: UInt16, destination: [UInt8] = [192, 0, 2, 10],
+    destinationPort: UInt16 = 80, flags: UInt8, payload: Int = 0
+) -> [UInt8] {
+    let total = 40 + payload
+    var p: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, 6, 0, 0] + source + destination
+    p += [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xFF)]
+    p += [0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xFF, 0xFF, 0, 0, 0, 0]
+    p += [UInt8](repeating: 0x5A, count: payload)
+    return p
+}
+
+/// Parses `time` (seconds with nine decimals) from a decisions CSV, column 2.
+func decisionTimes(_ path: String) -> [Double] {
+    guard let bytes = readFile(path) else { return [] }
+    return String(decoding: bytes, as: UTF8.self).split(separator: "\n").dropFirst().map { line in
+        Double(line.split(separator: ",", omittingEmptySubsequences: false)[1]) ?? -1
+    }
+}
+
+// MARK: - Time going backwards
+
+@Suite struct HostileCaptureTests {
+    static let t0: UInt64 = 1_700_000_000 * 1_000_000_000
+
+    /// 30 TCP connections that each send a packet every 0.5 s for 10 s; every odd connection's
+    /// packets carry timestamps 30 ms early (so they are older than the packet before them in
+    /// the file), and the second packet of the file is 41 us older than the first.
+    static func backwardsTrace() -> (capture: CraftedCapture, backwards: Int, maxBackNs: UInt64) {
+        var c = CraftedCapture()
+        let flows = 30
+        func port(_ i: Int) -> UInt16 { UInt16(20_000 + i) }
+        // Connection i's SYN at i*10 ms, except that connection 1's comes 41 us before the first.
+        for i in 0..<flows {
+            let t = i == 1 ? t0 - 41_000 : t0 + UInt64(i) * 10_000_000
+            c.add(ipv4TCP(sourcePort: port(i), flags: TCPFlags.syn), at: t)
+        }
+        for round in 1..<20 {
+            for i in 0..<flows {
+                var t = t0 + UInt64(round) * 500_000_000 + UInt64(i) * 10_000_000
+                if i % 2 == 1 { t -= 30_000_000 }
+                c.add(ipv4TCP(sourcePort: port(i), flags: TCPFlags.ack, payload: 10), at: t)
+            }
+        }
+        // What the replay clock should make of it.
+        var clock: UInt64 = 0
+        var backwards = 0
+        var maxBack: UInt64 = 0
+        for r in c.records {
+            if r.timestampNs < clock {
+                backwards += 1
+                maxBack = max(maxBack, clock - r.timestampNs)
+            } else {
+                clock = r.timestampNs
+            }
+        }
+        return (c, backwards, maxBack)
+    }
+
+    @Test func timeGoingBackwardsNeverWrapsAndIsCounted() throws {
+        let (capture, backwards, maxBack) = Self.backwardsTrace()
+        #expect(backwards == 1 + 19 * 15)
+        let trace = capture.write("backwards.pcap")
+        let csv = temporaryPath("backwards.csv")
+        defer {
+            removeFile(trace)
+            removeFile(csv)
+        }
+        let r = try replay(trace, backends: 4, events: ["1s:drain:backend-2", "5s:remove:backend-1"], decisions: csv)
+
+        // Counted, and said in the report (text and JSON).
+        #expect(r.timeWentBackwards.packets == backwards)
+        #expect(abs(r.timeWentBackwards.maxSeconds - Double(maxBack) / 1e9) < 1e-9)
+        #expect(r.warnings.contains { $0.contains("\(backwards) packets were older than a packet before them") })
+        let text = ReportRenderer.render(r, as: .text)
+        let back = ReportFormatting.fixed(Double(maxBack) / 1e9, 6)
+        #expect(back == "0.020000")
+        #expect(text.contains("Time went back  \(backwards) packets older than one before (by up to \(back) s)"), "\(text)")
+        let json = try ParsedJSON.parse(ReportRenderer.render(r, as: .json))
+        #expect(json["time_went_backwards"]?["packets"]?.int == backwards)
+        #expect(json["time_went_backwards"]?["max_seconds"]?.numberText == back)
+
+        // Times never wrap: the CSV's times never decrease and stay within the duration.
+        #expect(r.durationSeconds > 9.7 && r.durationSeconds < 10)
+        let times = decisionTimes(csv)
+        #expect(times.count == capture.records.count)
+        #expect(times.allSatisfy { $0 >= 0 && $0 <= r.durationSeconds })
+        #expect(zip(times, times.dropFirst()).allSatisfy { $0 <= $1 })
+        // The timeline covers the capture with sane buckets.
+        #expect(!r.timeline.isEmpty && r.timeline.count <= 120)
+        #expect(r.timeline.allSatisfy { $0.startSeconds <= r.durationSeconds })
+        #expect(r.timelineBucketSeconds > 0 && r.timelineBucketSeconds < 1)
+
+        // No connection is counted twice for going back in time.
+        #expect(r.connections == 30)
+        #expect(r.flows == 30)
+        #expect(r.backends.reduce(0) { $0 + $1.connections } == 30 + r.events[1].broken)
+
+        // Events fire at their capture time, not at the packet that went back.
+        #expect(r.events.count == 2)
+        #expect(r.events[0].seconds >= 1 && r.events[0].seconds < 1.05, "\(r.events[0])")
+        #expect(r.events[1].seconds >= 5 && r.events[1].seconds < 5.05, "\(r.events[1])")
+        let firstAfter1s = try #require(times.firstIndex { $0 >= 1 }) + 1
+        #expect(r.events[0].packet == firstAfter1s)
+        // Every connection is alive at 5 s; those of backend-1 move, nothing else does.
+        let rows = readDecisions(csv)
+        let onBackend1 = Set(rows.prefix(r.events[1].packet - 1).filter { $0.backend == "backend-1" }.map(\.sport))
+        #expect(!onBackend1.isEmpty)
+        #expect(r.events[1].connectionsAlive == 30)
+        #expect(r.events[1].broken == onBackend1.count)
+        #expect(r.events[1].brokenUnavoidable == onBackend1.count)
+        #expect(r.events[0].broken == 0)
+        #expect(!r.warnings.contains { $0.contains("with no event") })
+    }
+}
