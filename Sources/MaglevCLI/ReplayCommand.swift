@@ -116,21 +116,29 @@ struct ReplayCommand: ParsableCommand {
         }
 
         let result: (report: ReplayReport, captureError: CaptureError?)
+        var outputFailure: OutputError?
         do {
             result = try ReplayEngine.replay(options, compareAlgorithms: compareAlgorithms)
         } catch let e as CaptureError {
             throw CLIError("\(e)")
         } catch let e as SnapshotError {
             throw CLIError("config: \(e)")
+        } catch let e as OutputError {
+            // An output failed after the replay began: still show the report, then fail.
+            guard let report = e.report else { throw CLIError("\(e)") }
+            result = (report, nil)
+            outputFailure = e
         }
         if options.progress != nil { writeStandardError("\n") }
 
-        let rendered = ReportRenderer.render(result.report, as: reportFormat)
-        if let report {
-            do { try writeTextFile(rendered, to: report) } catch { throw CLIError("\(error)") }
-        } else {
-            print(rendered, terminator: rendered.hasSuffix("\n") ? "" : "\n")
+        var rendered = ReportRenderer.render(result.report, as: reportFormat)
+        if !rendered.hasSuffix("\n") { rendered += "\n" }
+        do {
+            if let report { try writeTextFile(rendered, to: report) } else { try writeStandardOutput(rendered) }
+        } catch {
+            throw CLIError("\(error)")
         }
+        if let outputFailure { throw CLIError("\(outputFailure)") }
         if let e = result.captureError {
             throw CLIError("\(e); the report covers the \(result.report.packets.total) packets before it")
         }

@@ -161,3 +161,63 @@ func decisionTimes(_ path: String) -> [Double] {
         #expect(!r.warnings.contains { $0.contains("with no event") })
     }
 }
+
+// MARK: - Write errors are errors
+
+/// `/dev/full` fails every write with ENOSPC: a full disk on demand, no root needed.
+@Suite struct OutputErrorTests {
+    static let full = "/dev/full"
+
+    static func run(decisions: String? = nil, out: String? = nil) -> (any Error)? {
+        do {
+            _ = try replay(tcp1k, backends: 4, decisions: decisions, out: out)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test(arguments: ["decisions", "out"])
+    func aFullDiskFailsTheReplayNamingTheFile(output: String) throws {
+        let error = output == "decisions" ? Self.run(decisions: Self.full) : Self.run(out: Self.full)
+        let e = try #require(error as? OutputError, "\(String(describing: error))")
+        #expect(e.file == Self.full)
+        #expect(e.description.hasPrefix("/dev/full: could not write"), "\(e)")
+        #expect(e.description.contains("No space left on device (errno 28)"), "\(e)")
+        // The replay finished: its report comes with the error.
+        #expect(e.report?.packets.total == 4000)
+    }
+
+    @Test func anOutputThatCannotBeCreatedIsNamed() throws {
+        for (decisions, out) in [("/nonexistent-dir/d.csv", nil), (nil, "/nonexistent-dir/o.pcap")] as [(String?, String?)] {
+            let e = try #require(Self.run(decisions: decisions, out: out) as? OutputError)
+            #expect(e.file.hasPrefix("/nonexistent-dir/"))
+            #expect(e.description.contains("cannot create"), "\(e)")
+            #expect(e.report == nil)
+        }
+    }
+
+    @Test func reportsCheckTheirWrites() {
+        #expect {
+            try writeTextFile("a report\n", to: Self.full)
+        } throws: { error in
+            "\(error)" == "/dev/full: could not write it: No space left on device (errno 28)"
+        }
+        let path = temporaryPath("report-ok.txt")
+        defer { removeFile(path) }
+        #expect(throws: Never.self) { try writeTextFile("fine\n", to: path) }
+        #expect(readFile(path) == Array("fine\n".utf8))
+    }
+
+    @Test func aFullDiskFailsThePcapWriterNamingTheReason() throws {
+        let writer = try PcapWriter(path: Self.full)
+        let packet = ipv4UDP(payload: 1000)
+        for i in 0..<200 { packet.withUnsafeBytes { writer.write($0, timestampNs: UInt64(i)) } }
+        #expect {
+            try writer.finish()
+        } throws: { error in
+            "\(error)".hasPrefix("/dev/full: could not write the capture after ")
+                && "\(error)".hasSuffix("No space left on device (errno 28)")
+        }
+    }
+}

@@ -71,7 +71,9 @@ public final class ReplayEngine {
     }
 
     /// Runs the whole replay. A capture that breaks off midway ends the run early: the report
-    /// covers everything before, and the error is returned alongside it.
+    /// covers everything before, and the error is returned alongside it. An output (`--out`,
+    /// `--decisions`) that cannot be created, written or closed throws an `OutputError` naming
+    /// it; one that failed after the start carries the report.
     public func run() throws -> (report: ReplayReport, captureError: CaptureError?) {
         // Events at N% need the number of packets: count them first.
         var total: Int?
@@ -80,8 +82,13 @@ public final class ReplayEngine {
         }
         var pending = options.events.enumerated().map { ($0.offset, $0.element) }
         let reader = try CaptureReader(paths: options.inputs)
-        let writer = try options.outputPcap.map { path throws(CaptureError) in try PcapWriter(path: path) }
-        let csv = try options.decisionsCSV.map { path throws(CaptureError) in try OutputFile(path: path) }
+        let writer: PcapWriter?
+        do {
+            writer = try options.outputPcap.map { path throws(CaptureError) in try PcapWriter(path: path) }
+        } catch {
+            throw OutputError(file: error.file, message: error.message)
+        }
+        let csv = try options.decisionsCSV.map { path throws(OutputError) in try OutputFile(path: path) }
         csv?.write("packet,time,src,dst,proto,sport,dport,vip,forwarder,backend,verdict\n")
 
         var index = 0
@@ -141,7 +148,11 @@ public final class ReplayEngine {
         }
         // Events that never came due (past the end) still appear, with nothing alive.
         for (_, event) in pending { apply(event, packet: index + 1, timeNs: analysis.lastNs) }
-        writer?.close()
+        // Outputs are checked to the end: a failed write or close fails the replay, naming the
+        // file (the report is kept in the error).
+        var outputError: OutputError?
+        do { try writer?.finish() } catch { outputError = OutputError(file: error.file, message: error.message) }
+        do { try csv?.finish() } catch { outputError = outputError ?? error }
         options.progress?(index, total)
 
         var report = analysis.report(
@@ -161,6 +172,10 @@ public final class ReplayEngine {
                     + " backwards, so \(timeWentBackwards == 1 ? "it was" : "they were") replayed at the latest time seen")
         }
         if let captureError { report.warnings.append("stopped early: \(captureError)") }
+        if var outputError {
+            outputError.report = report
+            throw outputError
+        }
         return (report, captureError)
     }
 
@@ -338,8 +353,24 @@ extension ReplayEngine {
     public static func replay(_ options: ReplayOptions, compareAlgorithms: Bool) throws -> (
         report: ReplayReport, captureError: CaptureError?
     ) {
-        var (report, error) = try ReplayEngine(options: options).run()
-        guard compareAlgorithms else { return (report, error) }
+        var report: ReplayReport
+        var error: CaptureError?
+        var outputError: OutputError?
+        do {
+            (report, error) = try ReplayEngine(options: options).run()
+        } catch let e as OutputError {
+            // An output failed after the start: finish the comparison, then throw with it all.
+            guard let r = e.report else { throw e }
+            report = r
+            outputError = e
+        }
+        guard compareAlgorithms else {
+            if var outputError {
+                outputError.report = report
+                throw outputError
+            }
+            return (report, error)
+        }
         for algorithm in TableAlgorithm.allCases {
             var o = options
             o.config.dataplane.algorithm = algorithm
@@ -348,6 +379,10 @@ extension ReplayEngine {
             o.progress = nil
             let (r, _) = try ReplayEngine(options: o).run()
             report.comparison.append(.init(algorithm: algorithm.rawValue, balance: r.balance, events: r.events))
+        }
+        if var outputError {
+            outputError.report = report
+            throw outputError
         }
         return (report, error)
     }

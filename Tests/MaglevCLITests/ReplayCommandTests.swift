@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+@testable import MaglevCLI
+
+/// `maglev replay` in process: what it refuses, and how it fails.
+@Suite struct ReplayCommandTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static let tcp1k = repo + "/Traces/tcp-1k.pcap"
+
+    static func run(_ arguments: [String]) -> String? {
+        do {
+            try ReplayCommand.parse(arguments).run()
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    static func temporary(_ name: String) -> String {
+        NSTemporaryDirectory() + "maglev-replay-cli-\(getpid())-\(name)"
+    }
+
+    /// Every output checks its writes and its close: a full disk (`/dev/full`, reached through
+    /// a link whose name picks the report format) exits non-zero naming the file and the reason.
+    @Test(arguments: ["--report", "--decisions", "--out"])
+    func aFullDiskIsAnErrorNamingTheFile(option: String) throws {
+        let full = Self.temporary("full\(option).json")
+        let report = Self.temporary("r\(option).json")
+        try? FileManager.default.removeItem(atPath: full)
+        try FileManager.default.createSymbolicLink(atPath: full, withDestinationPath: "/dev/full")
+        defer {
+            try? FileManager.default.removeItem(atPath: full)
+            try? FileManager.default.removeItem(atPath: report)
+        }
+        var arguments = [Self.tcp1k, "--backends", "4", option, full]
+        if option != "--report" { arguments += ["--report", report] }
+        let error = try #require(Self.run(arguments), "\(option) to a full disk succeeded")
+        #expect(error.hasPrefix("\(full): could not write"), "\(error)")
+        #expect(error.contains("No space left on device (errno 28)"), "\(error)")
+        if option != "--report" {
+            // The report is still written.
+            #expect(FileManager.default.contents(atPath: report)?.isEmpty == false)
+        }
+    }
+}
