@@ -98,6 +98,7 @@ struct ReplayCommand: ParsableCommand {
         var options = ReplayOptions(inputs: inputs, config: file)
         do {
             options.events = try events.map { text throws(ScenarioError) in try ScenarioEvent(parsing: text) }
+            try ScenarioEvent.check(options.events, config: file)
         } catch {
             throw CLIError(error.description)
         }

@@ -44,4 +44,14 @@ import Testing
             #expect(FileManager.default.contents(atPath: report)?.isEmpty == false)
         }
     }
+
+    @Test func anUnknownEventTargetIsRefusedWithTheKnownNames() {
+        let error = Self.run([Self.tcp1k, "--backends", "3", "--event", "50%:remove:backend-99"])
+        #expect(
+            error == "event '50%:remove:backend-99': no backend named 'backend-99'; known backends: "
+                + "backend-0, backend-1, backend-2 (add:NAME introduces a new one)")
+        let report = Self.temporary("add.json")
+        defer { try? FileManager.default.removeItem(atPath: report) }
+        #expect(Self.run([Self.tcp1k, "--backends", "3", "--event", "50%:add:backend-99", "--report", report]) == nil)
+    }
 }

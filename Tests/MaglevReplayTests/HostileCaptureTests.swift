@@ -221,3 +221,54 @@ func decisionTimes(_ path: String) -> [Double] {
         }
     }
 }
+
+// MARK: - Events are checked
+
+@Suite struct EventCheckTests {
+    @Test func anUnknownTargetIsAnErrorListingTheKnownNames() throws {
+        let config = MaglevConfigFile.catchAll(backends: 4)
+        let events = [try ScenarioEvent(parsing: "50%:remove:backend-99")]
+        #expect {
+            try ScenarioEvent.check(events, config: config)
+        } throws: { error in
+            "\(error)" == "event '50%:remove:backend-99': no backend named 'backend-99'; known backends: "
+                + "backend-0, backend-1, backend-2, backend-3 (add:NAME introduces a new one)"
+        }
+        // The replay refuses it too, before reading anything.
+        #expect(throws: ScenarioError.self) { try replay(tcp1k, backends: 4, events: ["50%:remove:backend-99"]) }
+        // Long lists are cut.
+        #expect {
+            try ScenarioEvent.check(events, config: .catchAll(backends: 30))
+        } throws: { error in "\(error)".hasSuffix("backend-26 and 10 more (add:NAME introduces a new one)") }
+    }
+
+    @Test func addOfANewNameIsAllowedAndLaterEventsMayUseIt() throws {
+        let events = try ["10%:add:fresh", "60%:drain:fresh", "70%:forwarders=2", "80%:weight=2:backend-1"].map {
+            try ScenarioEvent(parsing: $0)
+        }
+        try ScenarioEvent.check(events, config: .catchAll(backends: 4))
+    }
+
+    @Test func anEventPastTheEndIsAWarningAndMarkedNeverReached() throws {
+        let r = try replay(tcp1k, backends: 4, events: ["20s:remove:backend-1", "#4001:drain:backend-2", "100%:fail:backend-3"])
+        #expect(r.events.count == 3)
+        let reached = Dictionary(uniqueKeysWithValues: r.events.map { ($0.at, $0.reached) })
+        #expect(reached == ["20s": false, "#4001": false, "100%": true])
+        // Never reached: it did not take effect.
+        #expect(r.backends.first { $0.name == "backend-1" }?.state == "active")
+        #expect(r.backends.first { $0.name == "backend-2" }?.state == "active")
+        // 100% is after the last packet: it takes effect at the end.
+        #expect(r.backends.first { $0.name == "backend-3" }?.state == "down")
+        #expect(r.warnings.contains { $0.hasPrefix("event '20s:remove:backend-1' was never reached (the capture ends at 9.") })
+        #expect(r.warnings.contains { $0.hasPrefix("event '#4001:drain:backend-2' was never reached") && $0.contains("packet 4000") })
+        let json = try ParsedJSON.parse(ReportRenderer.render(r, as: .json))
+        let first = try #require(json["events"]?.array?.first { $0["at"]?.string == "20s" })
+        #expect(first["reached"] == .bool(false))
+        #expect(first["seconds"] == .null)
+        let text = ReportRenderer.render(r, as: .text)
+        #expect(text.contains("never: the capture ended before the event's time"))
+        #expect(text.split(separator: "\n").contains { $0.hasPrefix("20s") && $0.contains("never") && $0.contains("remove") })
+        let html = ReportRenderer.render(r, as: .html)
+        #expect(html.contains("never reached"))
+    }
+}

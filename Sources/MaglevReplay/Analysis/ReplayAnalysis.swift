@@ -246,6 +246,13 @@ final class ReplayAnalysis {
         events.append(result)
     }
 
+    /// The capture ended before the event: it is listed, marked as never reached.
+    func notReached(_ event: ScenarioEvent) {
+        var result = ReplayReport.EventResult(at: event.atText, action: event.action.name, target: event.target)
+        result.reached = false
+        events.append(result)
+    }
+
     /// The event took effect: the table moved this much, these backends now lose connections.
     func endEvent(slotsChangedAll: Double, slotsChangedExtra: Double, unusable: Set<Int32>) {
         events[events.count - 1].slotsChangedAll = slotsChangedAll

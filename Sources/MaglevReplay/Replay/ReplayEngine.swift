@@ -146,8 +146,18 @@ public final class ReplayEngine {
             if let csv { csv.write(decisionRow(index, elapsed, parsed, forwarder, verdict)) }
             if index & 0xFFFF == 0 { options.progress?(index, total) }
         }
-        // Events that never came due (past the end) still appear, with nothing alive.
-        for (_, event) in pending { apply(event, packet: index + 1, timeNs: analysis.lastNs) }
+        // Events still pending: one at N% (100% is "after the last packet") takes effect at the
+        // end; one past the end of the capture (a time or packet it never reached, or a capture
+        // that stopped early) never took effect: it is listed as not reached, with a warning.
+        var unreached: [ScenarioEvent] = []
+        for (_, event) in pending {
+            if case .fraction = event.at, captureError == nil {
+                apply(event, packet: index + 1, timeNs: analysis.lastNs)
+            } else {
+                analysis.notReached(event)
+                unreached.append(event)
+            }
+        }
         // Outputs are checked to the end: a failed write or close fails the replay, naming the
         // file (the report is kept in the error).
         var outputError: OutputError?
@@ -170,6 +180,10 @@ public final class ReplayEngine {
                 "\(n) older than a packet before \(timeWentBackwards == 1 ? "it" : "them") (by up to "
                     + "\(ReportFormatting.fixed(Double(maxBackwardsNs) / 1e9, 6)) s): the replay clock never goes"
                     + " backwards, so \(timeWentBackwards == 1 ? "it was" : "they were") replayed at the latest time seen")
+        }
+        let end = "the capture ends at \(ReportFormatting.fixed(report.durationSeconds, 3)) s, packet \(index)"
+        for event in unreached {
+            report.warnings.append("event '\(event.text)' was never reached (\(end)): it did not take effect")
         }
         if let captureError { report.warnings.append("stopped early: \(captureError)") }
         if var outputError {
@@ -353,6 +367,7 @@ extension ReplayEngine {
     public static func replay(_ options: ReplayOptions, compareAlgorithms: Bool) throws -> (
         report: ReplayReport, captureError: CaptureError?
     ) {
+        try ScenarioEvent.check(options.events, config: options.config)
         var report: ReplayReport
         var error: CaptureError?
         var outputError: OutputError?

@@ -91,8 +91,10 @@ enum JSONReport {
     static func event(_ e: ReplayReport.EventResult) -> JSONValue {
         .object([
             ("at", .string(e.at)),
-            ("packet", JSONValue(e.packet)),
-            ("seconds", .fraction(e.seconds)),
+            // false: the capture ended before it (packet and seconds null, figures 0).
+            ("reached", .bool(e.reached)),
+            ("packet", e.reached ? JSONValue(e.packet) : .null),
+            ("seconds", e.reached ? .fraction(e.seconds) : .null),
             ("action", .string(e.action)),
             ("target", .string(e.target)),
             ("connections_alive", JSONValue(e.connectionsAlive)),

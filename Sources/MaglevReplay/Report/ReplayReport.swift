@@ -68,6 +68,9 @@ public struct ReplayReport: Sendable, Equatable {
         public var action: String
         /// Backend name, or "" for forwarder-tier events.
         public var target: String
+        /// False when the capture ended before the event's time (or packet): the event never
+        /// took effect, and its figures are all 0.
+        public var reached = true
         /// Connections open when the event happened.
         public var connectionsAlive = 0
         /// Of those, connections whose later packets reached another backend than before.

@@ -250,6 +250,10 @@ struct TextReport {
             .init("unavoidable"), .init("collateral"), .init("slots all"), .init("slots extra"),
         ])
         for e in report.events {
+            guard e.reached else {
+                table.add([e.at, "never", e.action, e.target.isEmpty ? "-" : e.target, "-", "-", "-", "-", "-", "-"])
+                continue
+            }
             table.add([
                 e.at, F.fixed(e.seconds, 3), e.action, e.target.isEmpty ? "-" : e.target,
                 F.grouped(e.connectionsAlive), F.grouped(e.broken), F.grouped(e.brokenUnavoidable),
@@ -257,7 +261,11 @@ struct TextReport {
                 F.percent(e.slotsChangedExtra),
             ])
         }
-        return [.heading("Events"), .table(table), .notes(Self.eventLegend)]
+        var legend = Self.eventLegend
+        if report.events.contains(where: { !$0.reached }) {
+            legend.append("never: the capture ended before the event's time; it did not take effect.")
+        }
+        return [.heading("Events"), .table(table), .notes(legend)]
     }
 
     func comparison() -> [Block] {
