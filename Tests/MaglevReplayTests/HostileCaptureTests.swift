@@ -272,3 +272,47 @@ func decisionTimes(_ path: String) -> [Double] {
         #expect(html.contains("never reached"))
     }
 }
+
+// MARK: - Undefined figures say so
+
+@Suite struct UndefinedFigureTests {
+    static func load(_ name: String, flows: Int, packets: Int, bytes: Int) -> ReplayReport.BackendLoad {
+        var b = ReplayReport.BackendLoad(name: name, address: "10.0.0.1", state: "active")
+        b.flows = flows
+        b.packets = packets
+        b.bytes = bytes
+        return b
+    }
+
+    @Test func balanceOverNothingIsUndefined() {
+        #expect(ReplayAnalysis.balance([]) == ReplayReport.Balance())
+        let idle = ReplayAnalysis.balance([Self.load("a", flows: 0, packets: 0, bytes: 0), Self.load("b", flows: 0, packets: 0, bytes: 0)])
+        #expect(idle.flowsMaxOverMean == nil && idle.packetsMaxOverMean == nil && idle.bytesMaxOverMean == nil)
+        #expect(idle.flowsCoV == nil && idle.jain == nil)
+        let one = ReplayAnalysis.balance([Self.load("a", flows: 3, packets: 9, bytes: 900)])
+        #expect(one.flowsMaxOverMean == 1 && one.flowsCoV == 0 && one.jain == 1)
+    }
+
+    /// A capture with no traffic of ours (ARP only): no backend takes part in the balance.
+    @Test func aReplayWithoutTrafficPrintsNotApplicable() throws {
+        var c = CraftedCapture()
+        c.linkType = 1  // Ethernet
+        let arp: [UInt8] = [UInt8](repeating: 0xFF, count: 6) + [2, 0, 0, 0, 0, 1] + [0x08, 0x06] + [UInt8](repeating: 0, count: 28)
+        for i in 0..<3 { c.add(arp, at: HostileCaptureTests.t0 + UInt64(i) * 1_000_000) }
+        let trace = c.write("arp-only.pcap")
+        defer { removeFile(trace) }
+        let r = try replay(trace, backends: 3)
+        #expect(r.packets.total == 3 && r.packets.forwarded == 0)
+        #expect(r.balance == ReplayReport.Balance())
+        let text = ReportRenderer.render(r, as: .text)
+        for label in ["flows max/mean", "packets max/mean", "bytes max/mean", "flows CoV", "Jain index"] {
+            let line = text.split(separator: "\n").first { $0.hasPrefix(label) }
+            #expect(line.map { $0.contains(" n/a ") } == true, "\(label): \(line ?? "missing")")
+        }
+        let json = try ParsedJSON.parse(ReportRenderer.render(r, as: .json))
+        for key in ["flows_max_over_mean", "packets_max_over_mean", "bytes_max_over_mean", "flows_cov", "jain"] {
+            #expect(json["balance"]?[key] == .null, "\(key)")
+        }
+        #expect(ReportRenderer.render(r, as: .html).contains("n/a"))
+    }
+}

@@ -125,4 +125,6 @@ enum JSONReport {
 extension JSONValue {
     /// Fractions and seconds in reports: six digits after the point.
     static func fraction(_ value: Double) -> JSONValue { .fixed(value, digits: 6) }
+    /// An undefined figure is `null`.
+    static func fraction(_ value: Double?) -> JSONValue { value.map { .fixed($0, digits: 6) } ?? .null }
 }

@@ -47,13 +47,15 @@ public struct ReplayReport: Sendable, Equatable {
 
     public struct Balance: Sendable, Equatable {
         /// Over the backends that own slots at the end: max / mean of each load measure.
-        public var flowsMaxOverMean = 0.0
-        public var packetsMaxOverMean = 0.0
-        public var bytesMaxOverMean = 0.0
+        /// Every figure is nil when it is undefined: no such backend, or none of that load (a
+        /// mean of 0); renderers print `n/a` (JSON `null`), never a number that reads as perfect.
+        public var flowsMaxOverMean: Double?
+        public var packetsMaxOverMean: Double?
+        public var bytesMaxOverMean: Double?
         /// Coefficient of variation (standard deviation / mean) of flows per backend.
-        public var flowsCoV = 0.0
+        public var flowsCoV: Double?
         /// Jain's fairness index of flows per backend: (sum x)^2 / (n * sum x^2); 1 is perfect.
-        public var jain = 0.0
+        public var jain: Double?
         public init() {}
     }
 
