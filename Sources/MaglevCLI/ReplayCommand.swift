@@ -54,7 +54,7 @@ struct ReplayCommand: ParsableCommand {
     @Flag(help: "Also replay with every table algorithm and compare balance and disruption.")
     var compareAlgorithms = false
 
-    @Option(help: "Write the report here; the extension picks the format: .json, .txt, .md, .html.")
+    @Option(help: "Write the report here; the extension picks the format: .json, .txt, .md, .html, .csv (backends).")
     var report: String?
 
     @Option(help: "Write one CSV row per packet here.")
@@ -90,7 +90,10 @@ struct ReplayCommand: ParsableCommand {
         var reportFormat = ReportFormat.text
         if let report {
             guard let f = ReportFormat(pathExtension: report) else {
-                throw CLIError("--report \(report): use a .json, .txt, .md or .html file name")
+                throw CLIError(
+                    "--report \(report): the extension picks the format; use one of "
+                        + ReportFormat.extensions.joined(separator: ", ")
+                        + " (.csv is the per-backend table)")
             }
             reportFormat = f
         }

@@ -54,4 +54,17 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: report) }
         #expect(Self.run([Self.tcp1k, "--backends", "3", "--event", "50%:add:backend-99", "--report", report]) == nil)
     }
+
+    @Test func aReportFormatItDoesNotKnowIsRefusedWithTheList() {
+        #expect(
+            Self.run([Self.tcp1k, "--backends", "3", "--report", "r.xlsx"])
+                == "--report r.xlsx: the extension picks the format; use one of .json, .txt, .md, .html, .csv"
+                + " (.csv is the per-backend table)")
+        let report = Self.temporary("backends.csv")
+        defer { try? FileManager.default.removeItem(atPath: report) }
+        #expect(Self.run([Self.tcp1k, "--backends", "3", "--report", report]) == nil)
+        let text = String(decoding: FileManager.default.contents(atPath: report) ?? Data(), as: UTF8.self)
+        #expect(text.hasPrefix("name,address,state,flows,connections,packets,bytes,flow_share,peak_connections\nbackend-0,"))
+        #expect(text.split(separator: "\n").count == 4)
+    }
 }

@@ -316,3 +316,93 @@ func decisionTimes(_ path: String) -> [Double] {
         #expect(ReportRenderer.render(r, as: .html).contains("n/a"))
     }
 }
+
+// MARK: - CSV is RFC 4180
+
+/// Splits RFC 4180 text into rows of fields (quoted fields may hold commas, quotes, newlines).
+func parseCSV(_ text: String) -> [[String]] {
+    var rows: [[String]] = []
+    var row: [String] = []
+    var field = ""
+    var quoted = false
+    var chars = Array(text)[...]
+    while let c = chars.popFirst() {
+        if quoted {
+            if c == "\"" {
+                if chars.first == "\"" {
+                    field.append("\"")
+                    chars.removeFirst()
+                } else {
+                    quoted = false
+                }
+            } else {
+                field.append(c)
+            }
+        } else if c == "\"" && field.isEmpty {
+            quoted = true
+        } else if c == "," {
+            row.append(field)
+            field = ""
+        } else if c == "\n" {
+            row.append(field)
+            rows.append(row)
+            row = []
+            field = ""
+        } else {
+            field.append(c)
+        }
+    }
+    if !field.isEmpty || !row.isEmpty { rows.append(row + [field]) }
+    return rows
+}
+
+@Suite struct CSVTests {
+    static let names = ["be,1", "say \"hi\"", "plain"]
+
+    /// The catch-all setup with backends named as `names`.
+    static func config() -> MaglevConfigFile {
+        var dataplane = MaglevConfigFile.catchAll(backends: names.count).dataplane
+        for v in dataplane.vips.indices {
+            for b in dataplane.vips[v].backends.indices { dataplane.vips[v].backends[b].name = names[b] }
+        }
+        var file = MaglevConfigFile(dataplane: dataplane, connectionCapacity: 1 << 16, path: "<test>")
+        file.dataplane.acceptTruncated = true
+        return file
+    }
+
+    @Test func fieldsAreQuotedOnlyWhenNeeded() {
+        #expect(CSV.field("backend-1") == "backend-1")
+        #expect(CSV.field("be,1") == "\"be,1\"")
+        #expect(CSV.field("say \"hi\"") == "\"say \"\"hi\"\"\"")
+        #expect(CSV.field("two\nlines") == "\"two\nlines\"")
+        #expect(CSV.field("") == "")
+    }
+
+    @Test func decisionsQuoteNamesWithCommasAndQuotes() throws {
+        let csv = temporaryPath("quoted.csv")
+        defer { removeFile(csv) }
+        _ = try replay(tcp1k, decisions: csv) { $0.config = Self.config() }
+        let rows = parseCSV(String(decoding: readFile(csv) ?? [], as: UTF8.self))
+        #expect(rows.count == 4001)
+        #expect(rows.allSatisfy { $0.count == 11 }, "a row with other than 11 fields")
+        #expect(Set(rows.dropFirst().map { $0[9] }) == Set(Self.names))
+        #expect(rows.dropFirst().allSatisfy { $0[10] == "forward" })
+    }
+
+    @Test func reportAsCSVIsThePerBackendTable() throws {
+        let r = try replay(tcp1k) { $0.config = Self.config() }
+        #expect(ReportFormat(pathExtension: "r.csv") == .csv)
+        let out = ReportRenderer.render(r, as: .csv)
+        let rows = parseCSV(out)
+        #expect(rows.first == ["name", "address", "state", "flows", "connections", "packets", "bytes", "flow_share", "peak_connections"])
+        #expect(rows.count == 1 + r.backends.count)
+        #expect(rows.dropFirst().map { $0[0] } == r.backends.map(\.name))
+        for (row, b) in zip(rows.dropFirst(), r.backends) {
+            #expect(row == [
+                b.name, b.address, b.state, "\(b.flows)", "\(b.connections)", "\(b.packets)", "\(b.bytes)",
+                ReportFormatting.fixed(Double(b.flows) / Double(r.backendFlowsTotal), 6), "\(b.peakConnections)",
+            ])
+        }
+        #expect(out.contains("\"be,1\",") && out.contains("\"say \"\"hi\"\"\","))
+    }
+}

@@ -345,7 +345,8 @@ public final class ReplayEngine {
         }
         let vip = v.vip >= 0 && Int(v.vip) < snapshot.vipNames.count ? snapshot.vipNames[Int(v.vip)] : ""
         let backend = v.backend >= 0 ? snapshot.backendNames[Int(v.backend)] : ""
-        return fields + "\(vip),\(forwarder),\(backend),\(v.label)\n"
+        // Names are the only free text: quoted as RFC 4180 asks when they need it.
+        return fields + "\(CSV.field(vip)),\(forwarder),\(CSV.field(backend)),\(v.label)\n"
     }
 
     /// Counts the packets of all inputs (a first pass, for events at N%).
