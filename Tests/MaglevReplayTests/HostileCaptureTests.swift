@@ -406,3 +406,94 @@ func parseCSV(_ text: String) -> [[String]] {
         #expect(out.contains("\"be,1\",") && out.contains("\"say \"\"hi\"\"\","))
     }
 }
+
+// MARK: - Drop reasons name the real fault; the duration covers skipped packets
+
+@Suite struct DropReasonTests {
+    /// `ipv4TCP` with its total length field set to `claimed`.
+    static func claiming(_ claimed: Int, port: UInt16, dontFragment: Bool = false) -> [UInt8] {
+        var p = ipv4TCP(sourcePort: port, flags: TCPFlags.syn)
+        p[2] = UInt8(claimed >> 8)
+        p[3] = UInt8(claimed & 0xFF)
+        p[6] = dontFragment ? 0x40 : 0
+        return p
+    }
+
+    @Test func aHeaderLongerThanTheFrameIsTruncatedNotTooBig() throws {
+        var c = CraftedCapture()
+        let t = HostileCaptureTests.t0
+        // The header claims 1500 bytes, 40 were on the wire: truncated (was packet_too_big_no_df).
+        c.add(Self.claiming(1500, port: 1), at: t)
+        // The same with DF set: truncated too, not an ICMP "too big" for a packet never sent.
+        c.add(Self.claiming(1500, port: 2, dontFragment: true), at: t + 1)
+        // 200 claimed, 40 on the wire: truncated.
+        c.add(Self.claiming(200, port: 3), at: t + 2)
+        // 200 claimed and 200 on the wire, 40 captured (snapshot length): replayed.
+        c.add(Self.claiming(200, port: 4), at: t + 3, originalLength: 200)
+        let trace = c.write("truncated.pcap")
+        let csv = temporaryPath("truncated.csv")
+        defer {
+            removeFile(trace)
+            removeFile(csv)
+        }
+        let r = try replay(trace, backends: 2, decisions: csv)
+        #expect(r.packets.dropped.map(\.reason) == ["truncated_packet"])
+        #expect(r.packets.droppedTotal == 3)
+        #expect(r.packets.icmpReplies == 0)
+        #expect(r.packets.forwarded == 1)
+        #expect(readDecisions(csv).map(\.verdict) == ["drop:truncated_packet", "drop:truncated_packet", "drop:truncated_packet", "forward"])
+    }
+
+    @Test func pppoeSessionFramesAreReplayed() throws {
+        var c = CraftedCapture()
+        c.linkType = 1  // Ethernet
+        let ethernet: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0x64]
+        func pppoe(_ ip: [UInt8]) -> [UInt8] {
+            let n = ip.count + 2
+            return ethernet + [0x11, 0, 0, 7, UInt8(n >> 8), UInt8(n & 0xFF), 0, 0x21] + ip
+        }
+        let t = HostileCaptureTests.t0
+        c.add(pppoe(ipv4TCP(sourcePort: 9, flags: TCPFlags.syn)), at: t)
+        c.add(pppoe(ipv4TCP(sourcePort: 9, flags: TCPFlags.ack, payload: 20)), at: t + 1_000)
+        // LCP echo: not IP.
+        c.add(ethernet + [0x11, 0, 0, 7, 0, 6, 0xC0, 0x21, 9, 1, 0, 4], at: t + 2_000)
+        let trace = c.write("pppoe.pcap")
+        let out = temporaryPath("pppoe-out.pcap")
+        defer {
+            removeFile(trace)
+            removeFile(out)
+        }
+        let r = try replay(trace, backends: 2, out: out)
+        #expect(r.packets.forwarded == 2)
+        #expect(r.packets.passed.map(\.reason) == ["not_ip"])
+        #expect(r.connections == 1)
+        // The GRE output carries the IP packet, without the PPPoE header.
+        let (packets, error) = readAll(try CaptureReader(paths: [out]))
+        #expect(error == nil)
+        #expect(packets.count == 2)
+        #expect(packets.first.map { Array($0.bytes.dropFirst(24)) } == ipv4TCP(sourcePort: 9, flags: TCPFlags.syn))
+    }
+
+    @Test func theDurationCoversSkippedPackets() throws {
+        var ip = CraftedCapture()
+        let t = HostileCaptureTests.t0
+        ip.add(ipv4TCP(sourcePort: 5, flags: TCPFlags.syn), at: t + 1_000_000_000)
+        ip.add(ipv4TCP(sourcePort: 5, flags: TCPFlags.ack), at: t + 2_000_000_000)
+        var other = CraftedCapture()
+        other.linkType = 147  // a user DLT: skipped
+        other.add([1, 2, 3, 4], at: t)
+        other.add([1, 2, 3, 4], at: t + 6_500_000_000)
+        let a = ip.write("span-ip.pcap")
+        let b = other.write("span-user.pcap")
+        defer {
+            removeFile(a)
+            removeFile(b)
+        }
+        let r = try replay(a, backends: 2) { $0.inputs = [a, b] }
+        #expect(r.packets.total == 4 && r.packets.skippedTotal == 2)
+        #expect(r.durationSeconds == 6.5)
+        // Skipped packets alone still have a span.
+        let only = try replay(b, backends: 2)
+        #expect(only.durationSeconds == 6.5)
+    }
+}

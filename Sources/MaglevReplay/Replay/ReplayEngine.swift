@@ -133,9 +133,17 @@ public final class ReplayEngine {
             var parsed: ParsedPacket?
             if case .parsed(let p) = PacketParser.parse(frame, linkType: packet.linkType) { parsed = p }
             let forwarder = pickForwarder(parsed, frame: frame)
-            let verdict = dataplanes[forwarder].process(
-                base: buffer, offset: ReplayEngine.headroom, length: length, linkType: packet.linkType,
-                now: now)
+            let verdict: Verdict
+            if let p = parsed, p.isTruncated, p.l3Offset + p.l3ClaimedLength > packet.originalLength {
+                // The packet's own header claims more than was on the wire: a truncated packet,
+                // which the live forwarder drops as such, not a snapshot-length cut (those are
+                // replayed). Sizing it by its claim would call it "too big" instead.
+                verdict = Verdict(action: .drop, reason: .truncatedPacket)
+            } else {
+                verdict = dataplanes[forwarder].process(
+                    base: buffer, offset: ReplayEngine.headroom, length: length, linkType: packet.linkType,
+                    now: now)
+            }
             analysis.observe(timeNs: now, packet: parsed, verdict: verdict)
 
             if let writer, verdict.action == .forward || verdict.action == .icmpReply {
@@ -169,6 +177,12 @@ public final class ReplayEngine {
             names: snapshot.backendNames, addresses: backendAddresses(), states: backendStates(),
             balanced: backendOwnsSlots(), skipped: reader.skipped)
         report.inputs = options.inputs
+        if let skipped = reader.skippedTimeRange {
+            // The capture's span covers the packets it skipped (unsupported link types) too.
+            let first = min(analysis.firstNs ?? skipped.first, skipped.first)
+            let last = max(analysis.firstNs == nil ? skipped.last : analysis.lastNs, skipped.last)
+            report.durationSeconds = Double(last - first) / 1e9
+        }
         report.algorithm = config.algorithm.rawValue
         report.tableSize = config.tableSize
         report.forwarders = dataplanes.count
