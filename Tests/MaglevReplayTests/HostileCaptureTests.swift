@@ -376,6 +376,8 @@ func parseCSV(_ text: String) -> [[String]] {
         #expect(CSV.field("say \"hi\"") == "\"say \"\"hi\"\"\"")
         #expect(CSV.field("two\nlines") == "\"two\nlines\"")
         #expect(CSV.field("") == "")
+        let row = ["1", "be,1", "say \"hi\"", "", "plain"]
+        #expect(CSV.fields(CSV.row(row).dropLast()) == row)
     }
 
     @Test func decisionsQuoteNamesWithCommasAndQuotes() throws {

@@ -9,6 +9,39 @@ enum CSV {
 
     static func row(_ fields: [String]) -> String { fields.map(field).joined(separator: ",") + "\n" }
 
+    /// The fields of one row (without its line end), quotes undone: the inverse of `row`.
+    static func fields(_ line: Substring) -> [String] {
+        var fields: [String] = []
+        var field = ""
+        var quoted = false
+        var i = line.startIndex
+        while i < line.endIndex {
+            let c = line[i]
+            i = line.index(after: i)
+            if quoted {
+                if c == "\"" {
+                    if i < line.endIndex && line[i] == "\"" {
+                        field.append("\"")
+                        i = line.index(after: i)
+                    } else {
+                        quoted = false
+                    }
+                } else {
+                    field.append(c)
+                }
+            } else if c == "\"" && field.isEmpty {
+                quoted = true
+            } else if c == "," {
+                fields.append(field)
+                field = ""
+            } else {
+                field.append(c)
+            }
+        }
+        fields.append(field)
+        return fields
+    }
+
     /// `--report r.csv`: the per-backend table, in name order, with the same figures as the
     /// JSON report's `backends` (flow share: of all backends' flows, six digits).
     static func backends(_ report: ReplayReport) -> String {
