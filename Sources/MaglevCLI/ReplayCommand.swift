@@ -54,7 +54,7 @@ struct ReplayCommand: ParsableCommand {
     @Flag(help: "Also replay with every table algorithm and compare balance and disruption.")
     var compareAlgorithms = false
 
-    @Option(help: "Write the report here; the extension picks the format: .json, .txt, .md, .html.")
+    @Option(help: "Write the report here; the extension picks the format: .json, .txt, .md, .html, .csv (backends).")
     var report: String?
 
     @Option(help: "Write one CSV row per packet here.")
@@ -90,7 +90,10 @@ struct ReplayCommand: ParsableCommand {
         var reportFormat = ReportFormat.text
         if let report {
             guard let f = ReportFormat(pathExtension: report) else {
-                throw CLIError("--report \(report): use a .json, .txt, .md or .html file name")
+                throw CLIError(
+                    "--report \(report): the extension picks the format; use one of "
+                        + ReportFormat.extensions.joined(separator: ", ")
+                        + " (.csv is the per-backend table)")
             }
             reportFormat = f
         }
@@ -98,6 +101,7 @@ struct ReplayCommand: ParsableCommand {
         var options = ReplayOptions(inputs: inputs, config: file)
         do {
             options.events = try events.map { text throws(ScenarioError) in try ScenarioEvent(parsing: text) }
+            try ScenarioEvent.check(options.events, config: file)
         } catch {
             throw CLIError(error.description)
         }
@@ -116,21 +120,29 @@ struct ReplayCommand: ParsableCommand {
         }
 
         let result: (report: ReplayReport, captureError: CaptureError?)
+        var outputFailure: OutputError?
         do {
             result = try ReplayEngine.replay(options, compareAlgorithms: compareAlgorithms)
         } catch let e as CaptureError {
             throw CLIError("\(e)")
         } catch let e as SnapshotError {
             throw CLIError("config: \(e)")
+        } catch let e as OutputError {
+            // An output failed after the replay began: still show the report, then fail.
+            guard let report = e.report else { throw CLIError("\(e)") }
+            result = (report, nil)
+            outputFailure = e
         }
         if options.progress != nil { writeStandardError("\n") }
 
-        let rendered = ReportRenderer.render(result.report, as: reportFormat)
-        if let report {
-            do { try writeTextFile(rendered, to: report) } catch { throw CLIError("\(error)") }
-        } else {
-            print(rendered, terminator: rendered.hasSuffix("\n") ? "" : "\n")
+        var rendered = ReportRenderer.render(result.report, as: reportFormat)
+        if !rendered.hasSuffix("\n") { rendered += "\n" }
+        do {
+            if let report { try writeTextFile(rendered, to: report) } else { try writeStandardOutput(rendered) }
+        } catch {
+            throw CLIError("\(error)")
         }
+        if let outputFailure { throw CLIError("\(outputFailure)") }
         if let e = result.captureError {
             throw CLIError("\(e); the report covers the \(result.report.packets.total) packets before it")
         }

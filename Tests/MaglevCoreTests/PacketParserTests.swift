@@ -19,6 +19,13 @@ private func key(
         sourcePort: sourcePort, destinationPort: destinationPort, proto: proto)
 }
 
+/// A PPPoE session header (version 1, type 1, code 0, session 0x1234) and PPP protocol before
+/// `body`.
+private func pppoe(_ proto: UInt16, _ body: [UInt8]) -> [UInt8] {
+    let length = body.count + 2
+    return [0x11, 0x00, 0x12, 0x34, UInt8(length >> 8), UInt8(length & 0xFF), UInt8(proto >> 8), UInt8(proto & 0xFF)] + body
+}
+
 private func parse(_ frame: [UInt8], _ linkType: LinkType = .ethernet) -> ParseResult {
     FrameBuilder.parse(frame, linkType: linkType)
 }
@@ -200,6 +207,26 @@ enum ParserCases {
             FrameBuilder.nonIP(
                 etherType: 0x8847, body: [0x00, 0x06, 0x41, 0x40, 0, 0, 0, 0] + tcp4.bytes),
             .notIP),
+        ParserCase(
+            "PPPoE session carrying IPv4", FrameBuilder.nonIP(etherType: 0x8864, body: pppoe(0x0021, tcp4.ipPacket)),
+            .parsed(.init(key: tcp4Key, l3Offset: 22, l4Offset: 42, tcpFlags: TCPFlags.syn))),
+        ParserCase(
+            "PPPoE session carrying IPv6", FrameBuilder.nonIP(etherType: 0x8864, body: pppoe(0x0057, udp6.ipPacket)),
+            .parsed(.init(key: udp6Key, l3Offset: 22, l4Offset: 62))),
+        ParserCase(
+            "VLAN then PPPoE", FrameBuilder.nonIP(etherType: 0x8864, body: pppoe(0x0021, udp4.ipPacket)).vlan(7),
+            .parsed(.init(key: udp4Key, l3Offset: 26, l4Offset: 46))),
+        ParserCase(
+            "PPPoE session carrying LCP", FrameBuilder.nonIP(etherType: 0x8864, body: pppoe(0xC021, [1, 1, 0, 4])),
+            .notIP),
+        ParserCase(
+            "PPPoE discovery (PADI)", FrameBuilder.nonIP(etherType: 0x8863, body: [0x11, 0x09, 0, 0, 0, 0]), .notIP),
+        ParserCase(
+            "PPPoE version 2", FrameBuilder.nonIP(etherType: 0x8864, body: [0x21] + pppoe(0x0021, tcp4.ipPacket).dropFirst()),
+            .notIP),
+        ParserCase(
+            "PPPoE header cut", Array(FrameBuilder.nonIP(etherType: 0x8864, body: pppoe(0x0021, tcp4.ipPacket)).bytes.prefix(21)),
+            .ethernet, .malformed(.truncatedL2)),
         ParserCase(
             "Ethernet padding is not part of the packet",
             FrameBuilder.udp(client4, 5353, vip4, 53).padded(),

@@ -281,7 +281,7 @@ let mixedSmall = repositoryRoot + "/Traces/mixed-small.pcap"
         defer { removeFile(trace) }
         _ = try TraceGenerator.generate(options, to: trace)
         let r = try replay(trace, backends: 10)
-        #expect(r.balance.flowsMaxOverMean < 1.06, "\(r.balance)")
-        #expect(r.balance.jain > 0.99)
+        #expect((r.balance.flowsMaxOverMean ?? .infinity) < 1.06, "\(r.balance)")
+        #expect((r.balance.jain ?? 0) > 0.99)
     }
 }

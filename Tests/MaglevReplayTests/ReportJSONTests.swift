@@ -13,7 +13,7 @@ import Testing
         #expect(
             json.keys == [
                 "inputs", "algorithm", "table_size", "forwarders", "connection_tracking",
-                "duration_seconds", "packets", "flows", "connections", "backends", "balance",
+                "duration_seconds", "time_went_backwards", "packets", "flows", "connections", "backends", "balance",
                 "events", "timeline", "comparison", "warnings",
             ])
         #expect(

@@ -1,4 +1,4 @@
-// Link layer: Ethernet II, VLAN tags, MPLS label stacks.
+// Link layer: Ethernet II, VLAN tags, MPLS label stacks, PPPoE sessions.
 
 extension PacketParser {
     /// Ethertypes the link layer walks.
@@ -10,9 +10,20 @@ extension PacketParser {
         static let qinqLegacy: UInt16 = 0x9100
         static let mplsUnicast: UInt16 = 0x8847
         static let mplsMulticast: UInt16 = 0x8848
+        /// PPPoE session stage (RFC 2516); discovery (0x8863) is not IP.
+        static let pppoeSession: UInt16 = 0x8864
     }
 
-    /// Ethernet II: destination MAC, source MAC, ethertype (14 bytes); then tags and labels.
+    /// PPP protocol numbers a PPPoE session carries IP in.
+    enum PPPProtocol {
+        static let ipv4: UInt16 = 0x0021
+        static let ipv6: UInt16 = 0x0057
+    }
+
+    /// Ethernet II: destination MAC, source MAC, ethertype (14 bytes); then tags and labels,
+    /// or a PPPoE session header (6 bytes: version/type, code, session, length) and the PPP
+    /// protocol (2 bytes), IPv4 (0x0021) or IPv6 (0x0057); other PPP protocols (LCP, ...) are
+    /// not IP.
     @inline(__always)
     static func parseEthernet(_ p: UnsafeRawPointer, end: Int) -> ParseResult {
         guard end >= 14 else { return .malformed(.truncatedL2) }
@@ -48,6 +59,18 @@ extension PacketParser {
                 switch p.loadBE8(offset) >> 4 {
                 case 4: return parseIPv4(p, at: offset, end: end)
                 case 6: return parseIPv6(p, at: offset, end: end)
+                default: return .notIP
+                }
+            case EtherType.pppoeSession:
+                // Version 1, type 1, code 0 (session data); the length field is not needed:
+                // the IP header says how long the packet is.
+                guard end - offset >= 8 else { return .malformed(.truncatedL2) }
+                guard p.loadBE8(offset) == 0x11, p.loadBE8(offset + 1) == 0 else { return .notIP }
+                let proto = p.loadBE16(offset + 6)
+                offset += 8
+                switch proto {
+                case PPPProtocol.ipv4: return parseIPv4(p, at: offset, end: end)
+                case PPPProtocol.ipv6: return parseIPv6(p, at: offset, end: end)
                 default: return .notIP
                 }
             default:

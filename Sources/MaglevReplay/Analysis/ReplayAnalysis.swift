@@ -246,6 +246,13 @@ final class ReplayAnalysis {
         events.append(result)
     }
 
+    /// The capture ended before the event: it is listed, marked as never reached.
+    func notReached(_ event: ScenarioEvent) {
+        var result = ReplayReport.EventResult(at: event.atText, action: event.action.name, target: event.target)
+        result.reached = false
+        events.append(result)
+    }
+
     /// The event took effect: the table moved this much, these backends now lose connections.
     func endEvent(slotsChangedAll: Double, slotsChangedExtra: Double, unusable: Set<Int32>) {
         events[events.count - 1].slotsChangedAll = slotsChangedAll
@@ -324,11 +331,13 @@ final class ReplayAnalysis {
     }
 
     static func balance(_ loads: [ReplayReport.BackendLoad]) -> ReplayReport.Balance {
+        // Over zero backends, or a load with a mean of 0, a figure is undefined (nil): never
+        // 0 or 1, which would read as perfect balance.
         var b = ReplayReport.Balance()
         guard !loads.isEmpty else { return b }
-        func maxOverMean(_ v: [Double]) -> Double {
+        func maxOverMean(_ v: [Double]) -> Double? {
             let mean = v.reduce(0, +) / Double(v.count)
-            return mean > 0 ? v.max()! / mean : 0
+            return mean > 0 ? v.max()! / mean : nil
         }
         let flows = loads.map { Double($0.flows) }
         b.flowsMaxOverMean = maxOverMean(flows)

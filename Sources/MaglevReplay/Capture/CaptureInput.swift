@@ -14,6 +14,9 @@ struct CaptureInput {
     /// Records read so far, skipped ones included: the head's 1-based packet number.
     var packetsRead = 0
     var unsupportedSkipped = 0
+    /// Earliest and latest timestamps of the skipped records (max and 0 while none).
+    var skippedFirstNs = UInt64.max
+    var skippedLastNs: UInt64 = 0
     var headTime: UInt64 = 0
     var headData: UnsafePointer<UInt8>?
     var headCaptured = 0
@@ -57,7 +60,11 @@ struct CaptureInput {
                 let h = header.pointee
                 let captured = Int(h.caplen)
                 let decode = decoder.decode(UnsafeRawBufferPointer(start: data, count: captured))
+                // Opened with nanosecond precision: tv_usec carries nanoseconds.
+                let time = UInt64(max(0, h.ts.tv_sec)) &* 1_000_000_000 &+ UInt64(max(0, h.ts.tv_usec))
                 if case .skip(let reason) = decode {
+                    skippedFirstNs = min(skippedFirstNs, time)
+                    skippedLastNs = max(skippedLastNs, time)
                     if reason == .unsupportedLinkType {
                         unsupportedSkipped += 1
                     } else {
@@ -65,10 +72,7 @@ struct CaptureInput {
                     }
                     continue
                 }
-                // Opened with nanosecond precision: tv_usec carries nanoseconds.
-                let seconds = UInt64(max(0, h.ts.tv_sec))
-                let fraction = UInt64(max(0, h.ts.tv_usec))
-                headTime = seconds &* 1_000_000_000 &+ fraction
+                headTime = time
                 headData = data
                 headCaptured = captured
                 headOriginal = Int(h.len)

@@ -172,6 +172,20 @@ public final class CaptureReader {
             fileIndex: i, packetNumber: input.packetsRead)
     }
 
+    /// The earliest and latest timestamps of the packets counted in `skipped`, or nil when
+    /// none was skipped: a capture's time span covers them too.
+    public var skippedTimeRange: (first: UInt64, last: UInt64)? {
+        var first = UInt64.max
+        var last: UInt64 = 0
+        var any = false
+        for input in inputs where input.skippedFirstNs != .max {
+            any = true
+            first = min(first, input.skippedFirstNs)
+            last = max(last, input.skippedLastNs)
+        }
+        return any ? (first, last) : nil
+    }
+
     /// Packets not returned because their link type is not supported, by link-type name.
     /// Also counts non-IP packets behind pseudo headers ("sll non-ip", ...) and packets too
     /// short for their pseudo header ("truncated link header"). Sorted by reason.

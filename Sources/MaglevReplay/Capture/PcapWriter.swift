@@ -16,6 +16,8 @@ public final class PcapWriter {
     /// Packets and captured bytes written so far.
     public private(set) var packetsWritten = 0
     public private(set) var bytesWritten = 0
+    /// errno of the first failed write (0: none yet); later packets are not written.
+    private var writeErrno: Int32 = 0
 
     /// Creates (or truncates) `path`; throws naming it, with libpcap's reason, when it cannot.
     public init(path: String, linkType: LinkType = .rawIP) throws(CaptureError) {
@@ -49,7 +51,7 @@ public final class PcapWriter {
     /// Appends one packet that was `originalLength` bytes on the wire (at least
     /// `packet.count`), such as a snaplen-truncated one.
     public func write(_ packet: UnsafeRawBufferPointer, timestampNs: UInt64, originalLength: Int) {
-        guard let dumper else { return }
+        guard let dumper, writeErrno == 0 else { return }
         let captured = min(packet.count, Self.snapshotLength)
         var header = pcap_pkthdr()
         header.ts.tv_sec = Int(timestampNs / 1_000_000_000)
@@ -63,6 +65,11 @@ public final class PcapWriter {
             var none: UInt8 = 0
             pcap_dump(UnsafeMutablePointer<UInt8>(dumper), &header, &none)
         }
+        // stdio keeps the error flag; errno still says why right after the failed write.
+        if ferror(pcap_dump_file(dumper)) != 0 {
+            writeErrno = errno == 0 ? EIO : errno
+            return
+        }
         packetsWritten += 1
         bytesWritten += captured
     }
@@ -71,12 +78,23 @@ public final class PcapWriter {
     /// Closed afterwards either way.
     public func finish() throws(CaptureError) {
         guard let dumper else { return }
-        let failed = pcap_dump_flush(dumper) != 0 || ferror(pcap_dump_file(dumper)) != 0
+        var code = writeErrno
+        var doing = "write"
+        let file = pcap_dump_file(dumper)
+        if code == 0 && (fflush(file) != 0 || ferror(file) != 0) { code = errno == 0 ? EIO : errno }
+        // libpcap's dumper is the stdio stream itself (pcap_dump_close only fcloses it): close
+        // it here, so that the close's own failure is seen too.
+        if fclose(file) != 0 && code == 0 {
+            code = errno == 0 ? EIO : errno
+            doing = "close"
+        }
+        self.dumper = nil
         close()
-        if failed {
+        if code != 0 {
             throw CaptureError(
                 file: path, packetNumber: nil,
-                message: "could not write the capture (disk full or I/O error) after \(packetsWritten) packets")
+                message: "could not \(doing) the capture after \(packetsWritten) packets: "
+                    + "\(String(cString: strerror(code))) (errno \(code))")
         }
     }
 

@@ -77,7 +77,7 @@ public struct DeliveryCheck {
         for line in try readLines(path) {
             lineNumber += 1
             if lineNumber == 1 || line.isEmpty { continue }
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            let fields = CSV.fields(line[...])
             guard fields.count == 11 else {
                 throw CaptureError(file: path, packetNumber: nil, message: "line \(lineNumber): expected 11 fields")
             }

@@ -47,6 +47,10 @@ public final class ReplayEngine {
     var dataplanes: [Dataplane] = []
     let analysis: ReplayAnalysis
     let buffer: UnsafeMutableRawPointer
+    /// Packets whose timestamp was older than the replay clock (replayed at the clock's time),
+    /// and the largest step back.
+    var timeWentBackwards = 0
+    var maxBackwardsNs: UInt64 = 0
     static let headroom = 128
     static let bufferSize = 128 + 262_144
 
@@ -67,7 +71,9 @@ public final class ReplayEngine {
     }
 
     /// Runs the whole replay. A capture that breaks off midway ends the run early: the report
-    /// covers everything before, and the error is returned alongside it.
+    /// covers everything before, and the error is returned alongside it. An output (`--out`,
+    /// `--decisions`) that cannot be created, written or closed throws an `OutputError` naming
+    /// it; one that failed after the start carries the report.
     public func run() throws -> (report: ReplayReport, captureError: CaptureError?) {
         // Events at N% need the number of packets: count them first.
         var total: Int?
@@ -76,12 +82,21 @@ public final class ReplayEngine {
         }
         var pending = options.events.enumerated().map { ($0.offset, $0.element) }
         let reader = try CaptureReader(paths: options.inputs)
-        let writer = try options.outputPcap.map { path throws(CaptureError) in try PcapWriter(path: path) }
-        let csv = try options.decisionsCSV.map { path throws(CaptureError) in try OutputFile(path: path) }
+        let writer: PcapWriter?
+        do {
+            writer = try options.outputPcap.map { path throws(CaptureError) in try PcapWriter(path: path) }
+        } catch {
+            throw OutputError(file: error.file, message: error.message)
+        }
+        let csv = try options.decisionsCSV.map { path throws(OutputError) in try OutputFile(path: path) }
         csv?.write("packet,time,src,dst,proto,sport,dport,vip,forwarder,backend,verdict\n")
 
         var index = 0
         var firstNs: UInt64?
+        // The replay clock: the capture's timestamps, except that it never goes backwards. A
+        // packet older than one before it (merged interfaces, NIC timestamping) keeps the
+        // latest time seen, and is counted.
+        var clockNs: UInt64 = 0
         var captureError: CaptureError?
         while true {
             let packet: CapturedPacket
@@ -93,13 +108,23 @@ public final class ReplayEngine {
                 break
             }
             index += 1
-            if firstNs == nil { firstNs = packet.timestampNs }
-            let elapsed = packet.timestampNs &- firstNs!
+            if firstNs == nil {
+                firstNs = packet.timestampNs
+                clockNs = packet.timestampNs
+            }
+            if packet.timestampNs < clockNs {
+                timeWentBackwards += 1
+                maxBackwardsNs = max(maxBackwardsNs, clockNs - packet.timestampNs)
+            } else {
+                clockNs = packet.timestampNs
+            }
+            let now = clockNs
+            let elapsed = now - firstNs!
 
             // Events due before this packet, in the order given.
             while let due = pending.firstIndex(where: { isDue($0.1, index: index, elapsedNs: elapsed, total: total) }) {
                 let event = pending.remove(at: due).1
-                apply(event, packet: index, timeNs: packet.timestampNs)
+                apply(event, packet: index, timeNs: now)
             }
 
             let length = min(packet.bytes.count, ReplayEngine.bufferSize - ReplayEngine.headroom)
@@ -108,33 +133,77 @@ public final class ReplayEngine {
             var parsed: ParsedPacket?
             if case .parsed(let p) = PacketParser.parse(frame, linkType: packet.linkType) { parsed = p }
             let forwarder = pickForwarder(parsed, frame: frame)
-            let verdict = dataplanes[forwarder].process(
-                base: buffer, offset: ReplayEngine.headroom, length: length, linkType: packet.linkType,
-                now: packet.timestampNs)
-            analysis.observe(timeNs: packet.timestampNs, packet: parsed, verdict: verdict)
+            let verdict: Verdict
+            if let p = parsed, p.isTruncated, p.l3Offset + p.l3ClaimedLength > packet.originalLength {
+                // The packet's own header claims more than was on the wire: a truncated packet,
+                // which the live forwarder drops as such, not a snapshot-length cut (those are
+                // replayed). Sizing it by its claim would call it "too big" instead.
+                verdict = Verdict(action: .drop, reason: .truncatedPacket)
+            } else {
+                verdict = dataplanes[forwarder].process(
+                    base: buffer, offset: ReplayEngine.headroom, length: length, linkType: packet.linkType,
+                    now: now)
+            }
+            analysis.observe(timeNs: now, packet: parsed, verdict: verdict)
 
             if let writer, verdict.action == .forward || verdict.action == .icmpReply {
                 writer.write(
                     UnsafeRawBufferPointer(start: buffer + verdict.outputOffset, count: verdict.outputLength),
-                    timestampNs: packet.timestampNs)
+                    timestampNs: now)
             }
             if let csv { csv.write(decisionRow(index, elapsed, parsed, forwarder, verdict)) }
             if index & 0xFFFF == 0 { options.progress?(index, total) }
         }
-        // Events that never came due (past the end) still appear, with nothing alive.
-        for (_, event) in pending { apply(event, packet: index + 1, timeNs: analysis.lastNs) }
-        writer?.close()
+        // Events still pending: one at N% (100% is "after the last packet") takes effect at the
+        // end; one past the end of the capture (a time or packet it never reached, or a capture
+        // that stopped early) never took effect: it is listed as not reached, with a warning.
+        var unreached: [ScenarioEvent] = []
+        for (_, event) in pending {
+            if case .fraction = event.at, captureError == nil {
+                apply(event, packet: index + 1, timeNs: analysis.lastNs)
+            } else {
+                analysis.notReached(event)
+                unreached.append(event)
+            }
+        }
+        // Outputs are checked to the end: a failed write or close fails the replay, naming the
+        // file (the report is kept in the error).
+        var outputError: OutputError?
+        do { try writer?.finish() } catch { outputError = OutputError(file: error.file, message: error.message) }
+        do { try csv?.finish() } catch { outputError = outputError ?? error }
         options.progress?(index, total)
 
         var report = analysis.report(
             names: snapshot.backendNames, addresses: backendAddresses(), states: backendStates(),
             balanced: backendOwnsSlots(), skipped: reader.skipped)
         report.inputs = options.inputs
+        if let skipped = reader.skippedTimeRange {
+            // The capture's span covers the packets it skipped (unsupported link types) too.
+            let first = min(analysis.firstNs ?? skipped.first, skipped.first)
+            let last = max(analysis.firstNs == nil ? skipped.last : analysis.lastNs, skipped.last)
+            report.durationSeconds = Double(last - first) / 1e9
+        }
         report.algorithm = config.algorithm.rawValue
         report.tableSize = config.tableSize
         report.forwarders = dataplanes.count
         report.connectionTracking = config.connectionTracking
+        report.timeWentBackwards = .init(packets: timeWentBackwards, maxSeconds: Double(maxBackwardsNs) / 1e9)
+        if timeWentBackwards > 0 {
+            let n = timeWentBackwards == 1 ? "1 packet was" : "\(timeWentBackwards) packets were"
+            report.warnings.append(
+                "\(n) older than a packet before \(timeWentBackwards == 1 ? "it" : "them") (by up to "
+                    + "\(ReportFormatting.fixed(Double(maxBackwardsNs) / 1e9, 6)) s): the replay clock never goes"
+                    + " backwards, so \(timeWentBackwards == 1 ? "it was" : "they were") replayed at the latest time seen")
+        }
+        let end = "the capture ends at \(ReportFormatting.fixed(report.durationSeconds, 3)) s, packet \(index)"
+        for event in unreached {
+            report.warnings.append("event '\(event.text)' was never reached (\(end)): it did not take effect")
+        }
         if let captureError { report.warnings.append("stopped early: \(captureError)") }
+        if var outputError {
+            outputError.report = report
+            throw outputError
+        }
         return (report, captureError)
     }
 
@@ -290,7 +359,8 @@ public final class ReplayEngine {
         }
         let vip = v.vip >= 0 && Int(v.vip) < snapshot.vipNames.count ? snapshot.vipNames[Int(v.vip)] : ""
         let backend = v.backend >= 0 ? snapshot.backendNames[Int(v.backend)] : ""
-        return fields + "\(vip),\(forwarder),\(backend),\(v.label)\n"
+        // Names are the only free text: quoted as RFC 4180 asks when they need it.
+        return fields + "\(CSV.field(vip)),\(forwarder),\(CSV.field(backend)),\(v.label)\n"
     }
 
     /// Counts the packets of all inputs (a first pass, for events at N%).
@@ -312,8 +382,25 @@ extension ReplayEngine {
     public static func replay(_ options: ReplayOptions, compareAlgorithms: Bool) throws -> (
         report: ReplayReport, captureError: CaptureError?
     ) {
-        var (report, error) = try ReplayEngine(options: options).run()
-        guard compareAlgorithms else { return (report, error) }
+        try ScenarioEvent.check(options.events, config: options.config)
+        var report: ReplayReport
+        var error: CaptureError?
+        var outputError: OutputError?
+        do {
+            (report, error) = try ReplayEngine(options: options).run()
+        } catch let e as OutputError {
+            // An output failed after the start: finish the comparison, then throw with it all.
+            guard let r = e.report else { throw e }
+            report = r
+            outputError = e
+        }
+        guard compareAlgorithms else {
+            if var outputError {
+                outputError.report = report
+                throw outputError
+            }
+            return (report, error)
+        }
         for algorithm in TableAlgorithm.allCases {
             var o = options
             o.config.dataplane.algorithm = algorithm
@@ -322,6 +409,10 @@ extension ReplayEngine {
             o.progress = nil
             let (r, _) = try ReplayEngine(options: o).run()
             report.comparison.append(.init(algorithm: algorithm.rawValue, balance: r.balance, events: r.events))
+        }
+        if var outputError {
+            outputError.report = report
+            throw outputError
         }
         return (report, error)
     }

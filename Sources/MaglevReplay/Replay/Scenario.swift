@@ -1,3 +1,6 @@
+public import MaglevConfig
+import MaglevControl
+
 /// When an event happens on the trace's timeline.
 public enum EventTime: Sendable, Equatable {
     /// Before the packet at this fraction of all packets (0...1).
@@ -94,4 +97,25 @@ public struct ScenarioEvent: Sendable, Equatable {
 public struct ScenarioError: Error, Sendable, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+extension ScenarioEvent {
+    /// Checks every event's target against the backends of `config` (the names the backend
+    /// edits know, as `DesiredState` lists them): a target that is neither one of them nor
+    /// introduced by an `add` event is an error listing the known names. `add` of a new name
+    /// is allowed (it joins every VIP's pool).
+    public static func check(_ events: [ScenarioEvent], config: MaglevConfigFile) throws(ScenarioError) {
+        let known = DesiredState(file: config).backendNames
+        var names = Set(known)
+        for e in events { if case .add = e.action { names.insert(e.target) } }
+        for e in events {
+            if case .forwarders = e.action { continue }
+            guard !names.contains(e.target) else { continue }
+            let shown = known.prefix(20).joined(separator: ", ")
+            let more = known.count > 20 ? " and \(known.count - 20) more" : ""
+            throw ScenarioError(
+                "event '\(e.text)': no backend named '\(e.target)'; known backends: "
+                    + (known.isEmpty ? "(none)" : shown + more) + " (add:NAME introduces a new one)")
+        }
+    }
 }

@@ -198,7 +198,10 @@ enum HTMLReport {
                 "collateral", "slots changed (all)", "slots changed (extra)",
             ],
             r.events.enumerated().map { i, e in
-                [
+                guard e.reached else {
+                    return ["\(i + 1)", e.at, "never reached", "-", e.action, e.target, "-", "-", "-", "-", "-", "-"]
+                }
+                return [
                     "\(i + 1)", e.at, F.seconds(e.seconds), F.grouped(e.packet), e.action, e.target,
                     F.grouped(e.connectionsAlive), F.grouped(e.broken), F.grouped(e.brokenUnavoidable),
                     F.grouped(e.brokenCollateral), F.percent(e.slotsChangedAll),

@@ -19,6 +19,12 @@ enum JSONReport {
         add("forwarders", JSONValue(report.forwarders))
         add("connection_tracking", .bool(report.connectionTracking))
         add("duration_seconds", .fraction(report.durationSeconds))
+        add(
+            "time_went_backwards",
+            .object([
+                ("packets", JSONValue(report.timeWentBackwards.packets)),
+                ("max_seconds", .fraction(report.timeWentBackwards.maxSeconds)),
+            ]))
         add("packets", packets(report.packets))
         add("flows", JSONValue(report.flows))
         add("connections", JSONValue(report.connections))
@@ -85,8 +91,10 @@ enum JSONReport {
     static func event(_ e: ReplayReport.EventResult) -> JSONValue {
         .object([
             ("at", .string(e.at)),
-            ("packet", JSONValue(e.packet)),
-            ("seconds", .fraction(e.seconds)),
+            // false: the capture ended before it (packet and seconds null, figures 0).
+            ("reached", .bool(e.reached)),
+            ("packet", e.reached ? JSONValue(e.packet) : .null),
+            ("seconds", e.reached ? .fraction(e.seconds) : .null),
             ("action", .string(e.action)),
             ("target", .string(e.target)),
             ("connections_alive", JSONValue(e.connectionsAlive)),
@@ -117,4 +125,6 @@ enum JSONReport {
 extension JSONValue {
     /// Fractions and seconds in reports: six digits after the point.
     static func fraction(_ value: Double) -> JSONValue { .fixed(value, digits: 6) }
+    /// An undefined figure is `null`.
+    static func fraction(_ value: Double?) -> JSONValue { value.map { .fixed($0, digits: 6) } ?? .null }
 }

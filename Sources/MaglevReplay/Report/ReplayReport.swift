@@ -47,13 +47,15 @@ public struct ReplayReport: Sendable, Equatable {
 
     public struct Balance: Sendable, Equatable {
         /// Over the backends that own slots at the end: max / mean of each load measure.
-        public var flowsMaxOverMean = 0.0
-        public var packetsMaxOverMean = 0.0
-        public var bytesMaxOverMean = 0.0
+        /// Every figure is nil when it is undefined: no such backend, or none of that load (a
+        /// mean of 0); renderers print `n/a` (JSON `null`), never a number that reads as perfect.
+        public var flowsMaxOverMean: Double?
+        public var packetsMaxOverMean: Double?
+        public var bytesMaxOverMean: Double?
         /// Coefficient of variation (standard deviation / mean) of flows per backend.
-        public var flowsCoV = 0.0
+        public var flowsCoV: Double?
         /// Jain's fairness index of flows per backend: (sum x)^2 / (n * sum x^2); 1 is perfect.
-        public var jain = 0.0
+        public var jain: Double?
         public init() {}
     }
 
@@ -68,6 +70,9 @@ public struct ReplayReport: Sendable, Equatable {
         public var action: String
         /// Backend name, or "" for forwarder-tier events.
         public var target: String
+        /// False when the capture ended before the event's time (or packet): the event never
+        /// took effect, and its figures are all 0.
+        public var reached = true
         /// Connections open when the event happened.
         public var connectionsAlive = 0
         /// Of those, connections whose later packets reached another backend than before.
@@ -116,6 +121,18 @@ public struct ReplayReport: Sendable, Equatable {
     public var forwarders = 1
     public var connectionTracking = true
     public var durationSeconds = 0.0
+    /// Packets older than a packet before them in the (merged) capture, and the largest step
+    /// back in seconds. The replay clock never goes backwards: they were replayed at the
+    /// latest time seen.
+    public struct TimeWentBackwards: Sendable, Equatable {
+        public var packets = 0
+        public var maxSeconds = 0.0
+        public init(packets: Int = 0, maxSeconds: Double = 0) {
+            self.packets = packets
+            self.maxSeconds = maxSeconds
+        }
+    }
+    public var timeWentBackwards = TimeWentBackwards()
     public var packets = PacketCounts()
     /// Distinct flows and connections over all backends.
     public var flows = 0

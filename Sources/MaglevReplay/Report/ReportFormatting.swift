@@ -20,6 +20,13 @@ enum ReportFormatting {
         JSONValue.number(value, digits: digits)
     }
 
+    /// A figure that may be undefined (a balance over zero backends or zero traffic): `n/a`
+    /// then, never a number that would read as perfect.
+    static func fixed(_ value: Double?, _ digits: Int) -> String {
+        guard let value else { return "n/a" }
+        return fixed(value, digits)
+    }
+
     /// A fraction as a percentage: `0.12345` -> `12.35%`.
     static func percent(_ fraction: Double, digits: Int = 2) -> String {
         fixed(fraction * 100, digits) + "%"

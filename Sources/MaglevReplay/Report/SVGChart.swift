@@ -412,7 +412,7 @@ enum ReportCharts {
         start: Double, end: Double
     ) {
         func x(_ s: Double) -> Double { plot.x + (s - start) / (end - start) * plot.w }
-        for (i, e) in report.events.enumerated() where e.seconds >= start && e.seconds <= end {
+        for (i, e) in report.events.enumerated() where e.reached && e.seconds >= start && e.seconds <= end {
             let ex = x(e.seconds)
             c.line(x1: ex, y1: plot.y - 4, x2: ex, y2: plot.y + plot.h, stroke: "#111", width: 1.5, dash: "5 3")
             let label = F.truncate("\(i + 1). \(e.action) \(e.target)".trimmingSuffixSpaces, to: 30)
@@ -454,7 +454,7 @@ enum ReportCharts {
                 fill: collateralColour,
                 tooltip: "\(F.grouped(e.brokenCollateral)) collateral (their backend stayed)")
             c.text(
-                "\(F.grouped(e.broken)) of \(F.grouped(e.connectionsAlive)) alive",
+                e.reached ? "\(F.grouped(e.broken)) of \(F.grouped(e.connectionsAlive)) alive" : "never reached",
                 x: centre, y: base - max(hu + hc, h(e.broken)) - 6, anchor: .middle, size: 11,
                 bold: true)
             let fine = events.count <= 12
@@ -463,7 +463,7 @@ enum ReportCharts {
                 F.truncate(label, to: fine ? 28 : 10), x: centre, y: base + 18, anchor: .middle,
                 size: 12)
             if fine {
-                c.text("at \(e.at) (\(F.seconds(e.seconds)))", x: centre, y: base + 34, anchor: .middle, size: 11, fill: "#555")
+                c.text(e.reached ? "at \(e.at) (\(F.seconds(e.seconds)))" : "at \(e.at)", x: centre, y: base + 34, anchor: .middle, size: 11, fill: "#555")
                 c.text("slots all \(F.percent(e.slotsChangedAll))", x: centre, y: base + 52, anchor: .middle, size: 11, fill: "#555")
                 c.text("slots extra \(F.percent(e.slotsChangedExtra))", x: centre, y: base + 67, anchor: .middle, size: 11, fill: "#555")
             }

@@ -130,15 +130,26 @@ struct TextReport {
             "\(report.algorithm), table of \(F.grouped(report.tableSize)) slots, "
             + F.count(report.forwarders, "forwarder") + ", connection tracking "
             + (report.connectionTracking ? "on" : "off")
-        blocks.append(
-            .fields([
-                ("Inputs", report.inputs.isEmpty ? "(none)" : report.inputs.joined(separator: ", ")),
-                ("Setup", setup),
-                ("Duration", F.seconds(report.durationSeconds)),
-                ("Flows", F.grouped(report.flows)),
-                ("Connections", F.grouped(report.connections)),
-                ("Backends", F.grouped(report.backends.count)),
-            ]))
+        var fields: [(label: String, value: String)] = [
+            ("Inputs", report.inputs.isEmpty ? "(none)" : report.inputs.joined(separator: ", ")),
+            ("Setup", setup),
+            ("Duration", F.seconds(report.durationSeconds)),
+        ]
+        let back = report.timeWentBackwards
+        if back.packets > 0 {
+            fields.append(
+                (
+                    "Time went back",
+                    F.count(back.packets, "packet") + " older than one before (by up to "
+                        + F.fixed(back.maxSeconds, 6) + " s), replayed at the latest time seen"
+                ))
+        }
+        fields += [
+            ("Flows", F.grouped(report.flows)),
+            ("Connections", F.grouped(report.connections)),
+            ("Backends", F.grouped(report.backends.count)),
+        ]
+        blocks.append(.fields(fields))
         var table = ReportTable([
             .init("packets", .left), .init("count"), .init("share of total"),
         ])
@@ -239,6 +250,10 @@ struct TextReport {
             .init("unavoidable"), .init("collateral"), .init("slots all"), .init("slots extra"),
         ])
         for e in report.events {
+            guard e.reached else {
+                table.add([e.at, "never", e.action, e.target.isEmpty ? "-" : e.target, "-", "-", "-", "-", "-", "-"])
+                continue
+            }
             table.add([
                 e.at, F.fixed(e.seconds, 3), e.action, e.target.isEmpty ? "-" : e.target,
                 F.grouped(e.connectionsAlive), F.grouped(e.broken), F.grouped(e.brokenUnavoidable),
@@ -246,7 +261,11 @@ struct TextReport {
                 F.percent(e.slotsChangedExtra),
             ])
         }
-        return [.heading("Events"), .table(table), .notes(Self.eventLegend)]
+        var legend = Self.eventLegend
+        if report.events.contains(where: { !$0.reached }) {
+            legend.append("never: the capture ended before the event's time; it did not take effect.")
+        }
+        return [.heading("Events"), .table(table), .notes(legend)]
     }
 
     func comparison() -> [Block] {
