@@ -220,21 +220,47 @@ public final class Forwarder: @unchecked Sendable {
     /// `countConnections`: each worker also counts its live connections per backend (one scan of
     /// its connection table, between batches).
     public func statistics(timeoutMilliseconds: Int = 1000, countConnections: Bool = false) -> ForwarderStatistics {
-        var targets: [UInt64] = []
-        for link in links {
+        let targets = requestStatistics(countConnections: countConnections)
+        _ = waitServed(targets, timeoutMilliseconds: timeoutMilliseconds)
+        return collect()
+    }
+
+    /// The same, with the wait on a thread of its own: the caller's (Swift concurrency) thread
+    /// is not blocked while the workers finish their batches.
+    public func statisticsAsync(timeoutMilliseconds: Int = 1000, countConnections: Bool = false) async -> ForwarderStatistics {
+        let targets = requestStatistics(countConnections: countConnections)
+        let links = self.links
+        _ = await offThread { Forwarder.waitServed(links, targets, timeoutMilliseconds: timeoutMilliseconds) }
+        return collect()
+    }
+
+    /// Asks every worker for its counters; returns the request numbers to wait for.
+    func requestStatistics(countConnections: Bool) -> [UInt64] {
+        links.map { link in
             link.connectionCountsRequested.store(countConnections, ordering: .relaxed)
-            let t = link.statisticsRequested.add(1, ordering: .relaxed).newValue
-            targets.append(t)
+            return link.statisticsRequested.add(1, ordering: .relaxed).newValue
         }
+    }
+
+    func waitServed(_ targets: [UInt64], timeoutMilliseconds: Int) -> Bool {
+        Forwarder.waitServed(links, targets, timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// Waits (polling every millisecond, up to the timeout) until every running worker served
+    /// its request; true when all did. Reads atomics only.
+    static func waitServed(_ links: [WorkerLink], _ targets: [UInt64], timeoutMilliseconds: Int) -> Bool {
         let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+        var all = true
         for (link, target) in zip(links, targets) {
-            while link.currentState == .running && link.statisticsServed.load(ordering: .acquiring) < target
-                && MonotonicClock.now() < deadline
-            {
+            while link.statisticsServed.load(ordering: .acquiring) < target {
+                if link.currentState != .running || MonotonicClock.now() >= deadline {
+                    all = false
+                    break
+                }
                 sleepMilliseconds(1)
             }
         }
-        return collect()
+        return all
     }
 
     func collect() -> ForwarderStatistics {
@@ -250,22 +276,13 @@ public final class Forwarder: @unchecked Sendable {
     }
 
     /// Whether every worker runs and answers a statistics request within `timeoutMilliseconds`
-    /// (a stalled loop does not: it only serves requests between batches).
-    public func workersProgressing(timeoutMilliseconds: Int = 500) -> Bool {
+    /// (a stalled loop does not: it only serves requests between batches). Waits on a thread of
+    /// its own. Never asks for a connection-table scan.
+    public func workersProgressing(timeoutMilliseconds: Int = 500) async -> Bool {
         guard stoppedWorker == nil else { return false }
-        var targets: [UInt64] = []
-        for link in links {
-            link.connectionCountsRequested.store(false, ordering: .relaxed)  // no table scan for a liveness probe
-            targets.append(link.statisticsRequested.add(1, ordering: .relaxed).newValue)
-        }
-        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
-        for (link, target) in zip(links, targets) {
-            while link.statisticsServed.load(ordering: .acquiring) < target {
-                if MonotonicClock.now() >= deadline || link.currentState != .running { return false }
-                sleepMilliseconds(1)
-            }
-        }
-        return true
+        let targets = requestStatistics(countConnections: false)
+        let links = self.links
+        return await offThread { Forwarder.waitServed(links, targets, timeoutMilliseconds: timeoutMilliseconds) }
     }
 
     /// Why a worker is no longer running (nil while every one runs). Safe from any thread.
@@ -296,3 +313,15 @@ public final class Forwarder: @unchecked Sendable {
 }
 
 func sleepMilliseconds(_ ms: Int) { ThreadContext.sleep(milliseconds: ms) }
+
+/// Runs a blocking `body` on a new thread and returns its result, so that no Swift concurrency
+/// thread waits (the control side's few blocking waits: workers finishing a batch).
+func offThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
+        do {
+            try OSThread { continuation.resume(returning: body()) }.detach()
+        } catch {
+            continuation.resume(returning: body())  // no thread: wait here rather than fail
+        }
+    }
+}

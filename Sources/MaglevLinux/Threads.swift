@@ -31,6 +31,13 @@ public final class OSThread: @unchecked Sendable {
         }
     }
 
+    /// Lets the thread end on its own (no join; its resources are freed when it ends).
+    public func detach() {
+        guard !joined else { return }
+        joined = true
+        pthread_detach(handle)
+    }
+
     /// Waits for the thread to end. Call once.
     public func join() {
         guard !joined else { return }

@@ -43,8 +43,8 @@ import Testing
         let running = Task { try await serviceGroup.run() }
 
         // 1. The speaker's OPEN; we answer with ours and a KEEPALIVE.
-        var c1 = try #require(peer.accept(timeoutSeconds: 10), "the speaker connects")
-        let first = c1.readMessage(timeoutSeconds: 5)
+        var c1 = try #require(await blocking { peer.accept(timeoutSeconds: 10) }, "the speaker connects")
+        let first = await c1.read(5)
         let open = try #require(first)
         guard case .open(let o) = open else {
             Issue.record("expected OPEN, got \(open)")
@@ -61,7 +61,7 @@ import Testing
 
         // 2. Established: the usable single-address VIP is announced (not the /0 catch-all).
         var announced: [BGPPrefix] = []
-        while announced.isEmpty, let m = c1.readMessage(timeoutSeconds: 5) {
+        while announced.isEmpty, let m = await c1.read(5) {
             if case .update(let u) = m { announced = u.announcedPrefixes }
         }
         #expect(announced.map(\.description) == ["198.19.0.10/32"])
@@ -69,7 +69,7 @@ import Testing
         // 3. A malformed message (bad marker): a NOTIFICATION 1/1, then the connection closes.
         c1.send([UInt8](repeating: 0xAB, count: 16) + [0, 19, 4])
         var notification: BGPNotification?
-        while let m = c1.readMessage(timeoutSeconds: 5) {
+        while let m = await c1.read(5) {
             if case .notification(let n) = m {
                 notification = n
                 break
@@ -77,16 +77,17 @@ import Testing
         }
         #expect(notification?.code == BGPNotification.messageHeaderError)
         #expect(notification?.subcode == 1)
-        #expect(c1.readMessage(timeoutSeconds: 5) == nil, "closed after the NOTIFICATION")
+        let after = await c1.read(5)
+        #expect(after == nil, "closed after the NOTIFICATION")
         c1.close()
 
         // 4. It reconnects (backoff ~1 s) and announces again on the new session.
-        c1 = try #require(peer.accept(timeoutSeconds: 10), "the speaker reconnects")
-        _ = c1.readMessage(timeoutSeconds: 5)  // OPEN
+        c1 = try #require(await blocking { peer.accept(timeoutSeconds: 10) }, "the speaker reconnects")
+        _ = await c1.read(5)  // OPEN
         c1.send(BGPMessage.open(ours).encode())
         c1.send(BGPMessage.keepalive.encode())
         announced = []
-        while announced.isEmpty, let m = c1.readMessage(timeoutSeconds: 5) {
+        while announced.isEmpty, let m = await c1.read(5) {
             if case .update(let u) = m { announced = u.announcedPrefixes }
         }
         #expect(announced.map(\.description) == ["198.19.0.10/32"])
@@ -95,7 +96,7 @@ import Testing
         await serviceGroup.triggerGracefulShutdown()
         var withdrawn: [BGPPrefix] = []
         var cease: BGPNotification?
-        while let m = c1.readMessage(timeoutSeconds: 5) {
+        while let m = await c1.read(5) {
             if case .update(let u) = m { withdrawn += u.withdrawnPrefixes }
             if case .notification(let n) = m {
                 cease = n
@@ -109,6 +110,14 @@ import Testing
         let status = await control.bgpPeers["127.0.0.1"]
         #expect(status?.established == false)
         #expect((status?.updatesSent ?? 0) >= 3)
+    }
+}
+
+/// Runs a blocking call on a thread of its own: the speaker under test needs the Swift
+/// concurrency threads (two on a 2-CPU machine, shared with every test running beside this one).
+func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: body()) }.start()
     }
 }
 
@@ -152,7 +161,8 @@ final class ScriptedPeer: @unchecked Sendable {
 
     func close() { _ = Glibc.close(fd) }
 
-    struct Connection {
+    /// A connection; its framer is behind a lock so reads can run on another thread.
+    final class Connection: @unchecked Sendable {
         let fd: Int32
         var framer = BGPFramer()
 
@@ -162,8 +172,13 @@ final class ScriptedPeer: @unchecked Sendable {
             _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         }
 
-        /// The next message, or nil on close, error or timeout.
-        mutating func readMessage(timeoutSeconds: Int32) -> BGPMessage? {
+        /// `readMessage` on a thread of its own.
+        func read(_ timeoutSeconds: Int32) async -> BGPMessage? {
+            await blocking { self.readMessage(timeoutSeconds: timeoutSeconds) }
+        }
+
+        /// The next message, or nil on close, error or timeout. One reader at a time.
+        func readMessage(timeoutSeconds: Int32) -> BGPMessage? {
             let deadline = Date().addingTimeInterval(TimeInterval(timeoutSeconds))
             while true {
                 if let next = framer.next() {

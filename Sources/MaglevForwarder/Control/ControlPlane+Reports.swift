@@ -5,8 +5,8 @@ import MaglevCore
 // What the admin API serves: `/status` (JSON) and `/metrics` (Prometheus text).
 extension ControlPlane {
     /// Current counters, with live connections per backend (one table scan per worker).
-    func freshStatistics() -> ForwarderStatistics {
-        let stats = forwarder.statistics(countConnections: true)
+    func freshStatistics() async -> ForwarderStatistics {
+        let stats = await forwarder.statisticsAsync(countConnections: true)
         updateConnections(stats)
         return stats
     }
@@ -37,8 +37,8 @@ extension ControlPlane {
     }
 
     /// `GET /status`.
-    public func status() -> JSONValue {
-        let stats = freshStatistics()
+    public func status() async -> JSONValue {
+        let stats = await freshStatistics()
         let vips = state.vips
         var backendStates: [String: BackendState] = [:]
         var vipItems: [JSONValue] = []
@@ -125,8 +125,8 @@ extension ControlPlane {
     }
 
     /// `GET /metrics`: every family of `MaglevMetrics`.
-    public func metrics() -> String {
-        let stats = freshStatistics()
+    public func metrics() async -> String {
+        let stats = await freshStatistics()
         var m = MetricsExposition()
         let vips = state.vips
         let total = stats.totalDataplane

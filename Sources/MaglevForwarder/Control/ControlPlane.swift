@@ -265,12 +265,12 @@ public actor ControlPlane {
     }
 
     /// The workers' counters now.
-    public func statistics() -> ForwarderStatistics { forwarder.statistics() }
+    public func statistics() async -> ForwarderStatistics { await forwarder.statisticsAsync() }
 
     /// Expires drains past their deadline and notices drained backends. Called about once a
     /// second by the control service.
-    public func tick() {
-        let progressing = forwarder.workersProgressing()
+    public func tick() async {
+        let progressing = await forwarder.workersProgressing()
         if progressing != workersHealthy {
             workersHealthy = progressing
             if progressing {
@@ -287,7 +287,7 @@ public actor ControlPlane {
         }
         let draining = state.backendNames.filter { state.isDraining($0) && !drained.contains($0) }
         guard !draining.isEmpty else { return }
-        let stats = forwarder.statistics(countConnections: true)
+        let stats = await forwarder.statisticsAsync(countConnections: true)
         updateConnections(stats)
         for name in draining where (connections[name] ?? 0) == 0 {
             drained.insert(name)
