@@ -1,6 +1,7 @@
 import MaglevConfig
 public import MaglevControl
 import MaglevCore
+import MaglevLinux
 
 // What the admin API serves: `/status` (JSON) and `/metrics` (Prometheus text).
 extension ControlPlane {
@@ -221,7 +222,7 @@ extension ControlPlane {
                 ("peer", .string(p.peer)), ("remote_as", .uint(UInt64(p.remoteAS))), ("state", .string(p.state)),
                 ("established", .bool(p.established)), ("announced", .array(p.announced.map { .string($0) })),
                 ("updates_sent", .uint(p.updatesSent)), ("last_error", JSONValue(p.lastError)),
-                ("since_ms", .uint(p.sinceMs)),
+                ("state_seconds", p.sinceMs == 0 ? .null : .fixed(Double(MonotonicClock.now() / 1_000_000 &- p.sinceMs) / 1000, digits: 1)),
             ])
         }
         return .object([

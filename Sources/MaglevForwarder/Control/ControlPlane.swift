@@ -318,7 +318,7 @@ public struct BGPPeerStatus: Sendable, Equatable {
     public var updatesSent: UInt64
     /// Why the session last went down, if it did.
     public var lastError: String?
-    /// Milliseconds since the control plane started when the state last changed.
+    /// When the session last came up or went down (monotonic milliseconds; 0: not yet).
     public var sinceMs: UInt64
 
     public init(
