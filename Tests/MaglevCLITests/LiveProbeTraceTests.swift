@@ -7,16 +7,13 @@ import Testing
 /// backend `maglev replay` predicts for its 5-tuple; then tears the lab down (and the test runs
 /// `Tools/lab down` again whatever happens). Its own namespace prefix and state dir
 /// (`mglab-t<pid>p`), so it may run beside `LiveLabTests`. Root, iproute2, nginx and curl;
-/// skips otherwise, saying why.
+/// reported as skipped otherwise, saying why.
 @Suite(.serialized) struct LiveProbeTraceTests {
     static let prefix = "mglab-t\(getpid())p"
     static let state = "/tmp/mglab-probe-test-\(getpid())"
 
-    @Test func probesAreAnsweredByTheBackendsReplayPredicts() throws {
-        if let reason = LiveLabTests.missingCapability() {
-            print("skipping the live packet-tracer check: \(reason)")
-            return
-        }
+    @Test(.enabled(if: LiveLabTests.labMissing == nil, Comment(rawValue: LiveLabTests.labMissing ?? "")))
+    func probesAreAnsweredByTheBackendsReplayPredicts() throws {
         defer { _ = try? LiveLabTests.lab(["down"], prefix: Self.prefix, state: Self.state) }
         let (status, output) = try LiveLabTests.lab(
             ["probe-trace", "--count", "24", "--forwarders", "2"], prefix: Self.prefix, state: Self.state)

@@ -12,11 +12,8 @@ import Testing
 /// that suite's namespace prefix (`LiveLabTests.labPrefix`) and state dir and must never
 /// overlap. Needs what that test needs, plus tcpdump.
 extension LiveLabTests {
-    @Test func replayThroughTheLabMatchesOfflineReplay() throws {
-        if let reason = Self.missingCapability(also: ["tcpdump"]) {
-            print("skipping the live lab replay: \(reason)")
-            return
-        }
+    @Test(.enabled(if: labWithTcpdumpMissing == nil, Comment(rawValue: labWithTcpdumpMissing ?? "")))
+    func replayThroughTheLabMatchesOfflineReplay() throws {
         let trace = "/tmp/mglab-replay-test-\(getpid()).pcap"
         defer {
             _ = try? Self.lab(["down"])
@@ -44,11 +41,8 @@ extension LiveLabTests {
     /// VIPs; every flow must reach the backend `maglev replay` predicts. Then the same captures
     /// with two backends' swapped must fail the comparison, UDP flows among the mismatches: a
     /// flow on the wrong host is never counted as matched.
-    @Test func replayOfUDPFlowsThroughTheLabMatchesOfflineReplay() throws {
-        if let reason = Self.missingCapability(also: ["tcpdump"]) {
-            print("skipping the live lab UDP replay: \(reason)")
-            return
-        }
+    @Test(.enabled(if: labWithTcpdumpMissing == nil, Comment(rawValue: labWithTcpdumpMissing ?? "")))
+    func replayOfUDPFlowsThroughTheLabMatchesOfflineReplay() throws {
         let trace = "/tmp/mglab-replay-udp-test-\(getpid()).pcap"
         defer {
             _ = try? Self.lab(["down"])

@@ -217,7 +217,7 @@ import Testing
         #expect(reloads == ["applied": 0, "rejected": 0, "refused": 0])
     }
 
-    @Test func metricsAnswerPromptlyWithoutWorkersAndPassPromtool() async throws {
+    @Test func metricsAnswerPromptlyWithoutWorkers() async throws {
         let c = try Self.control()
         try await c.apply(.drain("a"))
         let clock = ContinuousClock()
@@ -231,7 +231,14 @@ import Testing
         #expect(r.body.contains("maglev_backend_serving{vip=\"web\",backend=\"a\"} 0\n"))
         #expect(r.body.contains("maglev_health_checks_total{backend=\"a\",check=\"http:80/healthz\",result=\"failure\"} 0\n"))
         #expect(r.body.contains("maglev_worker_running{worker=\"0\"} 0\n"))
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool") else { return }
+    }
+
+    @Test(.enabled(if: promtoolInstalled, "promtool is not installed at /usr/bin/promtool (Debian: apt-get install prometheus)"))
+    func metricsPassPromtool() async throws {
+        let c = try Self.control()
+        try await c.apply(.drain("a"))
+        let r = await AdminAPI.handle(method: "GET", target: "/metrics", control: c)
+        #expect(r.status == 200)
         let (status, output) = try promtoolCheck(r.body)
         #expect(status == 0, "\(output)\n\(r.body)")
     }
@@ -361,6 +368,9 @@ import Testing
         #expect(duplicates.isEmpty, "\(duplicates)")
     }
 }
+
+/// Whether promtool is there for the lint tests (which are reported as skipped without it).
+let promtoolInstalled = FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool")
 
 /// Runs `promtool check metrics` on `text`; returns its exit status and output.
 func promtoolCheck(_ text: String) throws -> (status: Int32, output: String) {

@@ -19,12 +19,8 @@ func shellOutput(_ command: String) -> String? {
     return status == 0 ? String(decoding: out, as: UTF8.self) : nil
 }
 
-/// tshark's path, or nil (with a printed reason) when it is not installed.
-func tshark() -> String? {
-    for path in ["/usr/bin/tshark", "/usr/local/bin/tshark"] where access(path, X_OK) == 0 { return path }
-    print("skipping the tshark cross-check: tshark is not installed (apt-get install -y tshark)")
-    return nil
-}
+/// tshark's path; tests that run it carry `.tsharkInstalled`.
+func tsharkExecutable() throws -> String { try #require(tsharkPath, "tshark is not installed") }
 
 @Suite("Pcap writer")
 struct CapturePcapWriterTests {
@@ -73,9 +69,9 @@ struct CapturePcapWriterTests {
         }
     }
 
-    @Test("tshark reads the file and agrees on every frame's length")
+    @Test("tshark reads the file and agrees on every frame's length", .tsharkInstalled)
     func tsharkAgrees() throws {
-        guard let tshark = tshark() else { return }
+        let tshark = try tsharkExecutable()
         let path = temporaryPath("writer-tshark.pcap")
         defer { removeFile(path) }
         _ = try writeSample(path)
@@ -86,9 +82,9 @@ struct CapturePcapWriterTests {
         #expect(rows.first.map { String($0[1]) }?.hasSuffix(".123456789") == true)
     }
 
-    @Test("Ethernet dumps: a generated trace is read by tshark, frame for frame")
+    @Test("Ethernet dumps: a generated trace is read by tshark, frame for frame", .tsharkInstalled)
     func tsharkReadsGeneratedTrace() throws {
-        guard let tshark = tshark() else { return }
+        let tshark = try tsharkExecutable()
         let path = temporaryPath("generated-tshark.pcap")
         defer { removeFile(path) }
         var options = mixedOptions()

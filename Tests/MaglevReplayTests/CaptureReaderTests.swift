@@ -16,13 +16,33 @@ let repositoryRoot: String = {
 /// The shared real captures: `../shared/captures` from the repository root.
 let sharedCapturesDirectory = repositoryRoot + "/../shared/captures"
 
-func sharedCapture(_ name: String) -> String? {
-    let path = sharedCapturesDirectory + "/" + name
-    guard access(path, R_OK) == 0 else {
-        print("skipping \(name): \(path) is not there (the shared captures are not checked out)")
-        return nil
+/// The path of the shared capture `name`; tests that read it carry `.sharedCaptures(name)`.
+func sharedCapture(_ name: String) -> String { sharedCapturesDirectory + "/" + name }
+
+/// Why tests that need these shared captures cannot run here, or nil when they all are there.
+func sharedCapturesMissing(_ names: [String]) -> String? {
+    guard access(sharedCapturesDirectory, R_OK) == 0 else {
+        return "\(sharedCapturesDirectory) is not there (the shared captures are not checked out)"
     }
-    return path
+    let missing = names.filter { access(sharedCapture($0), R_OK) != 0 }
+    return missing.isEmpty ? nil : "not in \(sharedCapturesDirectory): \(missing.joined(separator: ", "))"
+}
+
+/// tshark's path, or nil when it is not installed.
+let tsharkPath: String? = ["/usr/bin/tshark", "/usr/local/bin/tshark"].first { access($0, X_OK) == 0 }
+
+extension Trait where Self == ConditionTrait {
+    /// Runs the test only where the shared captures `names` (or, with none named, the
+    /// directory) are there; elsewhere it is reported as skipped, saying which are missing.
+    static func sharedCaptures(_ names: String...) -> Self {
+        let missing = sharedCapturesMissing(names)
+        return .enabled(if: missing == nil, Comment(rawValue: missing ?? ""))
+    }
+
+    /// Runs the test only where tshark is installed; elsewhere it is reported as skipped.
+    static var tsharkInstalled: Self {
+        .enabled(if: tsharkPath != nil, "tshark is not installed (apt-get install -y tshark)")
+    }
 }
 
 /// A per-process temporary file name; the file is removed by `removeFile`.
@@ -141,9 +161,13 @@ struct CaptureReaderSharedTests {
         Expectation(name: "tcp-handshake-nano.pcap", packets: 3, linkType: .rawIP),
     ]
 
-    @Test("each capture reads to the end with the expected link-type handling", arguments: expectations)
+    @Test(
+        "each capture reads to the end with the expected link-type handling",
+        .enabled(if: sharedCapturesMissing(expectations.map(\.name)) == nil,
+            Comment(rawValue: sharedCapturesMissing(expectations.map(\.name)) ?? "")),
+        arguments: expectations)
     func readsToEnd(_ e: Expectation) throws {
-        guard let path = sharedCapture(e.name) else { return }
+        let path = sharedCapture(e.name)
         let reader = try CaptureReader(paths: [path])
         let (packets, error) = readAll(reader)
         #expect(error == nil, "\(e.name): \(String(describing: error))")
@@ -173,12 +197,9 @@ struct CaptureReaderSharedTests {
         #expect(skipped == e.skipped, "\(e.name)")
     }
 
-    @Test("every file in the shared directory opens and reads without a crash")
+    @Test("every file in the shared directory opens and reads without a crash", .sharedCaptures())
     func everyFileInDirectory() throws {
-        guard let dir = opendir(sharedCapturesDirectory) else {
-            print("skipping: \(sharedCapturesDirectory) is not there")
-            return
-        }
+        let dir = try #require(opendir(sharedCapturesDirectory), "cannot open \(sharedCapturesDirectory)")
         var names: [String] = []
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
@@ -200,9 +221,9 @@ struct CaptureReaderSharedTests {
         }
     }
 
-    @Test("BSD NULL: every packet comes out raw IPv4")
+    @Test("BSD NULL: every packet comes out raw IPv4", .sharedCaptures("sv_http-range-multiflows_input.pcap"))
     func bsdNull() throws {
-        guard let path = sharedCapture("sv_http-range-multiflows_input.pcap") else { return }
+        let path = sharedCapture("sv_http-range-multiflows_input.pcap")
         let reader = try CaptureReader(paths: [path])
         #expect(reader.dataLinkTypes == [0])
         let (packets, _) = readAll(reader)
@@ -222,9 +243,9 @@ struct CaptureReaderSharedTests {
         #expect(connections.count == 41)
     }
 
-    @Test("Linux cooked SLL with nanosecond timestamps keeps the nanoseconds")
+    @Test("Linux cooked SLL with nanosecond timestamps keeps the nanoseconds", .sharedCaptures("tcp-handshake-nano.pcap"))
     func sllNanoseconds() throws {
-        guard let path = sharedCapture("tcp-handshake-nano.pcap") else { return }
+        let path = sharedCapture("tcp-handshake-nano.pcap")
         let reader = try CaptureReader(paths: [path])
         #expect(reader.dataLinkTypes == [113])
         let (packets, _) = readAll(reader)
@@ -239,9 +260,10 @@ struct CaptureReaderSharedTests {
         #expect(flags == [TCPFlags.syn, TCPFlags.syn | TCPFlags.ack, TCPFlags.ack])
     }
 
-    @Test("big-endian pcap: timestamps and lengths read right")
+    @Test("big-endian pcap: timestamps and lengths read right", .sharedCaptures("pptp.pcap"))
     func bigEndian() throws {
-        guard let path = sharedCapture("pptp.pcap"), let file = readFile(path) else { return }
+        let path = sharedCapture("pptp.pcap")
+        let file = try #require(readFile(path))
         #expect(Array(file.prefix(4)) == [0xA1, 0xB2, 0xC3, 0xD4])  // the big-endian magic
         let reader = try CaptureReader(paths: [path])
         let (packets, _) = readAll(reader)
@@ -252,9 +274,11 @@ struct CaptureReaderSharedTests {
         }
     }
 
-    @Test("pcapng with two interfaces: one link type, per-interface timestamp resolution")
+    @Test(
+        "pcapng with two interfaces: one link type, per-interface timestamp resolution",
+        .sharedCaptures("pcapng-multi-interface.pcapng"))
     func pcapngMultiInterface() throws {
-        guard let path = sharedCapture("pcapng-multi-interface.pcapng") else { return }
+        let path = sharedCapture("pcapng-multi-interface.pcapng")
         let reader = try CaptureReader(paths: [path])
         #expect(reader.dataLinkTypes == [1])
         let (packets, error) = readAll(reader)
@@ -265,9 +289,9 @@ struct CaptureReaderSharedTests {
         #expect(packets.dropFirst(2).allSatisfy { $0.timestampNs % 1000 == 0 })
     }
 
-    @Test("raw IPv6 link type (229)")
+    @Test("raw IPv6 link type (229)", .sharedCaptures("LINKTYPE_IPV6.pcap"))
     func rawIPv6() throws {
-        guard let path = sharedCapture("LINKTYPE_IPV6.pcap") else { return }
+        let path = sharedCapture("LINKTYPE_IPV6.pcap")
         let reader = try CaptureReader(paths: [path])
         let (packets, _) = readAll(reader)
         #expect(packets.count == 1)
@@ -275,9 +299,9 @@ struct CaptureReaderSharedTests {
         #expect(packets.first?.bytes.first.map { $0 >> 4 } == 6)
     }
 
-    @Test("PPP with a compressed protocol field: the PPP header is stepped over")
+    @Test("PPP with a compressed protocol field: the PPP header is stepped over", .sharedCaptures("frag-ppp-ip-tcp-syn.pcap"))
     func ppp() throws {
-        guard let path = sharedCapture("frag-ppp-ip-tcp-syn.pcap") else { return }
+        let path = sharedCapture("frag-ppp-ip-tcp-syn.pcap")
         let reader = try CaptureReader(paths: [path])
         #expect(reader.dataLinkTypes == [9])
         let (packets, _) = readAll(reader)
@@ -296,11 +320,12 @@ struct CaptureReaderSharedTests {
 
 @Suite("Capture reader: errors and merging")
 struct CaptureReaderErrorTests {
-    @Test("a truncated capture returns the packets before the cut, then names the file and packet")
+    @Test(
+        "a truncated capture returns the packets before the cut, then names the file and packet",
+        .sharedCaptures("sv_http-range-multiflows_input.pcap"))
     func truncated() throws {
-        guard let path = sharedCapture("sv_http-range-multiflows_input.pcap"), let whole = readFile(path) else {
-            return
-        }
+        let path = sharedCapture("sv_http-range-multiflows_input.pcap")
+        let whole = try #require(readFile(path))
         let full = readAll(try CaptureReader(paths: [path])).packets
         for cut in [24 + 16 + 10, 50_000, whole.count - 7] {
             let copy = temporaryPath("truncated-\(cut).pcap")
@@ -379,9 +404,9 @@ struct CaptureReaderErrorTests {
         #expect(order == ["5/1/1", "10/0/1", "30/0/2", "30/0/3", "30/1/2", "40/1/3", "50/0/4", "60/1/4", "70/1/5"])
     }
 
-    @Test("a real capture merged with itself: every packet twice, the first file's copy first")
+    @Test("a real capture merged with itself: every packet twice, the first file's copy first", .sharedCaptures("http-qinq-0.pcap"))
     func mergeWithItself() throws {
-        guard let path = sharedCapture("http-qinq-0.pcap") else { return }
+        let path = sharedCapture("http-qinq-0.pcap")
         let (packets, error) = readAll(try CaptureReader(paths: [path, path]))
         #expect(error == nil)
         #expect(packets.count == 28)

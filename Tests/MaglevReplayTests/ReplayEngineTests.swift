@@ -211,11 +211,8 @@ let mixedSmall = repositoryRoot + "/Traces/mixed-small.pcap"
     }
 
     /// tshark, a real decoder, sees GRE carrying IP in every forwarded packet.
-    @Test func tsharkDecodesTheOutput() throws {
-        guard access("/usr/bin/tshark", X_OK) == 0 else {
-            print("skipping: tshark is not installed (apt-get install tshark)")
-            return
-        }
+    @Test(.tsharkInstalled) func tsharkDecodesTheOutput() throws {
+        let tshark = try tsharkExecutable()
         let out = temporaryPath("tshark.pcap")
         let fields = temporaryPath("tshark.txt")
         defer {
@@ -223,7 +220,7 @@ let mixedSmall = repositoryRoot + "/Traces/mixed-small.pcap"
             removeFile(fields)
         }
         let r = try replay(mixedSmall, backends: 6, out: out)
-        #expect(system("tshark -r \(out) -T fields -e gre.proto > \(fields) 2>/dev/null") == 0)
+        #expect(system("\(tshark) -r \(out) -T fields -e gre.proto > \(fields) 2>/dev/null") == 0)
         let lines = String(decoding: readFile(fields) ?? [], as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).dropLast()
         #expect(lines.count == r.packets.forwarded + r.packets.icmpReplies)
         let gre = lines.filter { $0 == "0x0800" || $0 == "0x86dd" }.count
@@ -231,12 +228,8 @@ let mixedSmall = repositoryRoot + "/Traces/mixed-small.pcap"
     }
 
     /// Captures from elsewhere, of every link type, never crash the replay.
-    @Test func sharedCapturesReplayWithoutCrashing() throws {
-        guard access(sharedCapturesDirectory, R_OK) == 0 else {
-            print("skipping: \(sharedCapturesDirectory) is not there")
-            return
-        }
-        guard let dir = opendir(sharedCapturesDirectory) else { return }
+    @Test(.sharedCaptures()) func sharedCapturesReplayWithoutCrashing() throws {
+        let dir = try #require(opendir(sharedCapturesDirectory), "cannot open \(sharedCapturesDirectory)")
         defer { closedir(dir) }
         var replayed = 0
         while let entry = readdir(dir) {
