@@ -114,7 +114,7 @@ struct ProbeCommand: ParsableCommand {
         } else {
             do {
                 let bytes = try UDPSocket.sourceAddress(toward: vipAddress.networkBytes)
-                sourceAddress = Self.address(bytes)
+                sourceAddress = IPAddress(networkBytes: bytes)
             } catch {
                 throw CLIError("no route to \(vipAddress): \(error) (say --source ADDR)")
             }
@@ -223,16 +223,6 @@ struct ProbeCommand: ParsableCommand {
         return socket
     }
 
-    static func address(_ bytes: [UInt8]) -> IPAddress {
-        if bytes.count == 4 {
-            return IPAddress(ipv4: UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3]))
-        }
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        for i in 0..<8 { high = high << 8 | UInt64(bytes[i]) }
-        for i in 8..<16 { low = low << 8 | UInt64(bytes[i]) }
-        return IPAddress(high: high, low: low, isIPv6: true)
-    }
 
     static func endpointText(_ a: IPAddress, _ port: UInt16) -> String { a.isIPv6 ? "[\(a)]:\(port)" : "\(a):\(port)" }
 

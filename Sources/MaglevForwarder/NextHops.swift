@@ -121,17 +121,6 @@ struct WorkerLinkHeaders: ~Copyable {
     }
 }
 
-extension IPAddress {
-    /// 4 bytes (IPv4) or 16 (IPv6), network order.
-    var networkBytes: [UInt8] {
-        if !isIPv6 {
-            let v = ipv4Value
-            return [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
-        }
-        return (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) }
-            + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
-    }
-}
 
 /// A worker's side of the `packet` send path (both loops): its unbound AF_PACKET socket and its
 /// own copy of the published next-hop table, refreshed between batches.

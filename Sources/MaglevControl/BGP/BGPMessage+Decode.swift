@@ -234,7 +234,7 @@ extension BGPPathAttribute {
             return .success(.asPath(BGPASPath(segments: segments, fourOctet: fourOctetAS)))
         case codeNextHop:
             if let e = fixed(4) { return .failure(e) }
-            return .success(.nextHop(BGP.address(value)))
+            return .success(.nextHop(IPAddress(networkBytes: value)))
         case codeMultiExitDisc, codeLocalPref:
             if let e = fixed(4) { return .failure(e) }
             let v = r.u32() ?? 0
@@ -247,9 +247,9 @@ extension BGPPathAttribute {
             guard (afi == BGP.afiIPv4 || afi == BGP.afiIPv6) && safi == BGP.safiUnicast else { break }
             let nextHops: [IPAddress]
             switch hops.count {
-            case 4: nextHops = [BGP.address(hops)]
-            case 16: nextHops = [BGP.address(hops)]
-            case 32: nextHops = [BGP.address(Array(hops[0..<16])), BGP.address(Array(hops[16..<32]))]
+            case 4: nextHops = [IPAddress(networkBytes: hops)]
+            case 16: nextHops = [IPAddress(networkBytes: hops)]
+            case 32: nextHops = [IPAddress(networkBytes: Array(hops[0..<16])), IPAddress(networkBytes: Array(hops[16..<32]))]
             default: return .failure(BGPDecodeError(3, 9, "MP_REACH_NLRI next hop of \(hops.count) bytes"))
             }
             guard let prefixes = BGPPrefix.readAll(from: &r, ipv6: afi == BGP.afiIPv6) else {

@@ -106,12 +106,12 @@ extension BGPPathAttribute {
         switch self {
         case .origin(let o): v.u8(o.rawValue)
         case .asPath(let p): BGPPathAttribute.writeSegments(p.segments, fourOctet: p.fourOctet, to: &v)
-        case .nextHop(let a): v.append(BGP.addressBytes(a))
+        case .nextHop(let a): v.append(a.networkBytes)
         case .multiExitDisc(let x), .localPref(let x): v.u32(x)
         case .mpReach(let r):
             v.u16(r.afi)
             v.u8(r.safi)
-            let hops = r.nextHops.flatMap(BGP.addressBytes)
+            let hops = r.nextHops.flatMap(\.networkBytes)
             v.u8(UInt8(truncatingIfNeeded: hops.count))
             v.append(hops)
             v.u8(0)  // reserved (was the SNPA count)

@@ -64,7 +64,7 @@ public struct BGPPrefix: Hashable, Sendable, Comparable, CustomStringConvertible
     /// Writes the wire form.
     func write(to w: inout BGPWriter) {
         w.u8(length)
-        let bytes = BGP.addressBytes(address)
+        let bytes = address.networkBytes
         w.append(bytes[0..<((Int(length) + 7) / 8)])
     }
 
@@ -75,7 +75,7 @@ public struct BGPPrefix: Hashable, Sendable, Comparable, CustomStringConvertible
         guard let significant = r.take((Int(length) + 7) / 8) else { return nil }
         var bytes = [UInt8](repeating: 0, count: ipv6 ? 16 : 4)
         for i in 0..<significant.count { bytes[i] = significant[i] }
-        return BGPPrefix(BGP.address(bytes), length: Int(length))
+        return BGPPrefix(IPAddress(networkBytes: bytes), length: Int(length))
     }
 
     /// Reads prefixes until the reader is empty; nil if one is malformed.
@@ -86,34 +86,6 @@ public struct BGPPrefix: Hashable, Sendable, Comparable, CustomStringConvertible
             out.append(p)
         }
         return out
-    }
-}
-
-extension BGP {
-    /// 4 bytes for IPv4, 16 for IPv6, network order.
-    static func addressBytes(_ a: IPAddress) -> [UInt8] {
-        if !a.isIPv6 {
-            let v = a.ipv4Value
-            return [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(16)
-        for word in [a.high, a.low] {
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
-        }
-        return out
-    }
-
-    /// The address of 4 (IPv4) or 16 (IPv6) bytes.
-    static func address(_ bytes: [UInt8]) -> IPAddress {
-        if bytes.count == 4 {
-            return IPAddress(ipv4: UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3]))
-        }
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        for i in 0..<8 { high = high << 8 | UInt64(bytes[i]) }
-        for i in 8..<16 { low = low << 8 | UInt64(bytes[i]) }
-        return IPAddress(high: high, low: low, isIPv6: true)
     }
 }
 

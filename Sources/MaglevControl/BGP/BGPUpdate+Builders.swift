@@ -41,7 +41,7 @@ extension BGPUpdate {
         if let hop = nextHopIPv6 {
             let others = common + tail
             // MP_REACH: 4-byte header (extended length), AFI, SAFI, next hop length, hop, reserved.
-            let budget = BGP.maxMessageLength - 23 - encodedLength(others) - 4 - 5 - BGP.addressBytes(hop).count
+            let budget = BGP.maxMessageLength - 23 - encodedLength(others) - 4 - 5 - hop.networkBytes.count
             for chunk in chunks(prefixes.filter(\.isIPv6), budget: budget) {
                 let reach = BGPMPReach(afi: BGP.afiIPv6, nextHops: [hop], prefixes: chunk)
                 out.append(BGPUpdate(attributes: [.mpReach(reach)] + others))

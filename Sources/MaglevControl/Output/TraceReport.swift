@@ -134,16 +134,6 @@ public struct TraceReport: Sendable, Equatable {
     }
 }
 
-extension IPAddress {
-    /// The address in network order: 4 bytes (IPv4) or 16 (IPv6). Allocates: control side.
-    public var networkBytes: [UInt8] {
-        if !isIPv6 {
-            let v = ipv4Value
-            return [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
-        }
-        return (0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? high : low) >> UInt64(56 - 8 * (i % 8))) }
-    }
-}
 
 /// Reads one flat JSON object (string, number, true/false/null values; no nesting): enough for
 /// trace reports, which `JSONValue` writes. Numbers are kept as their text.

@@ -174,3 +174,35 @@ extension Substring {
         return halves
     }
 }
+
+extension IPAddress {
+    /// The address in network order: 4 bytes (IPv4) or 16 (IPv6). Allocates: control side only.
+    public var networkBytes: [UInt8] {
+        if !isIPv6 {
+            let v = ipv4Value
+            return [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(16)
+        for word in [high, low] {
+            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+        }
+        return out
+    }
+
+    /// The address of 4 (IPv4) or 16 (IPv6) bytes in network order; any other count is a
+    /// programming error.
+    public init(networkBytes bytes: some Collection<UInt8>) {
+        let b = Array(bytes)
+        precondition(b.count == 4 || b.count == 16, "an IP address has 4 or 16 bytes, got \(b.count)")
+        if b.count == 4 {
+            self.init(ipv4: UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3]))
+            return
+        }
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for i in 0..<8 { high = high << 8 | UInt64(b[i]) }
+        for i in 8..<16 { low = low << 8 | UInt64(b[i]) }
+        self.init(high: high, low: low, isIPv6: true)
+    }
+}
