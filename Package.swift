@@ -15,6 +15,9 @@ let package = Package(
     products: [
         .executable(name: "maglev", targets: ["maglev"]),
         .library(name: "MaglevCore", targets: ["MaglevCore"]),
+        // The malloc counter as a library to preload: `maglev bench` runs itself again with
+        // LD_PRELOAD of the one beside it to count allocations. Never linked into `maglev`.
+        .library(name: "MaglevAllocationCounter", type: .dynamic, targets: ["CAllocationCounter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,7 +38,8 @@ let package = Package(
             name: "CLibPcap", pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]),
         .target(name: "CMaglevShim", dependencies: ["CLibURing"]),
-        // Counts mallocs process-wide (interposes glibc's allocator): bench and tests only.
+        // Counts mallocs process-wide (interposes glibc's allocator): linked into the tests, and
+        // preloaded by `maglev bench` (libMaglevAllocationCounter.so); never into `maglev`.
         .target(name: "CAllocationCounter"),
 
         // The only home of syscalls.
@@ -83,7 +87,6 @@ let package = Package(
             name: "MaglevCLI",
             dependencies: [
                 "MaglevCore", "MaglevConfig", "MaglevControl", "MaglevReplay", "MaglevForwarder", "MaglevLinux",
-                "CAllocationCounter",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

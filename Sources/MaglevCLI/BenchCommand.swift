@@ -1,5 +1,4 @@
 import ArgumentParser
-import CAllocationCounter
 import MaglevControl
 import MaglevCore
 
@@ -16,6 +15,12 @@ struct BenchCommand: ParsableCommand {
               new flows ("miss"):        parse, connection-table miss, Maglev lookup, insert,
                                          GRE encapsulation; every packet is a flow never seen
               table builds:              Maglev M = 65537 and M = 655373, N = 1000 backends
+
+            Allocations per packet are mallocs counted process-wide around the timed loops by
+            libMaglevAllocationCounter.so, which `maglev` does not link (it would replace malloc
+            in production): the bench runs itself again with the one beside the executable in
+            LD_PRELOAD (`swift build [-c release] --product MaglevAllocationCounter` builds it).
+            Without it, allocations are reported as not counted (JSON null).
 
             `maglev bench snapshots` measures the control side instead: a snapshot of 1000 VIPs
             x 10 backends at M = 65537 (vip-N, be-N-K) built from scratch, a reload that
@@ -87,9 +92,11 @@ struct BenchCommand: ParsableCommand {
 
         var outputs: [(json: JSONValue, text: String)] = []
         if measurement != .snapshots {
+            // Runs this command again with the malloc counter preloaded (it is not in `maglev`).
+            let notCounted = AllocationCounter.preloadOrExplain()
             let results = try DataplaneBench(
                 flows: flows, connections: connections, backends: backends, ipv6Share: ipv6Share,
-                payload: payload, seconds: seconds, hugePages: hugePages
+                payload: payload, seconds: seconds, hugePages: hugePages, allocationsNotCounted: notCounted
             ).run(progress: format == .text)
             outputs.append((results.json, results.text))
         }

@@ -1,6 +1,8 @@
-// Counts heap allocations of the whole process by interposing malloc and friends (glibc):
-// linked only into the `maglev` executable and the tests, so `maglev bench` and a test can prove
-// that the per-packet path allocates nothing. Forwards every call to glibc's own allocator.
+// Counts heap allocations of the whole process by interposing malloc and friends (glibc), so
+// that `maglev bench` and the tests can prove that the per-packet path allocates nothing.
+// Forwards every call to glibc's own allocator. Linked into the tests; for the bench, built as
+// libMaglevAllocationCounter.so and preloaded (LD_PRELOAD) by `maglev bench` itself. Never
+// linked into `maglev`: production keeps glibc's malloc untouched.
 #ifndef CALLOCATION_COUNTER_H
 #define CALLOCATION_COUNTER_H
 #include <stdint.h>

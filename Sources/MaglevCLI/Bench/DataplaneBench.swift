@@ -1,4 +1,3 @@
-import CAllocationCounter
 import MaglevControl
 import MaglevCore
 import MaglevLinux
@@ -14,6 +13,8 @@ struct DataplaneBench {
     let payload: Int
     let seconds: Double
     let hugePages: Bool
+    /// Why allocations cannot be counted in this process (AllocationCounter), or nil.
+    var allocationsNotCounted: String? = nil
 
     var memory: TableMemory {
         hugePages ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate) : .heap
@@ -27,6 +28,8 @@ struct DataplaneBench {
         var tableBuildMs = 0.0
         var tableBuildLargeMs = 0.0
         var allocations: UInt64 = 0
+        /// Why allocations were not counted (the counter library is not preloaded), or nil.
+        var allocationsNotCounted: String?
         var bytesPerEntry = 0
         var connectionCapacity = 0
         var flows = 0
@@ -36,7 +39,9 @@ struct DataplaneBench {
 
         var hitMpps: Double { Double(hitPackets) / hitSeconds / 1e6 }
         var missMpps: Double { Double(missPackets) / missSeconds / 1e6 }
-        var allocationsPerPacket: Double { Double(allocations) / Double(max(1, hitPackets + missPackets)) }
+        var allocationsPerPacket: Double? {
+            allocationsNotCounted == nil ? Double(allocations) / Double(max(1, hitPackets + missPackets)) : nil
+        }
 
         var json: JSONValue {
             .object([
@@ -48,13 +53,13 @@ struct DataplaneBench {
                 ("table_build_large_ms", .fixed(tableBuildLargeMs, digits: 3)),
                 ("conntrack_bytes_per_entry", JSONValue(bytesPerEntry)),
                 ("conntrack_capacity", JSONValue(connectionCapacity)),
-                ("allocations_per_packet", .fixed(allocationsPerPacket, digits: 6)),
+                ("allocations_per_packet", allocationsPerPacket.map { JSONValue.fixed($0, digits: 6) } ?? .null),
                 ("conntrack_refused_inserts", JSONValue(refusedInserts)),
                 ("flows", JSONValue(flows)),
                 ("backends", JSONValue(backends)),
                 ("huge_pages", .bool(hugePages)),
                 ("build", .string(DataplaneBench.buildKind)),
-            ])
+            ] + (allocationsNotCounted.map { [("allocations_not_counted", JSONValue.string($0))] } ?? []))
         }
 
         var text: String {
@@ -65,7 +70,8 @@ struct DataplaneBench {
                 "  new flows          \(f(missMpps, 2)) Mpps  \(f(1000 / missMpps, 1)) ns/packet",
                 "  table build        \(f(tableBuildMs, 2)) ms at M=65537, \(f(tableBuildLargeMs, 2)) ms at M=655373 (N=1000)",
                 "  connection entry   \(bytesPerEntry) bytes",
-                "  allocations        \(f(allocationsPerPacket, 6)) per packet",
+                "  allocations        "
+                    + (allocationsPerPacket.map { "\(f($0, 6)) per packet" } ?? "not counted: \(allocationsNotCounted ?? "")"),
             ]
             if DataplaneBench.buildKind == "debug" {
                 lines.append("  note: debug build; run `swift build -c release` and .build/release/maglev bench for real figures")
@@ -88,6 +94,7 @@ struct DataplaneBench {
         results.backends = backends
         results.hugePages = hugePages
         results.bytesPerEntry = ConnectionTable.bytesPerEntry
+        results.allocationsNotCounted = allocationsNotCounted
 
         let vip4 = IPAddress("198.19.0.10")!
         let vip6 = IPAddress("2001:db8:1::10")!
@@ -115,7 +122,7 @@ struct DataplaneBench {
             results.connectionCapacity = dataplane.connections.capacity
             var now: UInt64 = 1_000_000_000
             _ = pass(dataplane, frames, batch: batch, now: now, flows: flows, firstFlow: 0)
-            let before = cmaglev_allocation_count()
+            let before = AllocationCounter.count()
             let start = clock.now
             var packets = 0
             var forwarded = 0
@@ -126,7 +133,7 @@ struct DataplaneBench {
                 if (clock.now - start).seconds >= seconds { break }
             }
             results.hitSeconds = (clock.now - start).seconds
-            results.allocations += cmaglev_allocation_count() - before
+            results.allocations += AllocationCounter.count() - before
             results.hitPackets = packets
             results.refusedInserts = dataplane.connections.statistics.insertsRefused
             guard forwarded == packets else { throw CLIError("bench: only \(forwarded) of \(packets) packets were forwarded") }
@@ -139,7 +146,7 @@ struct DataplaneBench {
             let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: connections, memory: memory)
             var now: UInt64 = 1_000_000_000
             var nextFlow: UInt32 = 0
-            let before = cmaglev_allocation_count()
+            let before = AllocationCounter.count()
             let start = clock.now
             var packets = 0
             var forwarded = 0
@@ -151,7 +158,7 @@ struct DataplaneBench {
                 if (clock.now - start).seconds >= seconds { break }
             }
             results.missSeconds = (clock.now - start).seconds
-            results.allocations += cmaglev_allocation_count() - before
+            results.allocations += AllocationCounter.count() - before
             results.missPackets = packets
             guard forwarded == packets else { throw CLIError("bench: only \(forwarded) of \(packets) packets were forwarded") }
         }
