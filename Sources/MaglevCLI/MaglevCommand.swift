@@ -14,6 +14,7 @@ struct MaglevCommand: AsyncParsableCommand {
               maglev config check Traces/configs/example.yaml
               maglev bench --format json
             """,
+        version: MaglevVersion.string,
         subcommands: [
             ForwardCommand.self, ReplayCommand.self, TableCommand.self, TraceCommand.self, ConfigCommand.self,
             DecapCommand.self, BenchCommand.self, CtlCommand.self, ProbeCommand.self,
