@@ -43,8 +43,8 @@ import Testing
         let running = Task { try await serviceGroup.run() }
 
         // 1. The speaker's OPEN; we answer with ours and a KEEPALIVE.
-        var c1 = try #require(await blocking { peer.accept(timeoutSeconds: 10) }, "the speaker connects")
-        let first = await c1.read(5)
+        var c1 = try #require(await blocking { peer.accept(timeoutSeconds: 120) }, "the speaker connects")
+        let first = await c1.read(120)
         let open = try #require(first)
         guard case .open(let o) = open else {
             Issue.record("expected OPEN, got \(open)")
@@ -53,15 +53,18 @@ import Testing
         #expect(o.myAS == 65001)
         #expect(o.fourOctetASCapability == 65001)
         #expect(o.holdTime == 3)
+        // Hold time 0: no timers, so a test process whose threads are busy with other suites
+        // cannot make the session expire between the script's steps (timeouts are generous
+        // for the same reason: they only matter when something is wrong).
         let ours = BGPOpen(
-            myAS: 65000, holdTime: 3, routerID: 0x7F00_0001,
+            myAS: 65000, holdTime: 0, routerID: 0x7F00_0001,
             capabilities: [.multiprotocol(afi: BGP.afiIPv4, safi: BGP.safiUnicast), .fourOctetAS(65000)])
         c1.send(BGPMessage.open(ours).encode())
         c1.send(BGPMessage.keepalive.encode())
 
         // 2. Established: the usable single-address VIP is announced (not the /0 catch-all).
         var announced: [BGPPrefix] = []
-        while announced.isEmpty, let m = await c1.read(5) {
+        while announced.isEmpty, let m = await c1.read(120) {
             if case .update(let u) = m { announced = u.announcedPrefixes }
         }
         #expect(announced.map(\.description) == ["198.19.0.10/32"])
@@ -69,7 +72,7 @@ import Testing
         // 3. A malformed message (bad marker): a NOTIFICATION 1/1, then the connection closes.
         c1.send([UInt8](repeating: 0xAB, count: 16) + [0, 19, 4])
         var notification: BGPNotification?
-        while let m = await c1.read(5) {
+        while let m = await c1.read(120) {
             if case .notification(let n) = m {
                 notification = n
                 break
@@ -77,17 +80,17 @@ import Testing
         }
         #expect(notification?.code == BGPNotification.messageHeaderError)
         #expect(notification?.subcode == 1)
-        let after = await c1.read(5)
+        let after = await c1.read(120)
         #expect(after == nil, "closed after the NOTIFICATION")
         c1.close()
 
         // 4. It reconnects (backoff ~1 s) and announces again on the new session.
-        c1 = try #require(await blocking { peer.accept(timeoutSeconds: 10) }, "the speaker reconnects")
-        _ = await c1.read(5)  // OPEN
+        c1 = try #require(await blocking { peer.accept(timeoutSeconds: 120) }, "the speaker reconnects")
+        _ = await c1.read(120)  // OPEN
         c1.send(BGPMessage.open(ours).encode())
         c1.send(BGPMessage.keepalive.encode())
         announced = []
-        while announced.isEmpty, let m = await c1.read(5) {
+        while announced.isEmpty, let m = await c1.read(120) {
             if case .update(let u) = m { announced = u.announcedPrefixes }
         }
         #expect(announced.map(\.description) == ["198.19.0.10/32"])
@@ -96,7 +99,7 @@ import Testing
         await serviceGroup.triggerGracefulShutdown()
         var withdrawn: [BGPPrefix] = []
         var cease: BGPNotification?
-        while let m = await c1.read(5) {
+        while let m = await c1.read(120) {
             if case .update(let u) = m { withdrawn += u.withdrawnPrefixes }
             if case .notification(let n) = m {
                 cease = n
