@@ -75,7 +75,7 @@ extension BGPSpeakerService {
     {
         try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { child in
                 let remote = child.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
                 guard let driver = drivers.first(where: { remote != nil && $0.peer.address.unmapped == remote!.unmapped }) else {
@@ -262,7 +262,7 @@ final class BGPPeerDriver: Sendable {
             do {
                 channel = try await ClientBootstrap(group: group)
                     .connectTimeout(timeout)
-                    .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                    .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                     .connect(host: peer.address.description, port: Int(peer.port)) { ch in
                         ch.eventLoop.makeCompletedFuture {
                             try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: ch)
