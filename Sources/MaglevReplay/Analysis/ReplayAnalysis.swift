@@ -65,6 +65,8 @@ final class ReplayAnalysis {
         var brokenByVIP: [Int32: Int] = [:]
         var atRiskByBackend: [Int32: Int] = [:]
         var atRiskByVIP: [Int32: Int] = [:]
+        var aliveByVIP: [Int32: Int] = [:]
+        var atRiskByVIPBackend: [Int32: [Int32: Int]] = [:]
     }
 
     /// A config event may change them.
@@ -282,13 +284,17 @@ final class ReplayAnalysis {
 
     /// The event's what-if figures: connections alive at it that would move, by backend (the
     /// one they were on) and VIP; and the slot changes per VIP present after it.
-    func recordImpact(atRisk: [(backend: Int32, vip: Int32)], vipSlots: [(id: Int32, all: Double?, extra: Double?)]) {
+    func recordImpact(
+        atRisk: [(backend: Int32, vip: Int32)], aliveByVIP: [Int32: Int], vipSlots: [(id: Int32, all: Double?, extra: Double?)]
+    ) {
         let e = events.count - 1
         events[e].atRisk = atRisk.count
         for r in atRisk {
             breakdowns[e].atRiskByBackend[r.backend, default: 0] += 1
             breakdowns[e].atRiskByVIP[r.vip, default: 0] += 1
+            breakdowns[e].atRiskByVIPBackend[r.vip, default: [:]][r.backend, default: 0] += 1
         }
+        breakdowns[e].aliveByVIP = aliveByVIP
         breakdowns[e].vipSlots = vipSlots
     }
 
@@ -358,13 +364,16 @@ final class ReplayAnalysis {
                 vips.append((v.id, .init(name: vipName(v.id), slotsChangedAll: v.all, slotsChangedExtra: v.extra)))
             }
             // A VIP the event removed still had connections broken or at risk.
-            for id in Set(b.brokenByVIP.keys).union(b.atRiskByVIP.keys).sorted() where listed.insert(id).inserted {
+            for id in Set(b.brokenByVIP.keys).union(b.atRiskByVIP.keys).union(b.aliveByVIP.keys).sorted() where listed.insert(id).inserted {
                 vips.append((id, .init(name: vipName(id), slotsChangedAll: nil, slotsChangedExtra: nil)))
             }
             r.events[i].byVIP = vips.map { id, v in
                 var v = v
                 v.broken = b.brokenByVIP[id] ?? 0
                 v.atRisk = b.atRiskByVIP[id] ?? 0
+                v.alive = b.aliveByVIP[id] ?? 0
+                v.atRiskByBackend = (b.atRiskByVIPBackend[id] ?? [:])
+                    .map { ReplayReport.BackendImpact(name: backendName($0.key), atRisk: $0.value) }.sorted { $0.name < $1.name }
                 return v
             }
             r.events[i].byBackend = Set(b.brokenByBackend.keys).union(b.atRiskByBackend.keys)

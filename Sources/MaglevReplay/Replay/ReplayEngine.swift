@@ -350,14 +350,16 @@ public final class ReplayEngine {
         before: ForwardingSnapshot, timeNs: UInt64, vipSlots: [(id: Int32, all: Double?, extra: Double?)]? = nil
     ) {
         var atRisk: [(backend: Int32, vip: Int32)] = []
+        var aliveByVIP: [Int32: Int] = [:]
         for c in analysis.aliveConnections(now: timeNs) {
+            aliveByVIP[c.vip, default: 0] += 1
             let f = Self.forwarder(
                 of: c.key, forwarders: dataplanes.count, hash: options.ecmpHash, seed: options.ecmpSeed)
             let next = dataplanes[f].peek(c.key, now: timeNs)
             if next?.backend != c.backend { atRisk.append((c.backend, c.vip)) }
         }
         let slots = vipSlots ?? snapshot.config.vips.indices.map { (Int32(snapshot.vipIDs[$0]), 0.0, 0.0) }
-        analysis.recordImpact(atRisk: atRisk, vipSlots: slots)
+        analysis.recordImpact(atRisk: atRisk, aliveByVIP: aliveByVIP, vipSlots: slots)
     }
 
     /// The backend edit a scenario event makes (not for `forwarders=`).

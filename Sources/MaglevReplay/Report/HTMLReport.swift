@@ -87,7 +87,7 @@ enum HTMLReport {
     }
 
     /// A table: `numeric` columns are right-aligned; `name` columns may wrap anywhere.
-    private static func table(
+    static func table(
         _ headers: [String], _ rows: [[String]], numeric: Set<Int> = [], name: Set<Int> = [],
         more: (row: Int, text: String)? = nil
     ) -> String {

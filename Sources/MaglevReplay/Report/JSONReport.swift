@@ -119,6 +119,7 @@ enum JSONReport {
             ("name", .string(v.name)),
             ("slots_changed_all", .fraction(v.slotsChangedAll)),
             ("slots_changed_extra", .fraction(v.slotsChangedExtra)),
+            ("alive", JSONValue(v.alive)),
             ("broken", JSONValue(v.broken)),
             ("at_risk", JSONValue(v.atRisk)),
         ])

@@ -115,8 +115,12 @@ public struct ReplayReport: Sendable, Equatable {
         /// old owner survived ("extra"); nil when the VIP is new (no table before).
         public var slotsChangedAll: Double?
         public var slotsChangedExtra: Double?
+        /// Connections alive on the VIP at the event, those broken, those at risk, and the
+        /// backends the ones at risk were on (sorted by name).
+        public var alive = 0
         public var broken = 0
         public var atRisk = 0
+        public var atRiskByBackend: [BackendImpact] = []
         public init(name: String, slotsChangedAll: Double?, slotsChangedExtra: Double?) {
             self.name = name
             self.slotsChangedAll = slotsChangedAll
