@@ -16,7 +16,9 @@ struct ReplayCommand: ParsableCommand {
             Events (--event AT:ACTION[:TARGET], repeatable):
               AT       N% of the packets, Ns after the first packet, or #N (packet number)
               ACTION   remove, add, drain, fail, recover, weight=W (with a backend TARGET),
-                       forwarders=K (the ECMP group now has K forwarders)
+                       forwarders=K (the ECMP group now has K forwarders),
+                       config=FILE (a whole new config, applied as a live reload applies it;
+                       disruptive changes such as hash_seed or table_size are applied and flagged)
 
             Examples:
               maglev replay Traces/mixed-small.pcap --backends 8
@@ -25,6 +27,7 @@ struct ReplayCommand: ParsableCommand {
               maglev replay T.pcap --backends 10 --forwarders 4 --event 50%:forwarders=3 --no-conntrack
               maglev replay T.pcap --config Traces/configs/example.yaml --report r.html
               maglev replay T.pcap --backends 10 --event 30s:fail:backend-1 --compare-algorithms
+              maglev replay T.pcap --config lb.yaml --event 50%:config=lb-new.yaml --report r.html
             """)
 
     @Argument(help: "Capture files (pcap or pcapng).")
@@ -101,7 +104,15 @@ struct ReplayCommand: ParsableCommand {
         var options = ReplayOptions(inputs: inputs, config: file)
         do {
             options.events = try events.map { text throws(ScenarioError) in try ScenarioEvent(parsing: text) }
-            try ScenarioEvent.check(options.events, config: file)
+            // config=FILE events: loaded and checked now, with the same overrides as --config.
+            options.eventConfigs = try ScenarioEvent.loadConfigs(options.events).mapValues { f in
+                var f = f
+                if let algorithm { f.dataplane.algorithm = TableAlgorithm(rawValue: algorithm) ?? f.dataplane.algorithm }
+                if noConntrack { f.dataplane.connectionTracking = false }
+                f.dataplane.acceptTruncated = true
+                return f
+            }
+            try ScenarioEvent.check(options.events, config: file, eventConfigs: options.eventConfigs)
         } catch {
             throw CLIError(error.description)
         }

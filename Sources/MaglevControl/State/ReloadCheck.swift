@@ -58,3 +58,48 @@ public struct ReloadCheck: Sendable, Equatable {
 
     public var isDisruptive: Bool { !disruptive.isEmpty }
 }
+
+extension ReloadCheck {
+    /// Why a live reload refuses a disruptive change (what the forwarder logs).
+    public var refusal: String {
+        disruptive.joined(separator: "; ")
+            + ": this would move almost every connection to another backend. Restart the forwarder "
+            + "to apply it, or run with --allow-disruptive-reload"
+    }
+}
+
+/// The outcome of `DesiredState.reload`: applied (with what it noticed), or refused.
+public enum ReloadDecision: Sendable, Equatable {
+    /// The file layer was replaced. `notices` start with the disruptive changes when they were
+    /// allowed.
+    case applied(ReloadCheck, notices: [String])
+    /// A disruptive change, not allowed: the state is unchanged.
+    case refused(ReloadCheck, reason: String)
+
+    public var check: ReloadCheck {
+        switch self {
+        case .applied(let c, _), .refused(let c, _): c
+        }
+    }
+}
+
+extension DesiredState {
+    /// A reload with a new config file: the one path the live forwarder (`ControlPlane`, on
+    /// SIGHUP or `POST /reload`) and `maglev replay --event AT:config=FILE` take. Compares the
+    /// files (`ReloadCheck`); a disruptive change is refused unless `allowDisruptive`;
+    /// otherwise the file layer is replaced (the overlays survive, see `replaceFile`). The
+    /// caller then builds the snapshot with `ForwardingSnapshot(config: dataplaneConfig,
+    /// previous: running)`, so backend and VIP ids, and connection entries, carry over.
+    public mutating func reload(_ new: MaglevConfigFile, allowDisruptive: Bool) -> ReloadDecision {
+        let check = ReloadCheck(old: file, new: new)
+        if check.isDisruptive && !allowDisruptive {
+            return .refused(check, reason: check.refusal)
+        }
+        var notices = check.notices
+        if check.isDisruptive {
+            notices.insert("disruptive change applied (--allow-disruptive-reload): \(check.disruptive.joined(separator: "; "))", at: 0)
+        }
+        replaceFile(new)
+        return .applied(check, notices: notices)
+    }
+}

@@ -89,6 +89,26 @@ public final class Dataplane {
         view = new.view
     }
 
+    /// Where the next packet of an established flow `key` (not a SYN, not a fragment, not an
+    /// ICMP error) would go now, changing nothing: the connection table first (an entry whose
+    /// backend keeps its connections), the lookup table otherwise, as `process` decides.
+    /// Returns the VIP's stable id and the backend id (-1: no backend), or nil when no VIP
+    /// matches. Control side (replay's what-if figures), not the packet path.
+    public func peek(_ key: FlowKey, now: UInt64) -> (vipID: Int, backend: Int32)? {
+        let vip = view.findVIP(key, hasPorts: true)
+        guard vip >= 0 else { return nil }
+        let hash = FlowHash.hash(key, seed: view.seed)
+        if view.connectionTracking {
+            let i = connections.find(hash: hash, now: UInt32(truncatingIfNeeded: now / 1_000_000))
+            if i >= 0 {
+                let b = connections.backend(at: i)
+                if view.backends[Int(b)].keepsConnections { return (view.id(ofVIP: vip), Int32(b)) }
+            }
+        }
+        let b = view.select(vip: vip, hash: hash)
+        return (view.id(ofVIP: vip), b == ForwardingSnapshot.noBackend ? -1 : Int32(b))
+    }
+
     /// A copy of the counters (control side).
     public var statistics: DataplaneStatistics {
         counters.statistics(vipNames: snapshot.vipNames, backends: snapshot.backendCount)

@@ -267,6 +267,33 @@ public final class ForwardingSnapshot: @unchecked Sendable {
     }
 
     public func address(ofBackend id: Int) -> IPAddress { view.backends[id].address }
+
+    /// Where the lookup tables send a flow: the data plane's own VIP match, flow hash and
+    /// table lookup, without a connection table (control side: `maglev which`, replay's
+    /// what-if figures). nil when no VIP matches the flow (the data plane passes it).
+    public func route(_ key: FlowKey) -> TableRoute? {
+        let vip = view.findVIP(key, hasPorts: true)
+        guard vip >= 0 else { return nil }
+        let hash = FlowHash.hash(key, seed: view.seed)
+        let match = view.vipMatches[vip]
+        let id = view.select(vip: vip, hash: hash)
+        return TableRoute(
+            vip: vip, vipID: match.id, hash: hash, slot: FlowHash.slot(hash, size: match.tableSize),
+            tableSize: match.tableSize, backend: id == ForwardingSnapshot.noBackend ? nil : Int(id))
+    }
+}
+
+/// What `ForwardingSnapshot.route` found for a flow.
+public struct TableRoute: Sendable, Equatable {
+    /// The VIP's index in the config (`config.vips`) and its stable id (`vipNames`).
+    public var vip: Int
+    public var vipID: Int
+    /// The flow hash under the snapshot's seed, and the table slot it selects.
+    public var hash: UInt64
+    public var slot: Int
+    public var tableSize: Int
+    /// The backend id that slot holds, nil when the VIP has no backend to give.
+    public var backend: Int?
 }
 
 /// The per-packet part of a snapshot: pointers into the snapshot's storage and scalar settings.

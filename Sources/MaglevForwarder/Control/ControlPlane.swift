@@ -199,18 +199,12 @@ public actor ControlPlane {
         } catch {
             return .rejected("\(path):\n\(error)")
         }
-        let check = ReloadCheck(old: state.file, new: file)
-        if check.isDisruptive && !allowDisruptiveReload {
-            return .refused(
-                check.disruptive.joined(separator: "; ")
-                    + ": this would move almost every connection to another backend. Restart the forwarder "
-                    + "to apply it, or run with --allow-disruptive-reload")
+        // The same path as `maglev replay --event AT:config=FILE` (DesiredState.reload).
+        let notices: [String]
+        switch state.reload(file, allowDisruptive: allowDisruptiveReload) {
+        case .refused(_, let reason): return .refused(reason)
+        case .applied(_, let n): notices = n
         }
-        var notices = check.notices
-        if check.isDisruptive {
-            notices.insert("disruptive change applied (--allow-disruptive-reload): \(check.disruptive.joined(separator: "; "))", at: 0)
-        }
-        state.replaceFile(file)
         let targets = Set(state.healthTargets)
         dampeners = dampeners.filter { targets.contains($0.key) }
         probeCounts = probeCounts.filter { targets.contains($0.key) }

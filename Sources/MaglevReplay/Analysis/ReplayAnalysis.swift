@@ -16,6 +16,8 @@ import MaglevCore
 final class ReplayAnalysis {
     struct Connection {
         var backend: Int32
+        /// The VIP's stable id.
+        var vip: Int32
         var lastNs: UInt64
         var state: ConnectionState
         var broken: Bool
@@ -55,7 +57,20 @@ final class ReplayAnalysis {
         func hash(into hasher: inout Hasher) { hasher.combine(hash) }
     }
 
-    let timeouts: ConnectionTimeouts
+    /// What one event did per VIP and per backend, by id (names are given to `report`).
+    struct EventBreakdown {
+        /// VIPs present after the event, in config order, with their slot changes.
+        var vipSlots: [(id: Int32, all: Double?, extra: Double?)] = []
+        var brokenByBackend: [Int32: Int] = [:]
+        var brokenByVIP: [Int32: Int] = [:]
+        var atRiskByBackend: [Int32: Int] = [:]
+        var atRiskByVIP: [Int32: Int] = [:]
+        var aliveByVIP: [Int32: Int] = [:]
+        var atRiskByVIPBackend: [Int32: [Int32: Int]] = [:]
+    }
+
+    /// A config event may change them.
+    var timeouts: ConnectionTimeouts
     var flows: [Key: Flow] = [:]
     var tallies: [BackendTally] = []
     var counts = ReplayReport.PacketCounts()
@@ -63,6 +78,8 @@ final class ReplayAnalysis {
     var dropped: [DropReason: Int] = [:]
     var connectionCount = 0
     var events: [ReplayReport.EventResult] = []
+    /// Parallel to `events`.
+    var breakdowns: [EventBreakdown] = []
     /// Backends whose connections are lost (removed or failed) as of now, by id.
     var unusable: Set<Int32> = []
     var brokenWithoutEvent = 0
@@ -108,11 +125,11 @@ final class ReplayAnalysis {
             counts.forwarded += 1
             vipsWithTraffic.insert(verdict.vip)
             guard let packet else { return }
-            forwarded(timeNs: timeNs, packet: packet, backend: verdict.backend)
+            forwarded(timeNs: timeNs, packet: packet, backend: verdict.backend, vip: verdict.vip)
         }
     }
 
-    func forwarded(timeNs: UInt64, packet: ParsedPacket, backend: Int32) {
+    func forwarded(timeNs: UInt64, packet: ParsedPacket, backend: Int32, vip: Int32) {
         let t = tally(backend)
         tallies[t].packets += 1
         tallies[t].bytes += packet.l3Length
@@ -126,16 +143,20 @@ final class ReplayAnalysis {
 
         guard let index = flows.index(forKey: key) else {
             tallies[t].flows += 1
-            var c = Connection(backend: backend, lastNs: timeNs, state: .datagram, broken: false, eventAtStart: events.count - 1, open: false)
-            if countsAsConnection { begin(&c, backend: backend, timeNs: timeNs, isTCP: isTCP, flags: flags) }
+            var c = Connection(
+                backend: backend, vip: vip, lastNs: timeNs, state: .datagram, broken: false, eventAtStart: events.count - 1,
+                open: false)
+            if countsAsConnection { begin(&c, backend: backend, vip: vip, timeNs: timeNs, isTCP: isTCP, flags: flags) }
             flows[key] = Flow(connection: c, backend: backend, laterBackends: nil)
             return
         }
-        update(&flows.values[index], tally: t, backend: backend, timeNs: timeNs, countsAsConnection: countsAsConnection, isTCP: isTCP, isSYN: isSYN, flags: flags)
+        update(
+            &flows.values[index], tally: t, backend: backend, vip: vip, timeNs: timeNs, countsAsConnection: countsAsConnection,
+            isTCP: isTCP, isSYN: isSYN, flags: flags)
     }
 
     func update(
-        _ flow: inout Flow, tally t: Int, backend: Int32, timeNs: UInt64, countsAsConnection: Bool, isTCP: Bool, isSYN: Bool,
+        _ flow: inout Flow, tally t: Int, backend: Int32, vip: Int32, timeNs: UInt64, countsAsConnection: Bool, isTCP: Bool, isSYN: Bool,
         flags: UInt8
     ) {
         if !flow.reached(backend) {
@@ -159,13 +180,13 @@ final class ReplayAnalysis {
             flow.connection.state = nextState(c.state, isTCP: isTCP, flags: flags)
         } else {
             if c.open { end(&flow.connection) }
-            begin(&flow.connection, backend: backend, timeNs: timeNs, isTCP: isTCP, flags: flags)
+            begin(&flow.connection, backend: backend, vip: vip, timeNs: timeNs, isTCP: isTCP, flags: flags)
         }
     }
 
-    func begin(_ c: inout Connection, backend: Int32, timeNs: UInt64, isTCP: Bool, flags: UInt8) {
+    func begin(_ c: inout Connection, backend: Int32, vip: Int32, timeNs: UInt64, isTCP: Bool, flags: UInt8) {
         c = Connection(
-            backend: backend, lastNs: timeNs, state: initialState(isTCP: isTCP, flags: flags), broken: false,
+            backend: backend, vip: vip, lastNs: timeNs, state: initialState(isTCP: isTCP, flags: flags), broken: false,
             eventAtStart: events.count - 1, open: true)
         connectionCount += 1
         let t = tally(backend)
@@ -185,6 +206,8 @@ final class ReplayAnalysis {
             if events.count - 1 > c.eventAtStart {
                 let e = events.count - 1
                 events[e].broken += 1
+                breakdowns[e].brokenByBackend[c.backend, default: 0] += 1
+                breakdowns[e].brokenByVIP[c.vip, default: 0] += 1
                 if unusable.contains(c.backend) {
                     events[e].brokenUnavoidable += 1
                 } else {
@@ -244,6 +267,35 @@ final class ReplayAnalysis {
         result.seconds = Double(timeNs &- (firstNs ?? timeNs)) / 1e9
         result.connectionsAlive = sweep(now: timeNs)
         events.append(result)
+        breakdowns.append(EventBreakdown())
+    }
+
+    /// Every connection alive at `now` (open, not idle past its timeout, not past its FIN/RST),
+    /// with the backend and VIP it is on. Call after `beginEvent` (which swept at `now`).
+    func aliveConnections(now: UInt64) -> [(key: FlowKey, backend: Int32, vip: Int32)] {
+        var out: [(key: FlowKey, backend: Int32, vip: Int32)] = []
+        for (key, flow) in flows {
+            let c = flow.connection
+            guard c.open && c.state != .tcpClosing && now &- c.lastNs <= timeoutNs(c.state) else { continue }
+            out.append((key.key, c.backend, c.vip))
+        }
+        return out
+    }
+
+    /// The event's what-if figures: connections alive at it that would move, by backend (the
+    /// one they were on) and VIP; and the slot changes per VIP present after it.
+    func recordImpact(
+        atRisk: [(backend: Int32, vip: Int32)], aliveByVIP: [Int32: Int], vipSlots: [(id: Int32, all: Double?, extra: Double?)]
+    ) {
+        let e = events.count - 1
+        events[e].atRisk = atRisk.count
+        for r in atRisk {
+            breakdowns[e].atRiskByBackend[r.backend, default: 0] += 1
+            breakdowns[e].atRiskByVIP[r.vip, default: 0] += 1
+            breakdowns[e].atRiskByVIPBackend[r.vip, default: [:]][r.backend, default: 0] += 1
+        }
+        breakdowns[e].aliveByVIP = aliveByVIP
+        breakdowns[e].vipSlots = vipSlots
     }
 
     /// The capture ended before the event: it is listed, marked as never reached.
@@ -251,6 +303,7 @@ final class ReplayAnalysis {
         var result = ReplayReport.EventResult(at: event.atText, action: event.action.name, target: event.target)
         result.reached = false
         events.append(result)
+        breakdowns.append(EventBreakdown())
     }
 
     /// The event took effect: the table moved this much, these backends now lose connections.
@@ -289,7 +342,8 @@ final class ReplayAnalysis {
     /// The report's analysed parts. `names`, `addresses` and `states` are indexed by backend
     /// id; `balanced` says which backends own slots at the end (the balance figures cover them).
     func report(
-        names: [String], addresses: [String], states: [String], balanced: [Bool], skipped: [(reason: String, count: Int)]
+        names: [String], addresses: [String], states: [String], balanced: [Bool], skipped: [(reason: String, count: Int)],
+        vipNames: [String] = []
     ) -> ReplayReport {
         var r = ReplayReport()
         r.packets = counts
@@ -301,6 +355,31 @@ final class ReplayAnalysis {
         r.connections = connectionCount
         r.durationSeconds = Double(lastNs &- (firstNs ?? lastNs)) / 1e9
         r.events = events
+        for (i, b) in breakdowns.enumerated() where i < r.events.count {
+            func vipName(_ id: Int32) -> String { Int(id) < vipNames.count ? vipNames[Int(id)] : "vip-\(id)" }
+            func backendName(_ id: Int32) -> String { id >= 0 && Int(id) < names.count ? names[Int(id)] : "(none)" }
+            var vips: [(id: Int32, impact: ReplayReport.VIPImpact)] = []
+            var listed = Set<Int32>()
+            for v in b.vipSlots where listed.insert(v.id).inserted {
+                vips.append((v.id, .init(name: vipName(v.id), slotsChangedAll: v.all, slotsChangedExtra: v.extra)))
+            }
+            // A VIP the event removed still had connections broken or at risk.
+            for id in Set(b.brokenByVIP.keys).union(b.atRiskByVIP.keys).union(b.aliveByVIP.keys).sorted() where listed.insert(id).inserted {
+                vips.append((id, .init(name: vipName(id), slotsChangedAll: nil, slotsChangedExtra: nil)))
+            }
+            r.events[i].byVIP = vips.map { id, v in
+                var v = v
+                v.broken = b.brokenByVIP[id] ?? 0
+                v.atRisk = b.atRiskByVIP[id] ?? 0
+                v.alive = b.aliveByVIP[id] ?? 0
+                v.atRiskByBackend = (b.atRiskByVIPBackend[id] ?? [:])
+                    .map { ReplayReport.BackendImpact(name: backendName($0.key), atRisk: $0.value) }.sorted { $0.name < $1.name }
+                return v
+            }
+            r.events[i].byBackend = Set(b.brokenByBackend.keys).union(b.atRiskByBackend.keys)
+                .map { ReplayReport.BackendImpact(name: backendName($0), broken: b.brokenByBackend[$0] ?? 0, atRisk: b.atRiskByBackend[$0] ?? 0) }
+                .sorted { $0.name < $1.name }
+        }
 
         // Backends sorted by name; the timeline follows the same order.
         let ids = names.indices.sorted { names[$0] < names[$1] }

@@ -16,11 +16,15 @@ public struct ReplayOptions: Sendable {
     public var inputs: [String]
     public var config: MaglevConfigFile
     public var events: [ScenarioEvent] = []
+    /// The files of `config=FILE` events, by path as written (`ScenarioEvent.loadConfigs`),
+    /// with the same command-line overrides as `config` (algorithm, connection tracking).
+    public var eventConfigs: [String: MaglevConfigFile] = [:]
     /// Simulated forwarders behind ECMP.
     public var forwarders = 1
     public var ecmpHash: ECMPHash = .fiveTuple
     /// Seed of the routers' ECMP hash (any value; routers do not share ours).
-    public var ecmpSeed: UInt64 = 0xEC3F_0001
+    public var ecmpSeed: UInt64 = ReplayOptions.defaultECMPSeed
+    public static let defaultECMPSeed: UInt64 = 0xEC3F_0001
     /// Pcap of what the forwarders send (GRE packets and ICMP replies).
     public var outputPcap: String?
     /// CSV, one row per packet.
@@ -175,7 +179,7 @@ public final class ReplayEngine {
 
         var report = analysis.report(
             names: snapshot.backendNames, addresses: backendAddresses(), states: backendStates(),
-            balanced: backendOwnsSlots(), skipped: reader.skipped)
+            balanced: backendOwnsSlots(), skipped: reader.skipped, vipNames: snapshot.vipNames)
         report.inputs = options.inputs
         if let skipped = reader.skippedTimeRange {
             // The capture's span covers the packets it skipped (unsupported link types) too.
@@ -198,6 +202,9 @@ public final class ReplayEngine {
         let end = "the capture ends at \(ReportFormatting.fixed(report.durationSeconds, 3)) s, packet \(index)"
         for event in unreached {
             report.warnings.append("event '\(event.text)' was never reached (\(end)): it did not take effect")
+        }
+        for e in report.events where !e.disruptive.isEmpty {
+            report.warnings.append(TextReport.disruptiveNote(e))
         }
         if let captureError { report.warnings.append("stopped early: \(captureError)") }
         if var outputError {
@@ -231,12 +238,25 @@ public final class ReplayEngine {
                 : IPAddress(ipv4: load32(frame, p.l3Offset + 12))
             key = FlowKey(source: src, destination: p.key.destination, sourcePort: 0, destinationPort: 0, proto: p.isIPv6 ? IPProtocol.icmpv6 : IPProtocol.icmp)
         }
-        if options.ecmpHash == .threeTuple || p.fragment != .none {
+        return Self.forwarder(
+            of: key, fragment: p.fragment != .none, forwarders: k, hash: options.ecmpHash, seed: options.ecmpSeed)
+    }
+
+    /// The documented ECMP model: which of `forwarders` forwarders the routers send a packet
+    /// with outer header `key` to (hash-threshold, RFC 2992, over the 5-tuple for `l4` or the
+    /// addresses for `l3`; fragments without ports). `maglev which --forwarders K` uses it too.
+    public static func forwarder(
+        of key: FlowKey, fragment: Bool = false, forwarders k: Int, hash: ECMPHash = .fiveTuple,
+        seed: UInt64 = ReplayOptions.defaultECMPSeed
+    ) -> Int {
+        guard k > 1 else { return 0 }
+        var key = key
+        if hash == .threeTuple || fragment {
             key.sourcePort = 0
             key.destinationPort = 0
-            if options.ecmpHash == .threeTuple { key.proto = 0 }
+            if hash == .threeTuple { key.proto = 0 }
         }
-        return FlowHash.slot(FlowHash.hash(key, seed: options.ecmpSeed), size: k)
+        return FlowHash.slot(FlowHash.hash(key, seed: seed), size: k)
     }
 
     func load32(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt32 {
@@ -251,6 +271,10 @@ public final class ReplayEngine {
     func apply(_ event: ScenarioEvent, packet: Int, timeNs: UInt64) {
         analysis.beginEvent(event, packet: packet, timeNs: timeNs)
         let before = snapshot
+        func reject(_ why: String) {
+            analysis.events[analysis.events.count - 1].action += " (rejected: \(why))"
+            analysis.endEvent(slotsChangedAll: 0, slotsChangedExtra: 0, unusable: analysis.unusable)
+        }
         switch event.action {
         case .forwarders(let k):
             if k > dataplanes.count {
@@ -258,18 +282,23 @@ public final class ReplayEngine {
             } else {
                 dataplanes.removeLast(dataplanes.count - k)
             }
+            recordImpact(before: before, timeNs: timeNs)
+            analysis.endEvent(slotsChangedAll: 0, slotsChangedExtra: 0, unusable: analysis.unusable)
+            return
+        case .config:
+            // A live reload's path (ControlPlane.reloadFile): DesiredState.reload, then the
+            // snapshot built with `previous:` below. Disruptive changes are applied (a live
+            // forwarder refuses them without --allow-disruptive-reload) and flagged.
+            guard let file = options.eventConfigs[event.target] else { return reject("\(event.target) was not loaded") }
+            guard case .applied(let check, _) = state.reload(file, allowDisruptive: true) else { return reject("refused") }
+            analysis.events[analysis.events.count - 1].disruptive = check.disruptive
+            analysis.events[analysis.events.count - 1].notices = check.notices
         case .remove, .add, .drain, .fail, .recover, .weight:
             do {
                 try state.apply(Self.edit(event), nowMs: timeNs / 1_000_000)
             } catch {
-                analysis.events[analysis.events.count - 1].action += " (rejected: \(error))"
-                analysis.endEvent(slotsChangedAll: 0, slotsChangedExtra: 0, unusable: analysis.unusable)
-                return
+                return reject("\(error)")
             }
-        }
-        if case .forwarders = event.action {
-            analysis.endEvent(slotsChangedAll: 0, slotsChangedExtra: 0, unusable: analysis.unusable)
-            return
         }
         let edited = state.dataplaneConfig
         do {
@@ -277,33 +306,60 @@ public final class ReplayEngine {
             config = edited
         } catch {
             // The change leaves a pool unusable (e.g. every weight 0): keep the tables that were.
-            analysis.events[analysis.events.count - 1].action += " (rejected: \(error))"
-            analysis.endEvent(slotsChangedAll: 0, slotsChangedExtra: 0, unusable: analysis.unusable)
-            return
+            return reject("\(error)")
         }
         for d in dataplanes { d.install(snapshot) }
+        analysis.timeouts = edited.timeouts
         var all = 0.0
         var extra = 0.0
         var n = 0
-        // VIPs matched by name; one whose table object was reused did not change at all.
+        var vipSlots: [(id: Int32, all: Double?, extra: Double?)] = []
+        // VIPs matched by name; one whose table object was reused under the same seed did not
+        // change at all.
         var oldByName: [String: Int] = [:]
         for (v, vip) in before.config.vips.enumerated() { oldByName[vip.name] = v }
         for (v, vip) in snapshot.config.vips.enumerated() {
-            guard let o = oldByName[vip.name], let old = before.tables[o], let new = snapshot.tables[v] else { continue }
-            if before.vipTables[o] === snapshot.vipTables[v] {
-                n += 1
+            let id = Int32(snapshot.vipIDs[v])
+            guard let o = oldByName[vip.name], let old = before.tables[o], let new = snapshot.tables[v] else {
+                vipSlots.append((id, nil, nil))
                 continue
             }
-            let diff = TableDiff(old: old, new: new)
+            if before.vipTables[o] === snapshot.vipTables[v] && before.config.hashSeed == snapshot.config.hashSeed {
+                n += 1
+                vipSlots.append((id, 0, 0))
+                continue
+            }
+            let diff = TableDiff(old: old, oldSeed: before.config.hashSeed, new: new, newSeed: snapshot.config.hashSeed)
             all += diff.changedAll
             extra += diff.changedExtra
+            vipSlots.append((id, diff.changedAll, diff.changedExtra))
             n += 1
         }
+        recordImpact(before: before, timeNs: timeNs, vipSlots: vipSlots)
         var lost: Set<Int32> = []
         for id in snapshot.backendNames.indices where !backendKeepsConnections(id) { lost.insert(Int32(id)) }
         analysis.endEvent(
             slotsChangedAll: n > 0 ? all / Double(n) : 0, slotsChangedExtra: n > 0 ? extra / Double(n) : 0,
             unusable: lost)
+    }
+
+    /// The event's what-if figure: every connection alive now whose next packet would reach
+    /// another backend (or none), asking the forwarder ECMP sends it to, as the data plane will
+    /// decide it (`Dataplane.peek`: its connection table, then the new tables).
+    func recordImpact(
+        before: ForwardingSnapshot, timeNs: UInt64, vipSlots: [(id: Int32, all: Double?, extra: Double?)]? = nil
+    ) {
+        var atRisk: [(backend: Int32, vip: Int32)] = []
+        var aliveByVIP: [Int32: Int] = [:]
+        for c in analysis.aliveConnections(now: timeNs) {
+            aliveByVIP[c.vip, default: 0] += 1
+            let f = Self.forwarder(
+                of: c.key, forwarders: dataplanes.count, hash: options.ecmpHash, seed: options.ecmpSeed)
+            let next = dataplanes[f].peek(c.key, now: timeNs)
+            if next?.backend != c.backend { atRisk.append((c.backend, c.vip)) }
+        }
+        let slots = vipSlots ?? snapshot.config.vips.indices.map { (Int32(snapshot.vipIDs[$0]), 0.0, 0.0) }
+        analysis.recordImpact(atRisk: atRisk, aliveByVIP: aliveByVIP, vipSlots: slots)
     }
 
     /// The backend edit a scenario event makes (not for `forwarders=`).
@@ -315,7 +371,7 @@ public final class ReplayEngine {
         case .fail: .fail(event.target)
         case .recover: .recover(event.target)
         case .weight(let w): .weight(event.target, w)
-        case .forwarders: preconditionFailure("forwarders= is not a backend edit")
+        case .forwarders, .config: preconditionFailure("\(event.action.name) is not a backend edit")
         }
     }
 
@@ -382,7 +438,7 @@ extension ReplayEngine {
     public static func replay(_ options: ReplayOptions, compareAlgorithms: Bool) throws -> (
         report: ReplayReport, captureError: CaptureError?
     ) {
-        try ScenarioEvent.check(options.events, config: options.config)
+        try ScenarioEvent.check(options.events, config: options.config, eventConfigs: options.eventConfigs)
         var report: ReplayReport
         var error: CaptureError?
         var outputError: OutputError?
@@ -404,6 +460,7 @@ extension ReplayEngine {
         for algorithm in TableAlgorithm.allCases {
             var o = options
             o.config.dataplane.algorithm = algorithm
+            for path in o.eventConfigs.keys { o.eventConfigs[path]?.dataplane.algorithm = algorithm }
             o.outputPcap = nil
             o.decisionsCSV = nil
             o.progress = nil

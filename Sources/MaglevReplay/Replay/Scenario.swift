@@ -1,5 +1,6 @@
 public import MaglevConfig
 import MaglevControl
+import MaglevCore
 
 /// When an event happens on the trace's timeline.
 public enum EventTime: Sendable, Equatable {
@@ -27,6 +28,9 @@ public enum EventAction: Sendable, Equatable {
     case weight(UInt32)
     /// The ECMP group now has this many forwarders (new ones start with empty tables).
     case forwarders(Int)
+    /// A whole new config file (the event's target is its path), applied as a live reload
+    /// applies it (`DesiredState.reload`), disruptive changes included (they are flagged).
+    case config
 
     public var name: String {
         switch self {
@@ -37,6 +41,7 @@ public enum EventAction: Sendable, Equatable {
         case .recover: "recover"
         case .weight(let w): "weight=\(w)"
         case .forwarders(let k): "forwarders=\(k)"
+        case .config: "config"
         }
     }
 }
@@ -51,7 +56,7 @@ public struct ScenarioEvent: Sendable, Equatable {
     public var target: String
 
     /// Parses `AT:ACTION[:TARGET]`: AT is `N%`, `Ns` or `#N`; ACTION is remove, add, drain, fail,
-    /// recover, weight=W (these need a TARGET backend) or forwarders=K.
+    /// recover, weight=W (these need a TARGET backend), forwarders=K or config=FILE.
     public init(parsing text: String) throws(ScenarioError) {
         self.text = text
         let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
@@ -70,6 +75,15 @@ public struct ScenarioEvent: Sendable, Equatable {
         }
         let actionText = parts[1]
         target = parts.count > 2 ? parts[2] : ""
+        if actionText.hasPrefix("config=") {
+            // The rest of the text is the path (which may hold colons of its own).
+            action = .config
+            target = String(text.dropFirst(atText.count + 1 + "config=".count))
+            guard !target.isEmpty else {
+                throw ScenarioError("event '\(text)': config= needs a file, e.g. \(atText):config=new.yaml")
+            }
+            return
+        }
         switch actionText {
         case "remove": action = .remove
         case "add": action = .add
@@ -83,7 +97,7 @@ public struct ScenarioEvent: Sendable, Equatable {
                 action = .forwarders(k)
             } else {
                 throw ScenarioError(
-                    "event '\(text)': unknown action '\(actionText)'; use remove, add, drain, fail, recover, weight=W or forwarders=K (1-64)")
+                    "event '\(text)': unknown action '\(actionText)'; use remove, add, drain, fail, recover, weight=W, forwarders=K (1-64) or config=FILE")
             }
         }
         if case .forwarders = action {
@@ -104,12 +118,24 @@ extension ScenarioEvent {
     /// edits know, as `DesiredState` lists them): a target that is neither one of them nor
     /// introduced by an `add` event is an error listing the known names. `add` of a new name
     /// is allowed (it joins every VIP's pool).
-    public static func check(_ events: [ScenarioEvent], config: MaglevConfigFile) throws(ScenarioError) {
+    public static func check(
+        _ events: [ScenarioEvent], config: MaglevConfigFile, eventConfigs: [String: MaglevConfigFile] = [:]
+    ) throws(ScenarioError) {
         let known = DesiredState(file: config).backendNames
         var names = Set(known)
-        for e in events { if case .add = e.action { names.insert(e.target) } }
+        for e in events {
+            switch e.action {
+            case .add: names.insert(e.target)
+            case .config:
+                // A backend a config event brings is known to the events (before or after it:
+                // one that does not exist yet when its event fires is reported as rejected).
+                for n in eventConfigs[e.target].map({ DesiredState(file: $0).backendNames }) ?? [] { names.insert(n) }
+            default: break
+            }
+        }
         for e in events {
             if case .forwarders = e.action { continue }
+            if case .config = e.action { continue }
             guard !names.contains(e.target) else { continue }
             let shown = known.prefix(20).joined(separator: ", ")
             let more = known.count > 20 ? " and \(known.count - 20) more" : ""
@@ -117,5 +143,32 @@ extension ScenarioEvent {
                 "event '\(e.text)': no backend named '\(e.target)'; known backends: "
                     + (known.isEmpty ? "(none)" : shown + more) + " (add:NAME introduces a new one)")
         }
+    }
+}
+
+extension ScenarioEvent {
+    /// Loads and checks the file of every `config=FILE` event, before anything is replayed: a
+    /// file that does not load, or whose VIPs and pools give no snapshot, is an error naming the
+    /// event and the file, with every problem. Keyed by the path as written.
+    public static func loadConfigs(_ events: [ScenarioEvent]) throws(ScenarioError) -> [String: MaglevConfigFile] {
+        var files: [String: MaglevConfigFile] = [:]
+        for e in events {
+            guard case .config = e.action, files[e.target] == nil else { continue }
+            let file: MaglevConfigFile
+            do {
+                file = try MaglevConfigFile.load(path: e.target)
+            } catch {
+                throw ScenarioError(
+                    "event '\(e.text)': \(e.target) is not a config this forwarder would load:\n\(error)\n"
+                        + "(maglev config check \(e.target) lists every problem)")
+            }
+            do {
+                _ = try ForwardingSnapshot(config: DesiredState(file: file).dataplaneConfig)
+            } catch {
+                throw ScenarioError("event '\(e.text)': \(e.target): \(error)")
+            }
+            files[e.target] = file
+        }
+        return files
     }
 }

@@ -87,7 +87,7 @@ enum HTMLReport {
     }
 
     /// A table: `numeric` columns are right-aligned; `name` columns may wrap anywhere.
-    private static func table(
+    static func table(
         _ headers: [String], _ rows: [[String]], numeric: Set<Int> = [], name: Set<Int> = [],
         more: (row: Int, text: String)? = nil
     ) -> String {
@@ -208,7 +208,38 @@ enum HTMLReport {
                     F.percent(e.slotsChangedExtra),
                 ]
             }, numeric: [0, 2, 3, 6, 7, 8, 9, 10, 11], name: [5])
-        return h + eventNotes
+        h += eventNotes
+        for e in r.events where !e.disruptive.isEmpty {
+            h += "<p class=\"note\" style=\"color:#a00000\"><b>\(esc(TextReport.disruptiveNote(e)))</b></p>\n"
+        }
+        return h + impact(r)
+    }
+
+    /// Per VIP and per backend: what each event broke and put at risk.
+    static func impact(_ r: ReplayReport) -> String {
+        var rows: [[String]] = []
+        for (i, e) in r.events.enumerated() where e.reached {
+            let label = "\(i + 1). \(e.at) \(e.action)"
+            for v in e.byVIP where v.broken > 0 || v.atRisk > 0 || v.slotsChangedAll != 0 {
+                rows.append([
+                    label, "VIP", v.name, F.grouped(v.broken), F.grouped(v.atRisk),
+                    v.slotsChangedAll.map { F.percent($0) } ?? "new", v.slotsChangedExtra.map { F.percent($0) } ?? "new",
+                ])
+            }
+            for b in e.byBackend {
+                rows.append([label, "backend", b.name, F.grouped(b.broken), F.grouped(b.atRisk), "", ""])
+            }
+        }
+        guard !rows.isEmpty else { return "" }
+        var h = "<h3>Event impact by VIP and backend</h3>\n"
+        h += table(
+            ["event", "kind", "name", "broken", "at risk", "slots changed (all)", "slots changed (extra)"], rows,
+            numeric: [3, 4, 5, 6], name: [2])
+        h += "<p class=\"note\"><b>at risk</b>: connections alive at the event whose next packet goes to another "
+        h += "backend (their forwarder's connection table and the new tables asked); <b>broken</b> counts those that "
+        h += "did send again. A backend's row counts the connections that were on it. VIPs not listed: no slot moved, "
+        h += "nothing broke.</p>\n"
+        return h
     }
 
     private static func comparison(_ r: ReplayReport) -> String {

@@ -104,7 +104,29 @@ enum JSONReport {
             // "all": every slot that changed owner; "extra": those whose old owner survived.
             ("slots_changed_all", .fraction(e.slotsChangedAll)),
             ("slots_changed_extra", .fraction(e.slotsChangedExtra)),
+            // Alive at the event and sent elsewhere by their next packet (what-if).
+            ("at_risk", JSONValue(e.atRisk)),
+            ("by_vip", .array(e.byVIP.map(vipImpact))),
+            ("by_backend", .array(e.byBackend.map(backendImpact))),
+            // config=FILE: what a live reload refuses without --allow-disruptive-reload.
+            ("disruptive", .array(e.disruptive.map { .string($0) })),
+            ("notices", .array(e.notices.map { .string($0) })),
         ])
+    }
+
+    static func vipImpact(_ v: ReplayReport.VIPImpact) -> JSONValue {
+        .object([
+            ("name", .string(v.name)),
+            ("slots_changed_all", .fraction(v.slotsChangedAll)),
+            ("slots_changed_extra", .fraction(v.slotsChangedExtra)),
+            ("alive", JSONValue(v.alive)),
+            ("broken", JSONValue(v.broken)),
+            ("at_risk", JSONValue(v.atRisk)),
+        ])
+    }
+
+    static func backendImpact(_ b: ReplayReport.BackendImpact) -> JSONValue {
+        .object([("name", .string(b.name)), ("broken", JSONValue(b.broken)), ("at_risk", JSONValue(b.atRisk))])
     }
 
     static func timeline(_ report: ReplayReport) -> JSONValue {

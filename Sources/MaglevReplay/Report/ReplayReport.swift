@@ -85,10 +85,58 @@ public struct ReplayReport: Sendable, Equatable {
         /// as fractions of the table, over all VIPs.
         public var slotsChangedAll = 0.0
         public var slotsChangedExtra = 0.0
+        /// Connections alive at the event whose next packet would reach another backend (or
+        /// none) right after it: each one's forwarder (by ECMP) asked where it would send it,
+        /// its connection table and the new tables consulted, as the data plane will. `broken`
+        /// counts those that did send again during the trace; this counts them all (what a
+        /// change at the end of a capture would break, `maglev diff --trace`).
+        public var atRisk = 0
+        /// What the event did per VIP (every VIP present after it, in config order).
+        public var byVIP: [VIPImpact] = []
+        /// What it did per backend: the backends with broken or at-risk connections (the
+        /// backend the connections were on before), sorted by name.
+        public var byBackend: [BackendImpact] = []
+        /// A `config=FILE` event: the changes a live reload refuses without
+        /// `--allow-disruptive-reload` (`ReloadCheck`; applied in the replay, and flagged), and
+        /// its notices.
+        public var disruptive: [String] = []
+        public var notices: [String] = []
         public init(at: String, action: String, target: String) {
             self.at = at
             self.action = action
             self.target = target
+        }
+    }
+
+    /// One VIP's part of an event.
+    public struct VIPImpact: Sendable, Equatable {
+        public var name: String
+        /// Fractions of the VIP's flow-hash space whose owner changed ("all") and of those whose
+        /// old owner survived ("extra"); nil when the VIP is new (no table before).
+        public var slotsChangedAll: Double?
+        public var slotsChangedExtra: Double?
+        /// Connections alive on the VIP at the event, those broken, those at risk, and the
+        /// backends the ones at risk were on (sorted by name).
+        public var alive = 0
+        public var broken = 0
+        public var atRisk = 0
+        public var atRiskByBackend: [BackendImpact] = []
+        public init(name: String, slotsChangedAll: Double?, slotsChangedExtra: Double?) {
+            self.name = name
+            self.slotsChangedAll = slotsChangedAll
+            self.slotsChangedExtra = slotsChangedExtra
+        }
+    }
+
+    /// One backend's part of an event: connections on it that broke, or would.
+    public struct BackendImpact: Sendable, Equatable {
+        public var name: String
+        public var broken = 0
+        public var atRisk = 0
+        public init(name: String, broken: Int = 0, atRisk: Int = 0) {
+            self.name = name
+            self.broken = broken
+            self.atRisk = atRisk
         }
     }
 

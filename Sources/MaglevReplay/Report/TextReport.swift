@@ -265,7 +265,48 @@ struct TextReport {
         if report.events.contains(where: { !$0.reached }) {
             legend.append("never: the capture ended before the event's time; it did not take effect.")
         }
-        return [.heading("Events"), .table(table), .notes(legend)]
+        var blocks: [Block] = [.heading("Events"), .table(table), .notes(legend)]
+        for e in report.events where !e.disruptive.isEmpty {
+            blocks.append(.notes([Self.disruptiveNote(e)]))
+        }
+        blocks += impact()
+        return blocks
+    }
+
+    /// The loud line for a disruptive `config=FILE` event (also a warning).
+    static func disruptiveNote(_ e: ReplayReport.EventResult) -> String {
+        "DISRUPTIVE: event '\(e.at):config=\(e.target)': \(e.disruptive.joined(separator: "; ")). "
+            + "A live reload refuses it unless --allow-disruptive-reload; the replay applied it."
+    }
+
+    /// Per VIP and per backend, what each event broke and put at risk.
+    func impact() -> [Block] {
+        var table = ReportTable([
+            .init("event", .left, shrinks: true), .init("vip / backend", .left, shrinks: true), .init("broken"),
+            .init("at risk"), .init("slots all"), .init("slots extra"),
+        ])
+        for (i, e) in report.events.enumerated() where e.reached {
+            let label = "\(i + 1). \(e.at) \(e.action)"
+            for v in e.byVIP where v.broken > 0 || v.atRisk > 0 || v.slotsChangedAll != 0 {
+                table.add([
+                    label, "vip " + v.name, F.grouped(v.broken), F.grouped(v.atRisk),
+                    v.slotsChangedAll.map { F.percent($0) } ?? "new", v.slotsChangedExtra.map { F.percent($0) } ?? "new",
+                ])
+            }
+            for b in e.byBackend {
+                table.add([label, "backend " + b.name, F.grouped(b.broken), F.grouped(b.atRisk), "", ""])
+            }
+        }
+        guard case .cells = table.rows.first else { return [] }
+        return [
+            .heading("Event impact by VIP and backend"), .table(table),
+            .notes([
+                "at risk: connections alive at the event whose next packet goes to another backend"
+                    + " (their forwarder's connection table and the new tables asked); broken counts those"
+                    + " that did send again. A backend's row counts the connections that were on it."
+                    + " VIPs not listed: no slot moved, nothing broke.",
+            ]),
+        ]
     }
 
     func comparison() -> [Block] {
