@@ -37,7 +37,10 @@ import Testing
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         let control = ControlPlane(forwarder: forwarder, file: file, configPath: nil, allowDisruptiveReload: false, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let speaker = BGPSpeakerService(config: file.bgp!, control: control, group: group, logger: logger, drainSeconds: 0)
+        var speaker = BGPSpeakerService(config: file.bgp!, control: control, group: group, logger: logger, drainSeconds: 0)
+        // Other suites' blocking calls can hold this process's concurrency threads for many
+        // seconds: a connect timer must not fire between the connect and its event.
+        speaker.connectTimeoutMs = 600_000
         let serviceGroup = ServiceGroup(
             configuration: .init(services: [.init(service: speaker)], logger: logger))
         let running = Task { try await serviceGroup.run() }

@@ -23,6 +23,8 @@ struct BGPSpeakerService: Service {
     let group: any EventLoopGroup
     let logger: Logger
     let drainSeconds: Double
+    /// How long a TCP connect may take (tests whose process is busy raise it).
+    var connectTimeoutMs: UInt64 = 10_000
 
     func run() async throws {
         let (source4, source6) = await control.encapSources()
@@ -32,7 +34,8 @@ struct BGPSpeakerService: Service {
                 session: BGPSessionConfig(
                     localAS: config.localAS, remoteAS: peer.remoteAS, routerID: config.routerID.ipv4Value,
                     holdTime: peer.holdTime, passive: peer.passive, nextHopIPv4: source4, nextHopIPv6: source6,
-                    offerIPv6: source6 != nil, jitterSeed: UInt64(config.routerID.ipv4Value) &+ UInt64(i)),
+                    offerIPv6: source6 != nil, jitterSeed: UInt64(config.routerID.ipv4Value) &+ UInt64(i),
+                    connectTimeoutMs: connectTimeoutMs),
                 control: control, group: group, logger: logger)
         }
         // Passive peers connect to us: one listener per port, handing each connection to the
