@@ -27,8 +27,10 @@ public final class Dataplane {
     // Token bucket for ICMP replies, in thousandths of a token.
     var icmpTokens: Int
     var icmpLastRefill: UInt64
-    // Per-batch scratch, allocated once.
-    let scratchResults: UnsafeMutablePointer<ParseResult>
+    // Per-batch scratch, allocated once: each packet is parsed into its slot and decided from
+    // there, never copied (`scratchStatus`: nil when parsed, else why not).
+    let scratchPackets: UnsafeMutablePointer<ParsedPacket>
+    let scratchStatus: UnsafeMutablePointer<DropReason?>
     let scratchHashes: UnsafeMutablePointer<UInt64>
     var touchSink: UInt64 = 0
     // Tracer probes' records since the last `takeTraces`, allocated once.
@@ -48,8 +50,10 @@ public final class Dataplane {
         self.counters = CounterBlock(vips: snapshot.vipIDCount, backends: snapshot.backendCount)
         self.icmpTokens = snapshot.config.icmpBurst * 1000
         self.icmpLastRefill = 0
-        self.scratchResults = .allocate(capacity: Dataplane.batchChunk)
-        self.scratchResults.initialize(repeating: .notIP, count: Dataplane.batchChunk)
+        self.scratchPackets = .allocate(capacity: Dataplane.batchChunk)
+        self.scratchPackets.initialize(repeating: .zero, count: Dataplane.batchChunk)
+        self.scratchStatus = .allocate(capacity: Dataplane.batchChunk)
+        self.scratchStatus.initialize(repeating: .notIP, count: Dataplane.batchChunk)
         self.scratchHashes = .allocate(capacity: Dataplane.batchChunk)
         self.scratchHashes.initialize(repeating: 0, count: Dataplane.batchChunk)
         self.traceRecords = .allocate(capacity: Dataplane.traceCapacity)
@@ -57,7 +61,8 @@ public final class Dataplane {
 
     deinit {
         counters.deallocate()
-        scratchResults.deallocate()
+        scratchPackets.deallocate()
+        scratchStatus.deallocate()
         scratchHashes.deallocate()
         traceRecords.deallocate()
     }
@@ -106,10 +111,11 @@ public final class Dataplane {
             let n = min(Dataplane.batchChunk, batch.count &- start)
             for i in 0..<n {
                 let s = batch[start &+ i]
-                let result = PacketParser.parse(
-                    UnsafeRawBufferPointer(start: s.base + s.offset, count: s.length), linkType: linkType)
-                scratchResults[i] = result
-                if case .parsed(let p) = result { scratchHashes[i] = FlowHash.hash(p.key, seed: seed) }
+                let status = PacketParser.parse(
+                    UnsafeRawBufferPointer(start: s.base + s.offset, count: s.length), linkType: linkType,
+                    into: &scratchPackets[i])
+                scratchStatus[i] = status
+                if status == nil { scratchHashes[i] = FlowHash.hash(scratchPackets[i].key, seed: seed) }
             }
             var touched: UInt64 = 0
             for i in 0..<n { touched &+= connections.touch(hash: scratchHashes[i]) }
@@ -117,8 +123,8 @@ public final class Dataplane {
             for i in 0..<n {
                 let s = batch[start &+ i]
                 batch[start &+ i].verdict = decide(
-                    scratchResults[i], flowHash: scratchHashes[i], base: s.base, offset: s.offset, length: s.length,
-                    checksumPending: s.checksumPending, now: now)
+                    scratchStatus[i], &scratchPackets[i], flowHash: scratchHashes[i], base: s.base, offset: s.offset,
+                    length: s.length, checksumPending: s.checksumPending, now: now)
             }
             start &+= n
         }
@@ -130,43 +136,42 @@ public final class Dataplane {
         base: UnsafeMutableRawPointer, offset: Int, length: Int, linkType: LinkType, now: UInt64,
         checksumPending: Bool = false
     ) -> Verdict {
-        let result = PacketParser.parse(UnsafeRawBufferPointer(start: base + offset, count: length), linkType: linkType)
+        var packet = ParsedPacket.zero
+        let status = PacketParser.parse(
+            UnsafeRawBufferPointer(start: base + offset, count: length), linkType: linkType, into: &packet)
         var hash: UInt64 = 0
-        if case .parsed(let p) = result { hash = FlowHash.hash(p.key, seed: view.seed) }
+        if status == nil { hash = FlowHash.hash(packet.key, seed: view.seed) }
         return decide(
-            result, flowHash: hash, base: base, offset: offset, length: length, checksumPending: checksumPending,
-            now: now)
-    }
-
-    /// Everything after parsing; `flowHash` is the hash of the parsed key.
-    @inline(__always)
-    func decide(
-        _ result: ParseResult, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
-        checksumPending: Bool, now: UInt64
-    ) -> Verdict {
-        counters.add(CounterBlock.packets)
-        counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: length))
-        let packet: ParsedPacket
-        switch result {
-        case .parsed(let p): packet = p
-        case .notIP: return notForwarded(.notIP)
-        case .malformed(let reason): return notForwarded(reason)
-        }
-        // The tracer's one branch for unmarked packets.
-        if packet.traceMarked {
-            return decideMarked(
-                packet, flowHash: flowHash, base: base, offset: offset, length: length,
-                checksumPending: checksumPending, now: now)
-        }
-        return decideParsed(
-            packet, flowHash: flowHash, base: base, offset: offset, length: length,
+            status, &packet, flowHash: hash, base: base, offset: offset, length: length,
             checksumPending: checksumPending, now: now)
     }
 
-    /// Everything after parsing, for a parsed packet.
+    /// Everything after parsing; `status` is the parser's answer (nil: `packet` parsed) and
+    /// `flowHash` the hash of the parsed key. The packet is passed `inout` only so that it is
+    /// read where it lies (the batch's scratch slot), never copied; nothing here writes to it.
+    @inline(__always)
+    func decide(
+        _ status: DropReason?, _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer,
+        offset: Int, length: Int, checksumPending: Bool, now: UInt64
+    ) -> Verdict {
+        counters.add(CounterBlock.packets)
+        counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: length))
+        if let status { return notForwarded(status) }
+        // The tracer's one branch for unmarked packets.
+        if packet.traceMarked {
+            return decideMarked(
+                &packet, flowHash: flowHash, base: base, offset: offset, length: length,
+                checksumPending: checksumPending, now: now)
+        }
+        return decideParsed(
+            &packet, flowHash: flowHash, base: base, offset: offset, length: length,
+            checksumPending: checksumPending, now: now)
+    }
+
+    /// Everything after parsing, for a parsed packet (`inout`: read in place, never written).
     @inline(__always)
     func decideParsed(
-        _ packet: ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
+        _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
         checksumPending: Bool, now: UInt64
     ) -> Verdict {
         if packet.isTruncated && !view.acceptTruncated { return notForwarded(.truncatedPacket) }
@@ -181,8 +186,7 @@ public final class Dataplane {
         var newFlow = false
         var selection = SelectionReason.none
         let backend = selectBackend(
-            packet, flowHash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow,
-            selection: &selection)
+            &packet, flowHash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
         if backend == ForwardingSnapshot.noBackend { return notForwarded(.noBackend, vip: vipID) }
         // A selection is a new flow whatever becomes of this packet (too big, no headroom).
         if newFlow { counters.newFlow(Int(backend)) }
@@ -192,7 +196,7 @@ public final class Dataplane {
         let overhead = GREEncapsulator.overhead(outerIPv6: outerIPv6)
         let innerStart = offset &+ packet.l3Offset
         if packet.l3ClaimedLength &+ overhead > view.pathMTU {
-            var v = tooBig(packet, base: base, innerStart: innerStart, vip: vipID, overhead: overhead, now: now)
+            var v = tooBig(&packet, base: base, innerStart: innerStart, vip: vipID, overhead: overhead, now: now)
             v.selection = selection
             return v
         }
@@ -228,9 +232,10 @@ public final class Dataplane {
     /// Connection table first, lookup table on a miss; see docs/maglev.md for the policy.
     @inline(__always)
     func selectBackend(
-        _ packet: ParsedPacket, flowHash: UInt64, vip: Int, snapshot: SnapshotView, nowMs: UInt32,
+        _ packet: inout ParsedPacket, flowHash: UInt64, vip: Int, nowMs: UInt32,
         newFlow: inout Bool, selection: inout SelectionReason
     ) -> UInt32 {
+        let snapshot = view
         var key = packet.key
 
         // Fragments.
@@ -243,8 +248,7 @@ public final class Dataplane {
                     seed: snapshot.seed ^ 0x4652_4147)  // "FRAG"
                 if packet.fragment == .first {
                     let b = selectConnection(
-                        packet, hash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow,
-                        selection: &selection)
+                        &packet, hash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
                     if b != ForwardingSnapshot.noBackend {
                         let i = fragments.find(hash: fragmentHash, now: nowMs)
                         if i >= 0 {
@@ -270,14 +274,15 @@ public final class Dataplane {
             return snapshot.select(vip: vip, hash: FlowHash.hash(key, seed: snapshot.seed))
         }
         return selectConnection(
-            packet, hash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
+            &packet, hash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
     }
 
     @inline(__always)
     func selectConnection(
-        _ packet: ParsedPacket, hash: UInt64, vip: Int, snapshot: SnapshotView, nowMs: UInt32,
+        _ packet: inout ParsedPacket, hash: UInt64, vip: Int, nowMs: UInt32,
         newFlow: inout Bool, selection: inout SelectionReason
     ) -> UInt32 {
+        let snapshot = view
         let key = packet.key
         guard snapshot.connectionTracking else {
             selection = packet.isICMPError ? .icmpQuote : .tableLookup
@@ -345,7 +350,7 @@ public final class Dataplane {
 
     /// A packet that would exceed the path MTU once encapsulated (`vip`: the VIP's id).
     func tooBig(
-        _ packet: ParsedPacket, base: UnsafeMutableRawPointer, innerStart: Int, vip: Int, overhead: Int, now: UInt64
+        _ packet: inout ParsedPacket, base: UnsafeMutableRawPointer, innerStart: Int, vip: Int, overhead: Int, now: UInt64
     ) -> Verdict {
         if !packet.dontFragment { return notForwarded(.packetTooBigNoDF, vip: vip) }
         // Never answer an ICMP error with another, nor a fragment that is not the first.
