@@ -214,7 +214,7 @@ public final class Dataplane {
             base, innerStart: innerStart, innerLength: packet.l3Length, innerIPv6: packet.isIPv6,
             trafficClass: packet.trafficClass,
             source: outerIPv6 ? view.encapSourceIPv6 : view.encapSourceIPv4,
-            destination: record.address, flowHash: flowHash)
+            destination: record.address, flowHash: flowHash, ipv4PartialSum: record.ipv4HeaderSum)
         counters.add(CounterBlock.forwarded)
         counters.backend(Int(backend), bytes: packet.l3Length)
         counters.pair(vipID, Int(backend), bytes: packet.l3Length)
