@@ -109,14 +109,18 @@ public final class Dataplane {
         let seed = view.seed
         while start < batch.count {
             let n = min(Dataplane.batchChunk, batch.count &- start)
+            var bytes = 0
             for i in 0..<n {
                 let s = batch[start &+ i]
+                bytes &+= s.length
                 let status = PacketParser.parse(
                     UnsafeRawBufferPointer(start: s.base + s.offset, count: s.length), linkType: linkType,
                     into: &scratchPackets[i])
                 scratchStatus[i] = status
                 if status == nil { scratchHashes[i] = FlowHash.hash(scratchPackets[i].key, seed: seed) }
             }
+            counters.add(CounterBlock.packets, UInt64(truncatingIfNeeded: n))
+            counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: bytes))
             var touched: UInt64 = 0
             for i in 0..<n { touched &+= connections.touch(hash: scratchHashes[i]) }
             touchSink = touched
@@ -136,6 +140,8 @@ public final class Dataplane {
         base: UnsafeMutableRawPointer, offset: Int, length: Int, linkType: LinkType, now: UInt64,
         checksumPending: Bool = false
     ) -> Verdict {
+        counters.add(CounterBlock.packets)
+        counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: length))
         var packet = ParsedPacket.zero
         let status = PacketParser.parse(
             UnsafeRawBufferPointer(start: base + offset, count: length), linkType: linkType, into: &packet)
@@ -146,16 +152,14 @@ public final class Dataplane {
             checksumPending: checksumPending, now: now)
     }
 
-    /// Everything after parsing; `status` is the parser's answer (nil: `packet` parsed) and
-    /// `flowHash` the hash of the parsed key. The packet is passed `inout` only so that it is
+    /// Everything after parsing and counting the packet; `status` is the parser's answer (nil:
+    /// `packet` parsed) and `flowHash` the hash of the parsed key. The packet is passed `inout` only so that it is
     /// read where it lies (the batch's scratch slot), never copied; nothing here writes to it.
     @inline(__always)
     func decide(
         _ status: DropReason?, _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer,
         offset: Int, length: Int, checksumPending: Bool, now: UInt64
     ) -> Verdict {
-        counters.add(CounterBlock.packets)
-        counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: length))
         if let status { return notForwarded(status) }
         // The tracer's one branch for unmarked packets.
         if packet.traceMarked {
