@@ -28,6 +28,8 @@ extension PacketParser {
     static func parseEthernet(_ p: UnsafeRawPointer, end: Int, into packet: inout ParsedPacket) -> DropReason? {
         guard end >= 14 else { return .truncatedL2 }
         var etherType = p.loadBE16(12)
+        // Untagged IPv4, the common case, before the walk's compare tree.
+        if etherType == EtherType.ipv4 { return parseIPv4(p, at: 14, end: end, into: &packet) }
         var offset = 14
         var headers = 0
         while true {
