@@ -239,46 +239,54 @@ public final class Dataplane {
         _ packet: inout ParsedPacket, flowHash: UInt64, vip: Int, nowMs: UInt32,
         newFlow: inout Bool, selection: inout SelectionReason
     ) -> UInt32 {
-        let snapshot = view
-        var key = packet.key
-
-        // Fragments.
         if packet.fragment != .none {
-            if snapshot.fragmentPolicy == .fragmentTable {
-                let fragmentHash = FlowHash.hash(
-                    FlowKey(
-                        source: key.source, destination: key.destination, sourcePort: UInt16(truncatingIfNeeded: packet.fragmentID >> 16),
-                        destinationPort: UInt16(truncatingIfNeeded: packet.fragmentID), proto: key.proto),
-                    seed: snapshot.seed ^ 0x4652_4147)  // "FRAG"
-                if packet.fragment == .first {
-                    let b = selectConnection(
-                        &packet, hash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
-                    if b != ForwardingSnapshot.noBackend {
-                        let i = fragments.find(hash: fragmentHash, now: nowMs)
-                        if i >= 0 {
-                            fragments.reassign(at: i, backend: b, state: .fragment, now: nowMs)
-                        } else {
-                            _ = fragments.insert(hash: fragmentHash, backend: b, state: .fragment, now: nowMs)
-                        }
-                    }
-                    return b
-                }
-                let i = fragments.find(hash: fragmentHash, now: nowMs)
-                if i >= 0 {
-                    let b = fragments.backend(at: i)
-                    if snapshot.backends[Int(b)].keepsConnections {
-                        selection = .fragmentTableHit
-                        return b
-                    }
-                }
-            }
-            selection = .threeTupleFragment
-            key.sourcePort = 0
-            key.destinationPort = 0
-            return snapshot.select(vip: vip, hash: FlowHash.hash(key, seed: snapshot.seed))
+            return selectFragment(
+                &packet, flowHash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
         }
         return selectConnection(
             &packet, hash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
+    }
+
+    /// `selectBackend` for a fragment (kept out of line: rare).
+    @inline(never)
+    func selectFragment(
+        _ packet: inout ParsedPacket, flowHash: UInt64, vip: Int, nowMs: UInt32,
+        newFlow: inout Bool, selection: inout SelectionReason
+    ) -> UInt32 {
+        let snapshot = view
+        var key = packet.key
+        if snapshot.fragmentPolicy == .fragmentTable {
+            let fragmentHash = FlowHash.hash(
+                FlowKey(
+                    source: key.source, destination: key.destination, sourcePort: UInt16(truncatingIfNeeded: packet.fragmentID >> 16),
+                    destinationPort: UInt16(truncatingIfNeeded: packet.fragmentID), proto: key.proto),
+                seed: snapshot.seed ^ 0x4652_4147)  // "FRAG"
+            if packet.fragment == .first {
+                let b = selectConnection(
+                    &packet, hash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
+                if b != ForwardingSnapshot.noBackend {
+                    let i = fragments.find(hash: fragmentHash, now: nowMs)
+                    if i >= 0 {
+                        fragments.reassign(at: i, backend: b, state: .fragment, now: nowMs)
+                    } else {
+                        _ = fragments.insert(hash: fragmentHash, backend: b, state: .fragment, now: nowMs)
+                    }
+                }
+                return b
+            }
+            let i = fragments.find(hash: fragmentHash, now: nowMs)
+            if i >= 0 {
+                let b = fragments.backend(at: i)
+                if snapshot.backends[Int(b)].keepsConnections {
+                    selection = .fragmentTableHit
+                    return b
+                }
+            }
+        }
+        selection = .threeTupleFragment
+        key.sourcePort = 0
+        key.destinationPort = 0
+        return snapshot.select(vip: vip, hash: FlowHash.hash(key, seed: snapshot.seed))
     }
 
     @inline(__always)
