@@ -28,9 +28,14 @@ extension ConnectionTable {
             fingerprint: fingerprint, lastSeen: now,
             backendAndState: backend | UInt32(state.rawValue) &<< 24)
 
-        // One pass: the same hash wins; otherwise remember the first empty and expired ways.
+        // One pass: the same hash wins; otherwise remember the first empty and expired ways,
+        // and (for when every way is live) the eviction candidate: the largest score (rank, then
+        // idle time), the first of equals. `bestKey` packs score and way so that one unsigned
+        // max finds both: rank << 35 | idle << 3 | (7 - way).
         var emptyWay = -1
         var expiredWay = -1
+        var bestKey: UInt64 = 0
+        let timeouts = timeoutByState
         var way = 0
         while way < Self.ways {
             let entry = bucket[way]
@@ -44,8 +49,14 @@ extension ConnectionTable {
             }
             if entry.fingerprint == 0 {
                 if emptyWay < 0 { emptyWay = way }
-            } else if expiredWay < 0 && !isLive(entry, now: now) {
-                expiredWay = way
+            } else {
+                let age = Self.age(entry, now: now)
+                if age > timeouts[Int(entry.stateRaw & 7)] {
+                    if expiredWay < 0 { expiredWay = way }
+                } else {
+                    let score = Self.evictionRank(entry.stateRaw) &<< 32 | UInt64(UInt32(clamping: max(age, 0)))
+                    bestKey = max(bestKey, score &<< 3 | UInt64(7 &- way))
+                }
             }
             way &+= 1
         }
@@ -61,7 +72,10 @@ extension ConnectionTable {
             return first &+ expiredWay
         }
 
-        let victim = evictionVictim(bucket, now: now, insertingEstablished: state == .tcpEstablished)
+        // Every way is live: evict the best candidate, unless only established entries are left
+        // (rule 2), where rule 3 may still allow the oldest.
+        let victim = evictionVictim(
+            best: 7 &- Int(bestKey & 7), score: bestKey >> 3, insertingEstablished: state == .tcpEstablished)
         guard victim >= 0 else {
             counters.pointee.insertsRefused &+= 1
             return -1
@@ -80,37 +94,20 @@ extension ConnectionTable {
 
     /// How readily a live entry of a state gives up its way: higher goes first, 0 never (except
     /// under rule 3 of `insert`).
+    /// (A nibble per raw value: tcpHalfOpen 4, fragment 3, datagram 2, tcpClosing 1, the rest 0.)
     @inline(__always)
     static func evictionRank(_ stateRaw: UInt8) -> UInt64 {
-        switch stateRaw {
-        case ConnectionState.tcpHalfOpen.rawValue: 4
-        case ConnectionState.fragment.rawValue: 3
-        case ConnectionState.datagram.rawValue: 2
-        case ConnectionState.tcpClosing.rawValue: 1
-        default: 0
-        }
+        stateRaw < 16 ? (rankNibbles >> (UInt64(stateRaw) &* 4)) & 0xF : 0
     }
 
-    /// The way to overwrite in a bucket of 8 live entries, or -1 to refuse.
+    static let rankNibbles: UInt64 =
+        4 << (4 * UInt64(ConnectionState.tcpHalfOpen.rawValue)) | 3 << (4 * UInt64(ConnectionState.fragment.rawValue))
+        | 2 << (4 * UInt64(ConnectionState.datagram.rawValue)) | 1 << (4 * UInt64(ConnectionState.tcpClosing.rawValue))
+
+    /// The way to overwrite in a bucket of 8 live entries, given the largest eviction score
+    /// among them and its way, or -1 to refuse.
     @inline(__always)
-    func evictionVictim(
-        _ bucket: UnsafeMutablePointer<ConnectionEntry>, now: UInt32, insertingEstablished: Bool
-    ) -> Int {
-        // Score = rank in the high word, idle time in the low word: the largest score is the
-        // oldest entry of the most expendable state.
-        var best = -1
-        var bestScore: UInt64 = 0
-        var way = 0
-        while way < Self.ways {
-            let entry = bucket[way]
-            let idle = UInt64(UInt32(clamping: max(Self.age(entry, now: now), 0)))
-            let score = Self.evictionRank(entry.stateRaw) &<< 32 | idle
-            if best < 0 || score > bestScore {
-                best = way
-                bestScore = score
-            }
-            way &+= 1
-        }
+    func evictionVictim(best: Int, score bestScore: UInt64, insertingEstablished: Bool) -> Int {
         if bestScore >> 32 != 0 { return best }
         // Only established entries left: rule 3.
         let halfTimeout = UInt64(timeoutByState[Int(ConnectionState.tcpEstablished.rawValue)] / 2)

@@ -33,12 +33,23 @@ public enum GREEncapsulator {
     @inline(__always)
     public static func overhead(outerIPv6: Bool) -> Int { outerIPv6 ? ipv6Overhead : ipv4Overhead }
 
+    /// The part of an outer IPv4 header's checksum sum that does not change from packet to
+    /// packet between `source` and `destination`: version/IHL, DF, TTL, protocol and the two
+    /// addresses, as an unfolded sum of 16-bit words (below 2^19). Snapshots keep it per backend.
+    static func ipv4HeaderPartialSum(source: IPAddress, destination: IPAddress) -> UInt32 {
+        let src = source.ipv4Value
+        let dst = destination.ipv4Value
+        return 0x4500 &+ 0x4000 &+ (64 << 8 | UInt32(IPProtocol.gre)) &+ (src >> 16) &+ (src & 0xFFFF)
+            &+ (dst >> 16) &+ (dst & 0xFFFF)
+    }
+
     /// Writes the outer headers ending at `innerStart`; returns the offset where they begin.
-    /// The caller guarantees `innerStart >= overhead(outerIPv6:)`.
+    /// The caller guarantees `innerStart >= overhead(outerIPv6:)`. `ipv4PartialSum` is
+    /// `ipv4HeaderPartialSum(source:destination:)` (read only for an IPv4 destination).
     @inline(__always)
     static func encapsulate(
         _ base: UnsafeMutableRawPointer, innerStart: Int, innerLength: Int, innerIPv6: Bool,
-        trafficClass: UInt8, source: IPAddress, destination: IPAddress, flowHash: UInt64
+        trafficClass: UInt8, source: IPAddress, destination: IPAddress, flowHash: UInt64, ipv4PartialSum: UInt32
     ) -> Int {
         let greProtocol: UInt16 = innerIPv6 ? 0x86DD : 0x0800
         if destination.isIPv6 {
@@ -57,16 +68,22 @@ public enum GREEncapsulator {
         }
         let start = innerStart &- ipv4Overhead
         let p = base + start
+        let totalLength = UInt16(truncatingIfNeeded: innerLength &+ 24)
         p.storeBE8(0x45, 0)
         p.storeBE8(trafficClass, 1)
-        p.storeBE16(UInt16(truncatingIfNeeded: innerLength &+ 24), 2)
+        p.storeBE16(totalLength, 2)
         p.storeBE32(0x0000_4000, 4)  // id 0, DF
         p.storeBE8(64, 8)
         p.storeBE8(IPProtocol.gre, 9)
-        p.storeBE16(0, 10)
         p.storeBE32(source.ipv4Value, 12)
         p.storeBE32(destination.ipv4Value, 16)
-        p.storeBE16(internetChecksum(UnsafeRawPointer(p), count: 20), 10)
+        // The header checksum without reading the header back (RFC 1071: the same value as
+        // `internetChecksum` over the 20 bytes): the constant words' sum plus TOS and length,
+        // below 2^20, so two folds leave 16 bits.
+        var sum = ipv4PartialSum &+ UInt32(trafficClass) &+ UInt32(totalLength)
+        sum = (sum & 0xFFFF) &+ (sum >> 16)
+        sum = (sum & 0xFFFF) &+ (sum >> 16)
+        p.storeBE16(~UInt16(truncatingIfNeeded: sum), 10)
         p.storeBE16(0, 20)
         p.storeBE16(greProtocol, 22)
         return start

@@ -3,21 +3,21 @@
 extension PacketParser {
     /// IPv4 at `l3`; `end` is the frame's end.
     @inline(__always)
-    static func parseIPv4(_ p: UnsafeRawPointer, at l3: Int, end: Int) -> ParseResult {
+    static func parseIPv4(_ p: UnsafeRawPointer, at l3: Int, end: Int, into packet: inout ParsedPacket) -> DropReason? {
         let available = end - l3
-        guard available >= 20 else { return .malformed(.truncatedIPv4Header) }
+        guard available >= 20 else { return .truncatedIPv4Header }
         let versionAndIHL = p.loadBE8(l3)
-        guard versionAndIHL >> 4 == 4 else { return .malformed(.badIPVersion) }
+        guard versionAndIHL >> 4 == 4 else { return .badIPVersion }
         let headerLength = Int(versionAndIHL & 0x0F) &* 4
-        guard headerLength >= 20 else { return .malformed(.badIPv4HeaderLength) }
-        guard available >= headerLength else { return .malformed(.truncatedIPv4Header) }
+        guard headerLength >= 20 else { return .badIPv4HeaderLength }
+        guard available >= headerLength else { return .truncatedIPv4Header }
 
         let totalLength = Int(p.loadBE16(l3 + 2))
         let claimed: Int
         if totalLength == 0 {
             claimed = available  // TSO capture: the NIC fills the length in later.
         } else {
-            guard totalLength >= headerLength else { return .malformed(.badIPv4TotalLength) }
+            guard totalLength >= headerLength else { return .badIPv4TotalLength }
             claimed = totalLength
         }
         let l3Length = min(claimed, available)
@@ -29,7 +29,7 @@ extension PacketParser {
             flagsAndOffset & 0x1FFF != 0 ? .nonFirst : (moreFragments ? .first : .none)
         let fragmentID: UInt32 = fragment == .none ? 0 : UInt32(p.loadBE16(l3 + 4))
 
-        var packet = ParsedPacket(
+        packet = ParsedPacket(
             l3Offset: l3, l3Length: l3Length, l3ClaimedLength: claimed, l4Offset: -1,
             key: FlowKey(
                 source: IPAddress.loadIPv4(p, l3 + 12),
@@ -38,7 +38,7 @@ extension PacketParser {
             tcpFlags: 0, fragment: fragment, fragmentID: fragmentID, dontFragment: dontFragment,
             isICMPError: false, trafficClass: p.loadBE8(l3 + 1),
             traceMarked: flagsAndOffset & TraceMarker.ipv4Flag != 0)
-        if fragment == .nonFirst { return .parsed(packet) }
+        if fragment == .nonFirst { return nil }
         return parseL4(
             p, &packet, at: l3 + headerLength, end: l3 + l3Length, claimedEnd: l3 + claimed)
     }

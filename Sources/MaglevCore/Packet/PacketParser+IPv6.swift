@@ -66,11 +66,11 @@ extension PacketParser {
 
     /// IPv6 at `l3`; `end` is the frame's end.
     @inline(__always)
-    static func parseIPv6(_ p: UnsafeRawPointer, at l3: Int, end: Int) -> ParseResult {
+    static func parseIPv6(_ p: UnsafeRawPointer, at l3: Int, end: Int, into packet: inout ParsedPacket) -> DropReason? {
         let available = end - l3
-        guard available >= 40 else { return .malformed(.truncatedIPv6Header) }
+        guard available >= 40 else { return .truncatedIPv6Header }
         let first = p.loadBE32(l3)
-        guard first >> 28 == 6 else { return .malformed(.badIPVersion) }
+        guard first >> 28 == 6 else { return .badIPVersion }
         let payloadLength = Int(p.loadBE16(l3 + 4))
         // Payload length 0: a jumbogram or a TSO capture; the capture is the claim.
         let claimed = payloadLength == 0 ? available : 40 + payloadLength
@@ -78,9 +78,9 @@ extension PacketParser {
         let l3End = l3 + l3Length
 
         let chain = walkIPv6Extensions(p, next: p.loadBE8(l3 + 6), at: l3 + 40, end: l3End)
-        if let failure = chain.failure { return .malformed(failure) }
+        if let failure = chain.failure { return failure }
 
-        var packet = ParsedPacket(
+        packet = ParsedPacket(
             l3Offset: l3, l3Length: l3Length, l3ClaimedLength: claimed, l4Offset: -1,
             key: FlowKey(
                 source: IPAddress.loadIPv6(p, l3 + 8),
@@ -90,7 +90,7 @@ extension PacketParser {
             fragmentID: chain.hasFragmentHeader ? chain.fragmentID : 0, dontFragment: true,
             isICMPError: false, trafficClass: UInt8(truncatingIfNeeded: first >> 20),
             traceMarked: first & 0xF_FFFF == TraceMarker.ipv6FlowLabel)
-        if chain.fragment == .nonFirst || chain.proto == 59 { return .parsed(packet) }
+        if chain.fragment == .nonFirst || chain.proto == 59 { return nil }
         return parseL4(p, &packet, at: chain.offset, end: l3End, claimedEnd: l3 + claimed)
     }
 

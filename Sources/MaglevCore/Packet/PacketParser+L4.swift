@@ -7,7 +7,7 @@ extension PacketParser {
     static func parseL4(
         _ p: UnsafeRawPointer, _ packet: inout ParsedPacket, at l4: Int, end: Int,
         claimedEnd: Int
-    ) -> ParseResult {
+    ) -> DropReason? {
         let proto = packet.key.proto
         let isIPv6 = packet.key.destination.isIPv6
         let headerLength: Int
@@ -19,13 +19,13 @@ extension PacketParser {
         default:
             // No ports; say where the header begins if any of it is there.
             packet.l4Offset = l4 < end ? l4 : -1
-            return .parsed(packet)
+            return nil
         }
         guard end - l4 >= headerLength else {
             if packet.fragment == .first && claimedEnd - l4 < headerLength {
-                return .malformed(.firstFragmentTooShort)
+                return .firstFragmentTooShort
             }
-            return .malformed(.truncatedL4Header)
+            return .truncatedL4Header
         }
         packet.l4Offset = l4
         switch proto {
@@ -39,29 +39,29 @@ extension PacketParser {
         default:
             return parseICMP(p, &packet, at: l4, end: end, isIPv6: isIPv6)
         }
-        return .parsed(packet)
+        return nil
     }
 
     /// ICMP or ICMPv6 at `l4` (8 bytes present).
     @inline(__always)
     static func parseICMP(
         _ p: UnsafeRawPointer, _ packet: inout ParsedPacket, at l4: Int, end: Int, isIPv6: Bool
-    ) -> ParseResult {
+    ) -> DropReason? {
         let type = p.loadBE8(l4)
         if isICMPEcho(type, isIPv6: isIPv6) {
             packet.key.sourcePort = p.loadBE16(l4 + 4)  // Identifier.
-            return .parsed(packet)
+            return nil
         }
         let isError =
             isIPv6 ? (type >= 1 && type <= 4) : (type == 3 || type == 11 || type == 12)
-        guard isError else { return .parsed(packet) }
+        guard isError else { return nil }
         packet.isICMPError = true
         let failure =
             isIPv6
             ? parseQuotedIPv6(p, at: l4 + 8, end: end, into: &packet.key)
             : parseQuotedIPv4(p, at: l4 + 8, end: end, into: &packet.key)
-        if let failure { return .malformed(failure) }
-        return .parsed(packet)
+        if let failure { return failure }
+        return nil
     }
 
     @inline(__always)

@@ -87,25 +87,36 @@ public enum PacketParser {
     /// See the type's documentation for what each layer accepts and which `DropReason` each
     /// malformation gets.
     public static func parse(_ frame: UnsafeRawBufferPointer, linkType: LinkType) -> ParseResult {
+        var packet = ParsedPacket.zero
+        guard let reason = parse(frame, linkType: linkType, into: &packet) else { return .parsed(packet) }
+        return reason == .notIP ? .notIP : .malformed(reason)
+    }
+
+    /// The same, for the data path: the packet is written into `packet` (in place, no copy of
+    /// the result), and the answer is nil when it parsed, `.notIP` for a frame that is not an
+    /// IP packet, or the malformation. `packet` holds no meaning unless the answer is nil.
+    public static func parse(
+        _ frame: UnsafeRawBufferPointer, linkType: LinkType, into packet: inout ParsedPacket
+    ) -> DropReason? {
         guard let base = frame.baseAddress, frame.count > 0 else {
-            return .malformed(linkType == .ethernet ? .truncatedL2 : .truncatedPacket)
+            return linkType == .ethernet ? .truncatedL2 : .truncatedPacket
         }
         let p = UnsafeRawPointer(base)
         switch linkType {
-        case .ethernet: return parseEthernet(p, end: frame.count)
-        case .rawIP: return parseIP(p, at: 0, end: frame.count)
+        case .ethernet: return parseEthernet(p, end: frame.count, into: &packet)
+        case .rawIP: return parseIP(p, at: 0, end: frame.count, into: &packet)
         }
     }
 
     /// Dispatches on the version nibble of the byte at `l3` (the frame holds at least one byte
     /// there unless `l3 == end`).
     @inline(__always)
-    static func parseIP(_ p: UnsafeRawPointer, at l3: Int, end: Int) -> ParseResult {
-        guard l3 < end else { return .malformed(.truncatedPacket) }
+    static func parseIP(_ p: UnsafeRawPointer, at l3: Int, end: Int, into packet: inout ParsedPacket) -> DropReason? {
+        guard l3 < end else { return .truncatedPacket }
         switch p.loadBE8(l3) >> 4 {
-        case 4: return parseIPv4(p, at: l3, end: end)
-        case 6: return parseIPv6(p, at: l3, end: end)
-        default: return .malformed(.badIPVersion)
+        case 4: return parseIPv4(p, at: l3, end: end, into: &packet)
+        case 6: return parseIPv6(p, at: l3, end: end, into: &packet)
+        default: return .badIPVersion
         }
     }
 }

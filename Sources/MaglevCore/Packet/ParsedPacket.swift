@@ -73,6 +73,18 @@ public struct ParsedPacket: Sendable {
         self.traceMarked = traceMarked
     }
 
+    /// All fields zero: a slot for the parser to fill in. (Computed, not a global: the
+    /// single-packet path takes one per packet without a lazy-initialisation check.)
+    @inline(__always)
+    public static var zero: ParsedPacket {
+        ParsedPacket(
+            l3Offset: 0, l3Length: 0, l3ClaimedLength: 0, l4Offset: -1,
+            key: FlowKey(
+                source: IPAddress(ipv4: 0), destination: IPAddress(ipv4: 0), sourcePort: 0, destinationPort: 0,
+                proto: 0),
+            tcpFlags: 0, fragment: .none, fragmentID: 0, dontFragment: false, isICMPError: false, trafficClass: 0)
+    }
+
     public var isIPv6: Bool { key.isIPv6 }
     /// Whether the capture cut the packet short of its claimed length (snaplen).
     public var isTruncated: Bool { l3Length < l3ClaimedLength }

@@ -27,8 +27,10 @@ public final class Dataplane {
     // Token bucket for ICMP replies, in thousandths of a token.
     var icmpTokens: Int
     var icmpLastRefill: UInt64
-    // Per-batch scratch, allocated once.
-    let scratchResults: UnsafeMutablePointer<ParseResult>
+    // Per-batch scratch, allocated once: each packet is parsed into its slot and decided from
+    // there, never copied (`scratchStatus`: nil when parsed, else why not).
+    let scratchPackets: UnsafeMutablePointer<ParsedPacket>
+    let scratchStatus: UnsafeMutablePointer<DropReason?>
     let scratchHashes: UnsafeMutablePointer<UInt64>
     var touchSink: UInt64 = 0
     // Tracer probes' records since the last `takeTraces`, allocated once.
@@ -48,8 +50,10 @@ public final class Dataplane {
         self.counters = CounterBlock(vips: snapshot.vipIDCount, backends: snapshot.backendCount)
         self.icmpTokens = snapshot.config.icmpBurst * 1000
         self.icmpLastRefill = 0
-        self.scratchResults = .allocate(capacity: Dataplane.batchChunk)
-        self.scratchResults.initialize(repeating: .notIP, count: Dataplane.batchChunk)
+        self.scratchPackets = .allocate(capacity: Dataplane.batchChunk)
+        self.scratchPackets.initialize(repeating: .zero, count: Dataplane.batchChunk)
+        self.scratchStatus = .allocate(capacity: Dataplane.batchChunk)
+        self.scratchStatus.initialize(repeating: .notIP, count: Dataplane.batchChunk)
         self.scratchHashes = .allocate(capacity: Dataplane.batchChunk)
         self.scratchHashes.initialize(repeating: 0, count: Dataplane.batchChunk)
         self.traceRecords = .allocate(capacity: Dataplane.traceCapacity)
@@ -57,7 +61,8 @@ public final class Dataplane {
 
     deinit {
         counters.deallocate()
-        scratchResults.deallocate()
+        scratchPackets.deallocate()
+        scratchStatus.deallocate()
         scratchHashes.deallocate()
         traceRecords.deallocate()
     }
@@ -124,21 +129,26 @@ public final class Dataplane {
         let seed = view.seed
         while start < batch.count {
             let n = min(Dataplane.batchChunk, batch.count &- start)
+            var bytes = 0
             for i in 0..<n {
                 let s = batch[start &+ i]
-                let result = PacketParser.parse(
-                    UnsafeRawBufferPointer(start: s.base + s.offset, count: s.length), linkType: linkType)
-                scratchResults[i] = result
-                if case .parsed(let p) = result { scratchHashes[i] = FlowHash.hash(p.key, seed: seed) }
+                bytes &+= s.length
+                let status = PacketParser.parse(
+                    UnsafeRawBufferPointer(start: s.base + s.offset, count: s.length), linkType: linkType,
+                    into: &scratchPackets[i])
+                scratchStatus[i] = status
+                if status == nil { scratchHashes[i] = FlowHash.hash(scratchPackets[i].key, seed: seed) }
             }
+            counters.add(CounterBlock.packets, UInt64(truncatingIfNeeded: n))
+            counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: bytes))
             var touched: UInt64 = 0
             for i in 0..<n { touched &+= connections.touch(hash: scratchHashes[i]) }
             touchSink = touched
             for i in 0..<n {
                 let s = batch[start &+ i]
                 batch[start &+ i].verdict = decide(
-                    scratchResults[i], flowHash: scratchHashes[i], base: s.base, offset: s.offset, length: s.length,
-                    checksumPending: s.checksumPending, now: now)
+                    scratchStatus[i], &scratchPackets[i], flowHash: scratchHashes[i], base: s.base, offset: s.offset,
+                    length: s.length, checksumPending: s.checksumPending, now: now)
             }
             start &+= n
         }
@@ -150,43 +160,42 @@ public final class Dataplane {
         base: UnsafeMutableRawPointer, offset: Int, length: Int, linkType: LinkType, now: UInt64,
         checksumPending: Bool = false
     ) -> Verdict {
-        let result = PacketParser.parse(UnsafeRawBufferPointer(start: base + offset, count: length), linkType: linkType)
-        var hash: UInt64 = 0
-        if case .parsed(let p) = result { hash = FlowHash.hash(p.key, seed: view.seed) }
-        return decide(
-            result, flowHash: hash, base: base, offset: offset, length: length, checksumPending: checksumPending,
-            now: now)
-    }
-
-    /// Everything after parsing; `flowHash` is the hash of the parsed key.
-    @inline(__always)
-    func decide(
-        _ result: ParseResult, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
-        checksumPending: Bool, now: UInt64
-    ) -> Verdict {
         counters.add(CounterBlock.packets)
         counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: length))
-        let packet: ParsedPacket
-        switch result {
-        case .parsed(let p): packet = p
-        case .notIP: return notForwarded(.notIP)
-        case .malformed(let reason): return notForwarded(reason)
-        }
-        // The tracer's one branch for unmarked packets.
-        if packet.traceMarked {
-            return decideMarked(
-                packet, flowHash: flowHash, base: base, offset: offset, length: length,
-                checksumPending: checksumPending, now: now)
-        }
-        return decideParsed(
-            packet, flowHash: flowHash, base: base, offset: offset, length: length,
+        var packet = ParsedPacket.zero
+        let status = PacketParser.parse(
+            UnsafeRawBufferPointer(start: base + offset, count: length), linkType: linkType, into: &packet)
+        var hash: UInt64 = 0
+        if status == nil { hash = FlowHash.hash(packet.key, seed: view.seed) }
+        return decide(
+            status, &packet, flowHash: hash, base: base, offset: offset, length: length,
             checksumPending: checksumPending, now: now)
     }
 
-    /// Everything after parsing, for a parsed packet.
+    /// Everything after parsing and counting the packet; `status` is the parser's answer (nil:
+    /// `packet` parsed) and `flowHash` the hash of the parsed key. The packet is passed `inout` only so that it is
+    /// read where it lies (the batch's scratch slot), never copied; nothing here writes to it.
+    @inline(__always)
+    func decide(
+        _ status: DropReason?, _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer,
+        offset: Int, length: Int, checksumPending: Bool, now: UInt64
+    ) -> Verdict {
+        if let status { return notForwarded(status) }
+        // The tracer's one branch for unmarked packets.
+        if packet.traceMarked {
+            return decideMarked(
+                &packet, flowHash: flowHash, base: base, offset: offset, length: length,
+                checksumPending: checksumPending, now: now)
+        }
+        return decideParsed(
+            &packet, flowHash: flowHash, base: base, offset: offset, length: length,
+            checksumPending: checksumPending, now: now)
+    }
+
+    /// Everything after parsing, for a parsed packet (`inout`: read in place, never written).
     @inline(__always)
     func decideParsed(
-        _ packet: ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
+        _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
         checksumPending: Bool, now: UInt64
     ) -> Verdict {
         if packet.isTruncated && !view.acceptTruncated { return notForwarded(.truncatedPacket) }
@@ -201,8 +210,7 @@ public final class Dataplane {
         var newFlow = false
         var selection = SelectionReason.none
         let backend = selectBackend(
-            packet, flowHash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow,
-            selection: &selection)
+            &packet, flowHash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
         if backend == ForwardingSnapshot.noBackend { return notForwarded(.noBackend, vip: vipID) }
         // A selection is a new flow whatever becomes of this packet (too big, no headroom).
         if newFlow { counters.newFlow(Int(backend)) }
@@ -212,7 +220,7 @@ public final class Dataplane {
         let overhead = GREEncapsulator.overhead(outerIPv6: outerIPv6)
         let innerStart = offset &+ packet.l3Offset
         if packet.l3ClaimedLength &+ overhead > view.pathMTU {
-            var v = tooBig(packet, base: base, innerStart: innerStart, vip: vipID, overhead: overhead, now: now)
+            var v = tooBig(&packet, base: base, innerStart: innerStart, vip: vipID, overhead: overhead, now: now)
             v.selection = selection
             return v
         }
@@ -230,7 +238,7 @@ public final class Dataplane {
             base, innerStart: innerStart, innerLength: packet.l3Length, innerIPv6: packet.isIPv6,
             trafficClass: packet.trafficClass,
             source: outerIPv6 ? view.encapSourceIPv6 : view.encapSourceIPv4,
-            destination: record.address, flowHash: flowHash)
+            destination: record.address, flowHash: flowHash, ipv4PartialSum: record.ipv4HeaderSum)
         counters.add(CounterBlock.forwarded)
         counters.backend(Int(backend), bytes: packet.l3Length)
         counters.pair(vipID, Int(backend), bytes: packet.l3Length)
@@ -248,56 +256,65 @@ public final class Dataplane {
     /// Connection table first, lookup table on a miss; see docs/maglev.md for the policy.
     @inline(__always)
     func selectBackend(
-        _ packet: ParsedPacket, flowHash: UInt64, vip: Int, snapshot: SnapshotView, nowMs: UInt32,
+        _ packet: inout ParsedPacket, flowHash: UInt64, vip: Int, nowMs: UInt32,
         newFlow: inout Bool, selection: inout SelectionReason
     ) -> UInt32 {
-        var key = packet.key
-
-        // Fragments.
         if packet.fragment != .none {
-            if snapshot.fragmentPolicy == .fragmentTable {
-                let fragmentHash = FlowHash.hash(
-                    FlowKey(
-                        source: key.source, destination: key.destination, sourcePort: UInt16(truncatingIfNeeded: packet.fragmentID >> 16),
-                        destinationPort: UInt16(truncatingIfNeeded: packet.fragmentID), proto: key.proto),
-                    seed: snapshot.seed ^ 0x4652_4147)  // "FRAG"
-                if packet.fragment == .first {
-                    let b = selectConnection(
-                        packet, hash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow,
-                        selection: &selection)
-                    if b != ForwardingSnapshot.noBackend {
-                        let i = fragments.find(hash: fragmentHash, now: nowMs)
-                        if i >= 0 {
-                            fragments.reassign(at: i, backend: b, state: .fragment, now: nowMs)
-                        } else {
-                            _ = fragments.insert(hash: fragmentHash, backend: b, state: .fragment, now: nowMs)
-                        }
-                    }
-                    return b
-                }
-                let i = fragments.find(hash: fragmentHash, now: nowMs)
-                if i >= 0 {
-                    let b = fragments.backend(at: i)
-                    if snapshot.backends[Int(b)].keepsConnections {
-                        selection = .fragmentTableHit
-                        return b
-                    }
-                }
-            }
-            selection = .threeTupleFragment
-            key.sourcePort = 0
-            key.destinationPort = 0
-            return snapshot.select(vip: vip, hash: FlowHash.hash(key, seed: snapshot.seed))
+            return selectFragment(
+                &packet, flowHash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
         }
         return selectConnection(
-            packet, hash: flowHash, vip: vip, snapshot: view, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
+            &packet, hash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
+    }
+
+    /// `selectBackend` for a fragment (kept out of line: rare).
+    @inline(never)
+    func selectFragment(
+        _ packet: inout ParsedPacket, flowHash: UInt64, vip: Int, nowMs: UInt32,
+        newFlow: inout Bool, selection: inout SelectionReason
+    ) -> UInt32 {
+        let snapshot = view
+        var key = packet.key
+        if snapshot.fragmentPolicy == .fragmentTable {
+            let fragmentHash = FlowHash.hash(
+                FlowKey(
+                    source: key.source, destination: key.destination, sourcePort: UInt16(truncatingIfNeeded: packet.fragmentID >> 16),
+                    destinationPort: UInt16(truncatingIfNeeded: packet.fragmentID), proto: key.proto),
+                seed: snapshot.seed ^ 0x4652_4147)  // "FRAG"
+            if packet.fragment == .first {
+                let b = selectConnection(
+                    &packet, hash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
+                if b != ForwardingSnapshot.noBackend {
+                    let i = fragments.find(hash: fragmentHash, now: nowMs)
+                    if i >= 0 {
+                        fragments.reassign(at: i, backend: b, state: .fragment, now: nowMs)
+                    } else {
+                        _ = fragments.insert(hash: fragmentHash, backend: b, state: .fragment, now: nowMs)
+                    }
+                }
+                return b
+            }
+            let i = fragments.find(hash: fragmentHash, now: nowMs)
+            if i >= 0 {
+                let b = fragments.backend(at: i)
+                if snapshot.backends[Int(b)].keepsConnections {
+                    selection = .fragmentTableHit
+                    return b
+                }
+            }
+        }
+        selection = .threeTupleFragment
+        key.sourcePort = 0
+        key.destinationPort = 0
+        return snapshot.select(vip: vip, hash: FlowHash.hash(key, seed: snapshot.seed))
     }
 
     @inline(__always)
     func selectConnection(
-        _ packet: ParsedPacket, hash: UInt64, vip: Int, snapshot: SnapshotView, nowMs: UInt32,
+        _ packet: inout ParsedPacket, hash: UInt64, vip: Int, nowMs: UInt32,
         newFlow: inout Bool, selection: inout SelectionReason
     ) -> UInt32 {
+        let snapshot = view
         let key = packet.key
         guard snapshot.connectionTracking else {
             selection = packet.isICMPError ? .icmpQuote : .tableLookup
@@ -365,7 +382,7 @@ public final class Dataplane {
 
     /// A packet that would exceed the path MTU once encapsulated (`vip`: the VIP's id).
     func tooBig(
-        _ packet: ParsedPacket, base: UnsafeMutableRawPointer, innerStart: Int, vip: Int, overhead: Int, now: UInt64
+        _ packet: inout ParsedPacket, base: UnsafeMutableRawPointer, innerStart: Int, vip: Int, overhead: Int, now: UInt64
     ) -> Verdict {
         if !packet.dontFragment { return notForwarded(.packetTooBigNoDF, vip: vip) }
         // Never answer an ICMP error with another, nor a fragment that is not the first.

@@ -92,20 +92,23 @@ struct CounterBlock {
     var backendCapacity: Int
     /// Backend ids per VIP row of the pair matrix; 0 when pairs are not counted.
     var pairStride: Int
+    /// Where the per-backend counters begin, then the pair matrix (kept, not recomputed per
+    /// packet).
+    var backendBase: Int
+    var pairBase: Int
 
     init(vips: Int, backends: Int) {
         vipCapacity = vips
         backendCapacity = backends
         pairStride = vips * backends <= CounterBlock.maxPairs ? backends : 0
+        backendBase = CounterBlock.vipBase + vips * CounterBlock.perVIP
+        pairBase = backendBase + backends * CounterBlock.perBackend
         let count =
             CounterBlock.vipBase + vips * CounterBlock.perVIP + backends * CounterBlock.perBackend
             + vips * pairStride * CounterBlock.perPair
         storage = .allocate(capacity: count)
         storage.initialize(repeating: 0)
     }
-
-    var backendBase: Int { CounterBlock.vipBase + vipCapacity * CounterBlock.perVIP }
-    var pairBase: Int { backendBase + backendCapacity * CounterBlock.perBackend }
 
     @inline(__always) func add(_ index: Int, _ value: UInt64 = 1) { storage[index] &+= value }
     @inline(__always) func reason(_ r: DropReason) { storage[CounterBlock.reasonBase &+ Int(r.rawValue)] &+= 1 }

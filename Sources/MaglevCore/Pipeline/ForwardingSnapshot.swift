@@ -49,6 +49,9 @@ struct BackendRecord {
     var address: IPAddress
     /// Present in this snapshot and not down: its existing connections stay with it.
     var keepsConnections: Bool
+    /// `GREEncapsulator.ipv4HeaderPartialSum` from the IPv4 encapsulation source to this
+    /// backend (0 for an IPv6 backend): the outer header's checksum without summing it per packet.
+    var ipv4HeaderSum: UInt32 = 0
 }
 
 /// The immutable forwarding state a worker reads: VIPs, lookup tables, backends, settings.
@@ -171,7 +174,13 @@ public final class ForwardingSnapshot: @unchecked Sendable {
                 if b.state != .down { keeps[id] = true }
             }
         }
-        for id in 0..<names.count { records[id].keepsConnections = keeps[id] }
+        for id in 0..<names.count {
+            records[id].keepsConnections = keeps[id]
+            if !records[id].address.isIPv6, let source = config.encapSourceIPv4 {
+                records[id].ipv4HeaderSum = GREEncapsulator.ipv4HeaderPartialSum(
+                    source: source, destination: records[id].address)
+            }
+        }
 
         // Tables: only backends that take new connections own slots. A VIP whose inputs equal
         // those of its previous table (found by name) takes that table object as it is.

@@ -166,14 +166,14 @@ extension Dataplane {
     /// any packet, then recorded.
     @inline(never)
     func decideMarked(
-        _ packet: ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
+        _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
         checksumPending: Bool, now: UInt64
     ) -> Verdict {
         let probe =
             packet.isTruncated
             ? nil : TraceMarker.read(UnsafeRawPointer(base + offset + packet.l3Offset), length: packet.l3Length)
         var v = decideParsed(
-            packet, flowHash: flowHash, base: base, offset: offset, length: length,
+            &packet, flowHash: flowHash, base: base, offset: offset, length: length,
             checksumPending: checksumPending, now: now)
         guard let probe else { return v }
         v.traced = true
