@@ -52,58 +52,10 @@ import Testing
 
     /// Runs `Tools/lab ARGS...` with MAGLEV set to the built binary, and the namespace prefix
     /// and state directory of this process's own; returns its exit status and its output (also
-    /// printed).
-    ///
-    /// Spawned with an empty signal mask and default signal actions: the test runner's threads
-    /// block most signals, a spawned child inherits that mask across exec, and then tcpdump,
-    /// nginx and the forwarders could not be stopped with SIGTERM or reloaded with SIGHUP.
+    /// printed), through `LabSession` (which spawns with an empty signal mask: see there).
     static func lab(
         _ arguments: [String], prefix: String = labPrefix, state: String = labState
     ) throws -> (status: Int32, output: String) {
-        let binary = try TableCommandTests.binary()
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        var environment = ProcessInfo.processInfo.environment
-        environment["MAGLEV"] = binary.path
-        environment["MGLAB_PREFIX"] = prefix
-        environment["MGLAB_STATE"] = state
-        let argv = ["/bin/bash", "-c", "cd \"$0\" && exec bash Tools/lab \"$@\"", repo.path] + arguments
-        let envp = environment.map { "\($0.key)=\($0.value)" }
-        let outputPath = "\(state)-output.txt"
-        defer { unlink(outputPath) }
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-
-        func cStrings(_ strings: [String]) -> [UnsafeMutablePointer<CChar>?] { strings.map { strdup($0) } + [nil] }
-        let cArgv = cStrings(argv)
-        let cEnv = cStrings(envp)
-        defer {
-            for p in cArgv { free(p) }
-            for p in cEnv { free(p) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
-        guard rc == 0 else { throw CLIError("posix_spawn \(argv[0]) failed: errno \(rc)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        print(output)
-        let exited = status & 0x7F == 0
-        return (exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F), output)
+        try LabSession(prefix: prefix, state: state).lab(arguments)
     }
 }

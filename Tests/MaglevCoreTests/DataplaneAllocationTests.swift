@@ -2,6 +2,7 @@
 // CAllocationCounter, which counts every malloc of the process (all threads).
 
 import CAllocationCounter
+import Foundation
 import Glibc
 import Testing
 
@@ -103,11 +104,28 @@ private final class AllocationRig {
 @Suite(.serialized) struct DataplaneAllocationTests {
     @Test func theAllocationCounterSeesAnAllocation() {
         let before = cmaglev_allocation_count()
+        let beforeHere = cmaglev_thread_allocation_count()
         let array = [Int](repeating: 7, count: 1000)
         let after = cmaglev_allocation_count()
+        let afterHere = cmaglev_thread_allocation_count()
         withExtendedLifetime(array) {}
         #expect(array.count == 1000)
         #expect(after > before)
+        #expect(afterHere > beforeHere, "the thread's own count sees its allocation")
+    }
+
+    @Test func anotherThreadsAllocationsDoNotShowInThisThreadsCount() {
+        let total = cmaglev_allocation_count()
+        let thread = Thread {
+            usleep(20_000)  // after this thread took its `before`
+            for _ in 0..<100 { withExtendedLifetime([Int](repeating: 1, count: 64)) {} }
+        }
+        thread.start()
+        let before = cmaglev_thread_allocation_count()
+        while !thread.isFinished { usleep(1000) }
+        let after = cmaglev_thread_allocation_count()
+        #expect(after == before, "another thread's allocations counted here: \(after - before)")
+        #expect(cmaglev_allocation_count() >= total + 100, "the process-wide count saw them")
     }
 
     private static func config(policy: FragmentPolicy, down: Bool) -> DataplaneConfig {
@@ -251,16 +269,17 @@ private final class AllocationRig {
             while processed < 100_000 {
                 // 4 ms a round: the 1 ms UDP entries of the previous round have expired.
                 now += 4_000_000
-                var before = cmaglev_allocation_count()
+                // The calling thread's own count: suites running beside this one allocate too.
+                var before = cmaglev_thread_allocation_count()
                 processed &+= rig.round(dp, now: now)
                 processed &+= rig3.round(dp3, now: now)
-                allocations &+= cmaglev_allocation_count() &- before
+                allocations &+= cmaglev_thread_allocation_count() &- before
                 // A worker installs snapshots between batches: here one with be-03 down and back
                 // (its flows are reselected the first time through).
                 try flip(dp, true)
-                before = cmaglev_allocation_count()
+                before = cmaglev_thread_allocation_count()
                 processed &+= rig.round(dp, now: now &+ 2_000_000)
-                allocations &+= cmaglev_allocation_count() &- before
+                allocations &+= cmaglev_thread_allocation_count() &- before
                 try flip(dp, false)
             }
             counts.append(allocations)
@@ -308,10 +327,10 @@ private final class AllocationRig {
             var least = UInt64.max
             for attempt in 0..<3 {
                 Self.waitUntilQuiet()
-                let before = cmaglev_allocation_count()
+                let before = cmaglev_thread_allocation_count()
                 dp.install(chain[3 + 2 * attempt])
                 dp.install(chain[4 + 2 * attempt])
-                least = min(least, (cmaglev_allocation_count() &- before) / 2)
+                least = min(least, (cmaglev_thread_allocation_count() &- before) / 2)
             }
             #expect(dp.snapshot === chain[8])
             return least

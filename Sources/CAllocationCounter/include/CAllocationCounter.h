@@ -9,4 +9,7 @@
 
 /// Allocations (malloc, calloc, realloc, posix_memalign, aligned_alloc, memalign) so far.
 uint64_t cmaglev_allocation_count(void);
+/// Allocations made by the calling thread so far (other threads' never show here): what a
+/// test of a synchronous loop counts, whatever else the process runs beside it.
+uint64_t cmaglev_thread_allocation_count(void);
 #endif

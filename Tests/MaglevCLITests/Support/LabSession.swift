@@ -20,6 +20,11 @@ struct LabSession {
         state = "/tmp/mglab-test-\(getpid())-\(tag)"
     }
 
+    init(prefix: String, state: String) {
+        self.prefix = prefix
+        self.state = state
+    }
+
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
 
