@@ -204,3 +204,27 @@ final class ScriptedPeer: @unchecked Sendable {
         func close() { _ = Glibc.close(fd) }
     }
 }
+
+/// What BGP announces follows the workers: with a worker not running (here: never started),
+/// the next control tick withdraws every route and says why; an operator's withdraw does the
+/// same until `announce`.
+@Suite struct AnnouncedVIPsTests {
+    @Test func aWorkerNotRunningWithdrawsEverything() async throws {
+        let file = try MaglevConfigFile.parse(yaml: BGPSpeakerTests.yaml(port: 179), path: "t.yaml")
+        let forwarder = try Forwarder(config: file.dataplane, configPath: nil, options: ForwarderOptions(interface: "lo"))
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let control = ControlPlane(forwarder: forwarder, file: file, configPath: nil, allowDisruptiveReload: false, logger: logger)
+        #expect(await control.announcedVIPs().map(\.description) == ["198.19.0.10"], "only the single-address VIP")
+        await control.setWithdrawnByOperator(true)
+        #expect(await control.announcedVIPs().isEmpty)
+        #expect(await control.withdrawReason == "withdrawn by the operator")
+        await control.setWithdrawnByOperator(false)
+        #expect(await control.announcedVIPs().count == 1)
+        await control.tick()  // the workers were never started: not running, not progressing
+        #expect(await control.workersHealthy == false)
+        #expect(await control.announcedVIPs().isEmpty)
+        #expect(await control.withdrawReason == "workers not running or not making progress")
+        await control.beginStop()
+        #expect(await control.withdrawReason == "stopping")
+    }
+}
