@@ -35,7 +35,9 @@ struct LiveBGPTests {
 
     /// Brings up a lab (3 backends, `forwarders`, IPv6, `router`), starts the forwarders (which
     /// waits for the routes), runs `body`, and takes the lab down whatever happens.
-    func withLab(_ tag: String, router: String, forwarders: Int, _ body: (LabSession) throws -> Void) throws {
+    func withLab(
+        _ tag: String, router: String, forwarders: Int, extra: [String] = [], _ body: (LabSession) throws -> Void
+    ) throws {
         let lab = LabSession(tag: tag)
         let start = Date()
         defer {
@@ -43,7 +45,8 @@ struct LiveBGPTests {
             _ = try? lab.lab(["down"], quiet: true)
             print("\(lab.prefix): \(String(format: "%.1f", end.timeIntervalSince(start))) s up to the end of the test, lab down in \(String(format: "%.1f", Date().timeIntervalSince(end))) s")
         }
-        let up = try lab.lab(["up", "--backends", "3", "--forwarders", String(forwarders), "--ipv6", "--router", router], quiet: true)
+        let up = try lab.lab(
+            ["up", "--backends", "3", "--forwarders", String(forwarders), "--ipv6", "--router", router] + extra, quiet: true)
         try #require(up.status == 0, "Tools/lab up --router \(router) failed:\n\(up.output)")
         let forward = try lab.lab(["forward"])
         try #require(forward.status == 0, "Tools/lab forward failed:\n\(forward.output)")
@@ -125,6 +128,26 @@ struct LiveBGPTests {
     @Test(.enabled(if: liveBGPRouterMissing("frr") == nil, Comment(rawValue: liveBGPRouterMissing("frr") ?? "")))
     func frrLearnsTheVIPRoutesAndFollowsForwardersLeavingAndJoining() throws {
         try contract(router: "frr", proto: "bgp", tag: "bb")
+    }
+
+    /// Shards (issue 9 §4): with `up --shards` the web VIPs are in shard blue, served by fwd1
+    /// (`--shard blue`), the DNS VIPs in green, served by fwd2: the router learns each VIP only
+    /// from its shard's forwarder, and each forwarder announces only its shard's VIPs.
+    @Test(.enabled(if: liveBGPRouterMissing("bird") == nil, Comment(rawValue: liveBGPRouterMissing("bird") ?? "")))
+    func theRouterLearnsEachVIPOnlyFromItsShardsForwarders() throws {
+        try withLab("bs", router: "bird", forwarders: 2, extra: ["--shards"]) { lab in
+            for (vip, hops) in [
+                ("198.19.0.10", ["198.18.1.11"]), ("2001:db8:100::10", ["2001:db8:1::11"]),
+                ("198.19.0.11", ["198.18.1.12"]), ("2001:db8:100::11", ["2001:db8:1::12"]),
+            ] {
+                let r = try Self.route(lab, vip)
+                #expect(r.hops == hops && r.proto == "bird", "route to \(vip):\n\(r.text)")
+            }
+            for (k, vips) in [(1, ["198.19.0.10", "2001:db8:100::10"]), (2, ["198.19.0.11", "2001:db8:100::11"])] {
+                let bgp = try lab.status(k)?["bgp"] as? [String: Any]
+                #expect((bgp?["vips"] as? [String])?.sorted() == vips.sorted(), "fwd\(k) announces: \(String(describing: bgp))")
+            }
+        }
     }
 
     /// One connection of `Tools/lab hold --out`.
