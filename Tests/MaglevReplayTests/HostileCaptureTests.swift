@@ -499,3 +499,69 @@ func parseCSV(_ text: String) -> [[String]] {
         #expect(only.durationSeconds == 6.5)
     }
 }
+
+/// `--out` on snapshot-length-truncated input: each GRE record keeps the captured bytes
+/// (caplen = captured + 24) but says what was really sent (original length and the outer IPv4
+/// total length = the inner packet's real length + 24), so tshark reads the output as cleanly as
+/// the input.
+@Suite struct TruncatedOutputTests {
+    static func capture(_ name: String) -> (path: String, real: Int, captured: Int) {
+        var c = CraftedCapture()
+        let real = 440
+        let captured = 96
+        for i in 0..<12 {
+            var p = ipv4TCP(sourcePort: UInt16(30_000 + i), destination: ipv4Bytes(198, 19, 0, 10), flags: 0x18, payload: real - 40)
+            // A valid IPv4 header checksum, so that tshark finds nothing wrong with the input.
+            var sum: UInt32 = 0
+            for j in stride(from: 0, to: 20, by: 2) { sum += UInt32(p[j]) << 8 | UInt32(p[j + 1]) }
+            while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
+            p[10] = UInt8(~sum >> 8 & 0xFF)
+            p[11] = UInt8(~sum & 0xFF)
+            c.add(Array(p.prefix(captured)), at: 1_700_000_000_000_000_000 + UInt64(i) * 1_000_000, originalLength: p.count)
+        }
+        return (c.write(name), real, captured)
+    }
+
+    @Test func greRecordsOfTruncatedPacketsSayTheirRealLength() throws {
+        let (input, real, captured) = Self.capture("snaplen-records.pcap")
+        let output = temporaryPath("snaplen-out.pcap")
+        defer {
+            removeFile(input)
+            removeFile(output)
+        }
+        _ = try replay(input, backends: 3, out: output)
+        let (packets, error) = readAll(try CaptureReader(paths: [output]))
+        #expect(error == nil)
+        #expect(packets.count == 12)
+        for p in packets {
+            #expect(p.bytes.count == captured + 24, "caplen: the captured bytes and the outer headers")
+            #expect(p.originalLength == real + 24, "original: the real inner packet and the outer headers")
+            #expect(Int(p.bytes[2]) << 8 | Int(p.bytes[3]) == real + 24, "outer IPv4 total length")
+            var sum: UInt32 = 0
+            for i in stride(from: 0, to: 20, by: 2) { sum += UInt32(p.bytes[i]) << 8 | UInt32(p.bytes[i + 1]) }
+            while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
+            #expect(sum == 0xFFFF, "outer IPv4 header checksum")
+        }
+    }
+
+    @Test(.tsharkInstalled) func tsharkReadsTheOutputAsCleanlyAsTheInput() throws {
+        let tshark = try tsharkExecutable()
+        let (input, _, _) = Self.capture("snaplen-tshark-in.pcap")
+        let output = temporaryPath("snaplen-tshark.pcap")
+        defer {
+            removeFile(input)
+            removeFile(output)
+        }
+        _ = try replay(input, backends: 3, out: output)
+        func problems(_ path: String) throws -> String {
+            try #require(
+                shellOutput(
+                    "\(tshark) -r \(path) -o ip.check_checksum:TRUE -Y '_ws.malformed || _ws.expert.severity == \"error\" "
+                        + "|| ip.checksum.status == 0' -T fields -e frame.number 2>/dev/null"))
+        }
+        let before = try problems(input)
+        let after = try problems(output)
+        #expect(before.isEmpty)
+        #expect(after.isEmpty, "frames tshark finds malformed: \(after)")
+    }
+}
