@@ -565,3 +565,18 @@ func parseCSV(_ text: String) -> [[String]] {
         #expect(after.isEmpty, "frames tshark finds malformed: \(after)")
     }
 }
+
+/// Breaks are charged to their cause: a connection on a removed backend that stays silent past
+/// a later forwarder change breaks because of the removal, not the forwarder change (which, with
+/// an unchanged backend set, breaks nothing).
+@Suite struct BreakAttributionTests {
+    @Test func aSilentConnectionOfARemovedBackendIsChargedToTheRemoval() throws {
+        let report = try replay(
+            tcp1k, backends: 10, events: ["50%:remove:backend-3", "75%:forwarders=3"], forwarders: 4)
+        #expect(report.events.count == 2)
+        #expect(report.events[1].broken == 0, "a forwarder change with the backend set unchanged broke \(report.events[1].broken)")
+        #expect(report.events[0].broken == report.events[0].brokenUnavoidable)
+        // Everything that broke was on backend-3: all of it is the removal's.
+        #expect(report.events[0].broken >= 60)
+    }
+}

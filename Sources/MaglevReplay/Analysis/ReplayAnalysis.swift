@@ -82,6 +82,9 @@ final class ReplayAnalysis {
     var breakdowns: [EventBreakdown] = []
     /// Backends whose connections are lost (removed or failed) as of now, by id.
     var unusable: Set<Int32> = []
+    /// For each unusable backend id, the event that made it unusable: a break that shows only
+    /// after later events (the connection was silent meanwhile) is charged to its cause.
+    var unusableSince: [Int32: Int] = [:]
     var brokenWithoutEvent = 0
     /// VIPs (config indices) that forwarded at least one packet.
     var vipsWithTraffic: Set<Int32> = []
@@ -204,7 +207,12 @@ final class ReplayAnalysis {
         if !c.broken {
             c.broken = true
             if events.count - 1 > c.eventAtStart {
-                let e = events.count - 1
+                // The cause: the event that made the connection's backend unusable (if that
+                // came after the connection began), else the latest event (a table change).
+                var e = events.count - 1
+                if unusable.contains(c.backend), let cause = unusableSince[c.backend], cause > c.eventAtStart {
+                    e = cause
+                }
                 events[e].broken += 1
                 breakdowns[e].brokenByBackend[c.backend, default: 0] += 1
                 breakdowns[e].brokenByVIP[c.vip, default: 0] += 1
@@ -310,6 +318,8 @@ final class ReplayAnalysis {
     func endEvent(slotsChangedAll: Double, slotsChangedExtra: Double, unusable: Set<Int32>) {
         events[events.count - 1].slotsChangedAll = slotsChangedAll
         events[events.count - 1].slotsChangedExtra = slotsChangedExtra
+        for id in unusable where !self.unusable.contains(id) { unusableSince[id] = events.count - 1 }
+        for id in self.unusable where !unusable.contains(id) { unusableSince[id] = nil }
         self.unusable = unusable
     }
 
