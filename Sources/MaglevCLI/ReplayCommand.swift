@@ -36,6 +36,9 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: "Config file (YAML): VIPs, pools, table, seed, timeouts.")
     var config: String?
 
+    @Option(help: "With --config: replay as a forwarder of this shard (its VIPs and the unsharded ones), as `maglev forward --shard` runs.")
+    var shard: String?
+
     @Option(help: "Without --config: N backends (backend-0 … backend-<N-1>) behind catch-all VIPs.")
     var backends: Int?
 
@@ -71,10 +74,11 @@ struct ReplayCommand: ParsableCommand {
         var file: MaglevConfigFile
         switch (config, backends) {
         case (let path?, nil):
-            do { file = try MaglevConfigFile.load(path: path) } catch {
+            do { file = try MaglevConfigFile.load(path: path).forShard(shard) } catch {
                 throw CLIError("\(error)\nfix the config (maglev config check \(path) lists every problem)")
             }
         case (nil, let n?):
+            guard shard == nil else { throw CLIError("--shard needs --config (a catch-all config has no shards)") }
             guard (1...100_000).contains(n) else { throw CLIError("--backends must be between 1 and 100000") }
             file = MaglevConfigFile.catchAll(backends: n, tableSize: n <= 600 ? 65537 : 655_373)
         case (nil, nil): throw CLIError("say where packets go: --backends N, or --config FILE")

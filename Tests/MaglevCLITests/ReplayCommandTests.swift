@@ -45,6 +45,29 @@ import Testing
         }
     }
 
+    /// `--shard` replays as a forwarder of that shard: an unknown shard is refused with the list
+    /// of shards; `--shard` without `--config` too.
+    @Test func aShardIsCheckedAgainstTheConfig() throws {
+        let config = Self.temporary("shards.yaml")
+        defer { unlink(config) }
+        try """
+            encap: { source_ipv4: 198.18.0.2 }
+            pools:
+              web: [{ name: a, address: 198.18.1.1 }]
+            vips:
+              - { name: blue, address: 198.19.0.10, pool: web, shard: blue }
+              - { name: green, address: 0.0.0.0/0, pool: web, shard: green }
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let report = Self.temporary("shard.json")
+        defer { unlink(report) }
+        #expect(Self.run([Self.tcp1k, "--config", config, "--shard", "blue", "--report", report]) == nil)
+        let red = Self.run([Self.tcp1k, "--config", config, "--shard", "red"]) ?? ""
+        #expect(red.contains("no VIP belongs to shard 'red'") && red.contains("blue, green"), "\(red)")
+        let bare = Self.run([Self.tcp1k, "--backends", "3", "--shard", "blue"]) ?? ""
+        #expect(bare.contains("--shard needs --config"), "\(bare)")
+    }
+
     @Test func anUnknownEventTargetIsRefusedWithTheKnownNames() {
         let error = Self.run([Self.tcp1k, "--backends", "3", "--event", "50%:remove:backend-99"])
         #expect(
