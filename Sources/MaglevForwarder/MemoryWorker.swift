@@ -11,7 +11,7 @@ import MaglevLinux
 /// It also keeps the buffer books: every slot of a batch must get exactly one of `sendFrame`,
 /// `sendRaw` or `release`; a buffer sent or released twice, or still held after its batch
 /// (leaked), is recorded in `violations`. Tests only; never on a live path.
-final class MemoryWorker: BatchSender {
+final class MemoryWorker: PacketEngineWorker {
     enum Route: Equatable { case frame, raw4, raw6 }
 
     struct Output: Equatable {
@@ -49,6 +49,8 @@ final class MemoryWorker: BatchSender {
     private var queue: [[UInt8]] = []
     private var queueHead = 0
     private var inFlight: [Int] = []
+    private var batchCount = 0
+    private var clock: UInt64 = 1_000_000_000
 
     /// Everything sent, in order.
     private(set) var outputs: [Output] = []
@@ -113,10 +115,21 @@ final class MemoryWorker: BatchSender {
     var inFlightCount: Int { inFlight.count }
     var freeCount: Int { freeBuffers.count }
 
-    /// One loop turn; returns the batch size.
+    /// One loop turn (`PacketEngineWorker.turn`, as the live loops) at time `now`; returns the
+    /// batch size.
     @discardableResult
-    func turn(now: UInt64 = 1_000_000_000) -> Int {
-        io.turns &+= 1
+    func turn(now: UInt64) -> Int {
+        clock = now
+        return turn()
+    }
+
+    var batchSlots: UnsafeMutableBufferPointer<PacketSlot> { slots }
+
+    func batchTime() -> UInt64 { clock }
+
+    /// Completes the previous turn's sends, then takes up to `batchLimit` queued frames into
+    /// free buffers (counting `bufferRingEmpty` when they run out first).
+    func receiveBatch() -> Int {
         completeSends()
         var count = 0
         while count < batchLimit && queueHead < queue.count {
@@ -137,15 +150,19 @@ final class MemoryWorker: BatchSender {
             slotCalls[count] = 0
             count += 1
         }
-        betweenBatches()
-        if count > 0 { forward(slots, count: count, now: now) }
-        for i in 0..<count {
+        batchCount = count
+        return count
+    }
+
+    /// Checks the books: every slot got exactly one call, no buffer is still held.
+    func finishBatch() {
+        for i in 0..<batchCount {
             if slotCalls[i] != 1 { violations.append("turn \(io.turns): slot \(i) got \(slotCalls[i]) calls") }
             if states[slotBuffers[i]] == .received {
                 violations.append("turn \(io.turns): buffer \(slotBuffers[i]) leaked (neither sent nor released)")
             }
         }
-        return count
+        batchCount = 0
     }
 
     /// Turns until every injected frame was received and every send completed.

@@ -12,7 +12,7 @@ import MaglevLinux
 /// for the forwards and ICMP replies, straight from the receive buffers (outer headers written
 /// in the headroom; no copy, no allocation). Each frame's `PACKET_AUXDATA` control message
 /// (its own small area next to the batch) says whether its checksum must be completed.
-final class MmsgWorker: BatchSender {
+final class MmsgWorker: PacketEngineWorker {
     static let headroom = 64
 
     let link: WorkerLink
@@ -74,24 +74,25 @@ final class MmsgWorker: BatchSender {
     /// The blocking loop; returns after a stop request (within one idle wait).
     func run() {
         publishStatistics()
-        let fd = sockets.packet.fd
-        while !link.stopRequested.load(ordering: .relaxed) {
-            io.turns &+= 1
-            let n: Int
-            do {
-                n = try receive.receive(from: fd, waitForOne: true)
-            } catch {
-                io.receiveErrors &+= 1
-                continue
-            }
-            betweenBatches()
-            if n > 0 { handle(n) }
-        }
+        while !link.stopRequested.load(ordering: .relaxed) { turn() }
         publishStatistics()
     }
 
+    var batchSlots: UnsafeMutableBufferPointer<PacketSlot> { slots }
+
     @inline(__always)
-    func handle(_ n: Int) {
+    func batchTime() -> UInt64 { MonotonicClock.now() }
+
+    /// One `recvmmsg` (blocking for the first frame, at most the idle wait).
+    @inline(__always)
+    func receiveBatch() -> Int {
+        let n: Int
+        do {
+            n = try receive.receive(from: sockets.packet.fd, waitForOne: true)
+        } catch {
+            io.receiveErrors &+= 1
+            return 0
+        }
         let headroom = MmsgWorker.headroom
         for i in 0..<n {
             if receive.isTruncated(i) { io.truncated &+= 1 }
@@ -99,7 +100,12 @@ final class MmsgWorker: BatchSender {
                 base: receive.buffer(i), offset: headroom, length: receive.length(i),
                 checksumPending: receive.checksumNotReady(i))
         }
-        forward(slots, count: n, now: MonotonicClock.now())
+        return n
+    }
+
+    /// One `sendmmsg` per socket with something queued.
+    @inline(__always)
+    func finishBatch() {
         if sendFrames.count > 0 { account(sendFrames.send(on: frames.descriptor)) }
         if send4.count > 0 { account(send4.send(on: sockets.raw4.fd)) }
         if send6.count > 0 { account(send6.send(on: sockets.raw6.fd)) }

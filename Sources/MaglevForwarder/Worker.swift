@@ -117,7 +117,7 @@ public struct ForwarderOptions: Sendable {
 /// header, and the data plane writes the outer headers in place once the control message has
 /// been read (its "checksum not ready" bit becomes `PacketSlot.checksumPending`). No copy, no
 /// per-packet allocation, lock or system call.
-final class Worker: BatchSender {
+final class Worker: PacketEngineWorker {
     static let receiveTag: UInt64 = 1 << 56
     static let sendTag: UInt64 = 2 << 56
     static let cancelTag: UInt64 = 3 << 56
@@ -205,28 +205,31 @@ final class Worker: BatchSender {
                 receiveArmed = true
                 io.receiveRearms += 1
             }
-            io.turns &+= 1
-            do {
-                if options.busyPoll {
-                    try ring.submitAndPoll()
-                } else {
-                    _ = try ring.submitAndWait(timeoutNanoseconds: options.idleWaitNanoseconds)
-                }
-            } catch {
-                // EBADR / overflow and the like: count and go on draining.
-                io.receiveErrors &+= 1
-            }
-            let n = ring.drain(into: completions)
-
-            // Between batches: a new snapshot, a statistics request.
-            betweenBatches()
-            if n > 0 { handle(n) }
+            turn()
         }
         publishStatistics()
     }
 
+    var batchSlots: UnsafeMutableBufferPointer<PacketSlot> { slots }
+
     @inline(__always)
-    func handle(_ n: Int) {
+    func batchTime() -> UInt64 { MonotonicClock.now() }
+
+    /// Submits queued sends and waits (one `io_uring_enter`), then copies out every ready
+    /// completion: receives become slots, completed sends give their buffers back.
+    @inline(__always)
+    func receiveBatch() -> Int {
+        do {
+            if options.busyPoll {
+                try ring.submitAndPoll()
+            } else {
+                _ = try ring.submitAndWait(timeoutNanoseconds: options.idleWaitNanoseconds)
+            }
+        } catch {
+            // EBADR / overflow and the like: count and go on draining.
+            io.receiveErrors &+= 1
+        }
+        let n = ring.drain(into: completions)
         var count = 0
         for i in 0..<n {
             let c = completions[i]
@@ -261,9 +264,13 @@ final class Worker: BatchSender {
                 break
             }
         }
-        if count > 0 { forward(slots, count: count, now: MonotonicClock.now()) }
-        ring.commitBuffers()
+        return count
     }
+
+    /// Sends were queued as SQEs (submitted by the next turn's `io_uring_enter`); recycled
+    /// buffers go back to the kernel.
+    @inline(__always)
+    func finishBatch() { ring.commitBuffers() }
 
     var ioModeName: String { ring.mode.rawValue }
     var hasIPv6: Bool { sockets.hasIPv6 }

@@ -127,6 +127,38 @@ extension BatchSender {
     }
 }
 
+/// One worker loop turn over a packet I/O engine: receive a batch (and take back the buffers
+/// of completed sends) -> between batches (snapshot, next hops, statistics) -> the data plane
+/// and routing (`forward`) -> finish (flush queued sends, hand buffers back). The io_uring
+/// loop, the mmsg loop and the in-memory engine all turn through this; their `run` loops only
+/// add how they stop.
+protocol PacketEngineWorker: BatchSender {
+    /// The batch's slots; `receiveBatch` fills `batchSlots[0..<n]`.
+    var batchSlots: UnsafeMutableBufferPointer<PacketSlot> { get }
+    /// Waits for packets (at most the idle wait), handles completed sends, and fills the slots
+    /// with received frames (the IP header after the Ethernet header, headroom in front).
+    /// Returns how many; errors are counted, never thrown.
+    func receiveBatch() -> Int
+    /// The batch's time (monotonic nanoseconds).
+    func batchTime() -> UInt64
+    /// After the batch was routed: sends what was queued, gives buffers back.
+    func finishBatch()
+}
+
+extension PacketEngineWorker {
+    /// One turn; returns the batch size.
+    @inline(__always)
+    @discardableResult
+    func turn() -> Int {
+        io.turns &+= 1
+        let n = receiveBatch()
+        betweenBatches()
+        if n > 0 { forward(batchSlots, count: n, now: batchTime()) }
+        finishBatch()
+        return n
+    }
+}
+
 /// Pins the calling (worker) thread to `cpu` when one is asked for; returns the CPU it is pinned
 /// to, or nil. A failure is not fatal: the worker is reported as unpinned in the statistics.
 func pinCallingThread(to cpu: Int?) -> Int? {
