@@ -98,11 +98,15 @@ extension BatchSender {
     /// throw-free (the trace hand-off locks only when the batch held probes).
     @inline(__always)
     func forward(_ slots: UnsafeMutableBufferPointer<PacketSlot>, count: Int, now: UInt64) {
-        io.received &+= UInt64(count)
-        io.batches &+= 1
         dataplane.process(batch: UnsafeMutableBufferPointer(rebasing: slots[0..<count]), linkType: .ethernet, now: now)
         handOffTraces()
+        // Counted in locals and stored once per batch: `io` is a protocol requirement, and
+        // its `modify` accessor is not touched per packet (unspecialized, it can allocate).
+        var asFrames: UInt64 = 0
+        var fallbacks: UInt64 = 0
+        var noIPv6: UInt64 = 0
         let framesOn = frames.isOn
+        let ipv6Socket = hasIPv6
         for i in 0..<count {
             let v = slots[i].verdict
             guard v.action == .forward || v.action == .icmpReply else {
@@ -112,18 +116,25 @@ extension BatchSender {
             if v.action == .forward && framesOn {
                 if let address = frames.prepareFrame(backend: v.backend, ipHeader: slots[i].base + v.outputOffset) {
                     sendFrame(slot: i, offset: v.outputOffset &- 14, length: v.outputLength &+ 14, address: address)
-                    io.sentAsFrames &+= 1
+                    asFrames &+= 1
                     continue
                 }
-                io.nextHopFallbacks &+= 1
+                fallbacks &+= 1
             }
-            if v.outputIsIPv6 && !hasIPv6 {
-                io.noIPv6Socket &+= 1
+            if v.outputIsIPv6 && !ipv6Socket {
+                noIPv6 &+= 1
                 release(slot: i)
                 continue
             }
             sendRaw(slot: i, offset: v.outputOffset, length: v.outputLength, ipv6: v.outputIsIPv6)
         }
+        var c = io
+        c.received &+= UInt64(count)
+        c.batches &+= 1
+        c.sentAsFrames &+= asFrames
+        c.nextHopFallbacks &+= fallbacks
+        c.noIPv6Socket &+= noIPv6
+        io = c
     }
 }
 
@@ -150,7 +161,9 @@ extension PacketEngineWorker {
     @inline(__always)
     @discardableResult
     func turn() -> Int {
-        io.turns &+= 1
+        var c = io
+        c.turns &+= 1
+        io = c
         let n = receiveBatch()
         betweenBatches()
         if n > 0 { forward(batchSlots, count: n, now: batchTime()) }

@@ -1,3 +1,4 @@
+import CAllocationCounter
 import MaglevCore
 import MaglevLinux
 import Testing
@@ -190,5 +191,32 @@ struct MemoryWorkerTests {
         #expect(s.dataplane.packets == 5 && s.dataplane.forwarded == 5)
         w.turn()
         #expect(link.statisticsServed.load(ordering: .relaxed) == 1)
+    }
+
+    /// The whole turn (receive into slots, between batches, the data plane, routing to frame /
+    /// raw / release, finish) allocates nothing once warm: the per-packet path the live loops
+    /// share. Counted on this thread only.
+    @Test func warmTurnsAllocateNothing() throws {
+        let (w, _, hops, _) = try Self.worker(Self.config(), bufferCount: 128, batchLimit: 32)
+        hops.publish(Self.headers(count: 3, resolved: [0]))
+        w.recordsOutputs = false
+        let flows = (0..<24).map { Self.udp4(29000 + $0) } + (0..<6).map { Self.udp6(29500 + $0) }
+            + [Self.udp4(29900, to: "198.18.200.1"), Self.udp4(29901, to: "198.18.200.1")]
+        let rounds = 6
+        let turnsPerRound = 20
+        w.inject(Array(repeating: flows.map(Packets.frame), count: (rounds + 1) * turnsPerRound).flatMap { $0 })
+        for _ in 0..<turnsPerRound { w.turn() }  // warm: flows in the table, statistics of both paths
+        var counts: [UInt64] = []
+        for _ in 0..<rounds {
+            let before = cmaglev_thread_allocation_count()
+            for _ in 0..<turnsPerRound { w.turn() }
+            let allocations = cmaglev_thread_allocation_count() &- before
+            counts.append(allocations)
+            if allocations == 0 { break }
+        }
+        #expect(counts.contains(0), "allocations per \(turnsPerRound) turns: \(counts)")
+        #expect(w.violations.isEmpty, "\(w.violations)")
+        #expect(w.sentByRoute.frame > 0 && w.sentByRoute.raw4 > 0 && w.sentByRoute.raw6 > 0)
+        #expect(w.io.received > 0 && w.io.batches == w.io.turns)
     }
 }
