@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "MaglevForwarderTests",
             dependencies: [
-                "MaglevForwarder", "MaglevLinux", "MaglevCore", "MaglevConfig", "MaglevControl",
+                "MaglevForwarder", "MaglevLinux", "MaglevCore", "MaglevConfig", "MaglevControl", "CAllocationCounter",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

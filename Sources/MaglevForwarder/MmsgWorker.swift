@@ -12,7 +12,7 @@ import MaglevLinux
 /// for the forwards and ICMP replies, straight from the receive buffers (outer headers written
 /// in the headroom; no copy, no allocation). Each frame's `PACKET_AUXDATA` control message
 /// (its own small area next to the batch) says whether its checksum must be completed.
-final class MmsgWorker: WorkerControl {
+final class MmsgWorker: PacketEngineWorker {
     static let headroom = 64
 
     let link: WorkerLink
@@ -74,29 +74,25 @@ final class MmsgWorker: WorkerControl {
     /// The blocking loop; returns after a stop request (within one idle wait).
     func run() {
         publishStatistics()
-        let fd = sockets.packet.fd
-        while !link.stopRequested.load(ordering: .relaxed) {
-            io.turns &+= 1
-            let n: Int
-            do {
-                n = try receive.receive(from: fd, waitForOne: true)
-            } catch {
-                io.receiveErrors &+= 1
-                continue
-            }
-            let generation = mailbox.generation.load(ordering: .acquiring)
-            if generation != installedGeneration { install(generation) }
-            frames.installIfPublished()
-            if link.statisticsRequested.load(ordering: .relaxed) != link.statisticsServed.load(ordering: .relaxed) {
-                publishStatistics()
-            }
-            if n > 0 { handle(n) }
-        }
+        while !link.stopRequested.load(ordering: .relaxed) { turn() }
         publishStatistics()
     }
 
+    var batchSlots: UnsafeMutableBufferPointer<PacketSlot> { slots }
+
     @inline(__always)
-    func handle(_ n: Int) {
+    func batchTime() -> UInt64 { MonotonicClock.now() }
+
+    /// One `recvmmsg` (blocking for the first frame, at most the idle wait).
+    @inline(__always)
+    func receiveBatch() -> Int {
+        let n: Int
+        do {
+            n = try receive.receive(from: sockets.packet.fd, waitForOne: true)
+        } catch {
+            io.receiveErrors &+= 1
+            return 0
+        }
         let headroom = MmsgWorker.headroom
         for i in 0..<n {
             if receive.isTruncated(i) { io.truncated &+= 1 }
@@ -104,31 +100,12 @@ final class MmsgWorker: WorkerControl {
                 base: receive.buffer(i), offset: headroom, length: receive.length(i),
                 checksumPending: receive.checksumNotReady(i))
         }
-        io.received &+= UInt64(n)
-        io.batches &+= 1
-        let batch = UnsafeMutableBufferPointer(rebasing: slots[0..<n])
-        dataplane.process(batch: batch, linkType: .ethernet, now: MonotonicClock.now())
-        handOffTraces()
-        for i in 0..<n {
-            let v = slots[i].verdict
-            guard v.action == .forward || v.action == .icmpReply else { continue }
-            let packet = slots[i].base + v.outputOffset
-            if v.action == .forward && frames.isOn {
-                if let address = frames.prepareFrame(backend: v.backend, ipHeader: packet) {
-                    sendFrames.append(
-                        packet - 14, length: v.outputLength &+ 14, address: address,
-                        addressLength: LinkHeaders.addressLength)
-                    io.sentAsFrames &+= 1
-                    continue
-                }
-                io.nextHopFallbacks &+= 1
-            }
-            if v.outputIsIPv6 {
-                if sockets.hasIPv6 { send6.append(packet, length: v.outputLength) } else { io.noIPv6Socket &+= 1 }
-            } else {
-                send4.append(packet, length: v.outputLength)
-            }
-        }
+        return n
+    }
+
+    /// One `sendmmsg` per socket with something queued.
+    @inline(__always)
+    func finishBatch() {
         if sendFrames.count > 0 { account(sendFrames.send(on: frames.descriptor)) }
         if send4.count > 0 { account(send4.send(on: sockets.raw4.fd)) }
         if send6.count > 0 { account(send6.send(on: sockets.raw6.fd)) }
@@ -144,4 +121,22 @@ final class MmsgWorker: WorkerControl {
     }
 
     var ioModeName: String { "mmsg" }
+    var hasIPv6: Bool { sockets.hasIPv6 }
+    func attachFilter(_ filter: [BPFInstruction]) throws(SystemError) { try sockets.packet.attach(filter: filter) }
+    func takeKernelDrops() -> UInt64? { (try? sockets.packet.takeStatistics())?.drops }
+
+    // BatchSender: queued into this batch's sendmmsg vectors, straight from the receive buffers
+    // (reused by the next recvmmsg, so nothing to give back).
+    @inline(__always)
+    func sendFrame(slot: Int, offset: Int, length: Int, address: UnsafeRawPointer) {
+        sendFrames.append(slots[slot].base + offset, length: length, address: address, addressLength: LinkHeaders.addressLength)
+    }
+
+    @inline(__always)
+    func sendRaw(slot: Int, offset: Int, length: Int, ipv6: Bool) {
+        if ipv6 { send6.append(slots[slot].base + offset, length: length) } else { send4.append(slots[slot].base + offset, length: length) }
+    }
+
+    @inline(__always)
+    func release(slot: Int) {}
 }

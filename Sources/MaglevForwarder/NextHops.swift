@@ -138,8 +138,10 @@ final class WorkerFrames {
         guard options.send == .packet else {
             socket = nil
             descriptor = -1
+            isOn = false
             return
         }
+        isOn = true
         do {
             let sender = try PacketSender(unboundWithSendBufferBytes: 8 << 20, qdiscBypass: true)
             descriptor = sender.fd
@@ -149,7 +151,16 @@ final class WorkerFrames {
         }
     }
 
-    var isOn: Bool { descriptor >= 0 }
+    /// Frames are built (`--send packet`).
+    let isOn: Bool
+
+    /// No socket: the in-memory engine's frames (`on`: whether it builds them).
+    init(inMemory mailbox: NextHopMailbox, on: Bool) {
+        self.mailbox = mailbox
+        socket = nil
+        descriptor = -1
+        isOn = on
+    }
 
     /// Between batches: takes a newly published table (one relaxed load when there is none).
     func installIfPublished() {

@@ -117,7 +117,7 @@ public struct ForwarderOptions: Sendable {
 /// header, and the data plane writes the outer headers in place once the control message has
 /// been read (its "checksum not ready" bit becomes `PacketSlot.checksumPending`). No copy, no
 /// per-packet allocation, lock or system call.
-final class Worker: WorkerControl {
+final class Worker: PacketEngineWorker {
     static let receiveTag: UInt64 = 1 << 56
     static let sendTag: UInt64 = 2 << 56
     static let cancelTag: UInt64 = 3 << 56
@@ -205,33 +205,31 @@ final class Worker: WorkerControl {
                 receiveArmed = true
                 io.receiveRearms += 1
             }
-            io.turns &+= 1
-            do {
-                if options.busyPoll {
-                    try ring.submitAndPoll()
-                } else {
-                    _ = try ring.submitAndWait(timeoutNanoseconds: options.idleWaitNanoseconds)
-                }
-            } catch {
-                // EBADR / overflow and the like: count and go on draining.
-                io.receiveErrors &+= 1
-            }
-            let n = ring.drain(into: completions)
-
-            // Between batches: a new snapshot, a statistics request.
-            let generation = mailbox.generation.load(ordering: .acquiring)
-            if generation != installedGeneration { install(generation) }
-            frames.installIfPublished()
-            if link.statisticsRequested.load(ordering: .relaxed) != link.statisticsServed.load(ordering: .relaxed) {
-                publishStatistics()
-            }
-            if n > 0 { handle(n) }
+            turn()
         }
         publishStatistics()
     }
 
+    var batchSlots: UnsafeMutableBufferPointer<PacketSlot> { slots }
+
     @inline(__always)
-    func handle(_ n: Int) {
+    func batchTime() -> UInt64 { MonotonicClock.now() }
+
+    /// Submits queued sends and waits (one `io_uring_enter`), then copies out every ready
+    /// completion: receives become slots, completed sends give their buffers back.
+    @inline(__always)
+    func receiveBatch() -> Int {
+        do {
+            if options.busyPoll {
+                try ring.submitAndPoll()
+            } else {
+                _ = try ring.submitAndWait(timeoutNanoseconds: options.idleWaitNanoseconds)
+            }
+        } catch {
+            // EBADR / overflow and the like: count and go on draining.
+            io.receiveErrors &+= 1
+        }
+        let n = ring.drain(into: completions)
         var count = 0
         for i in 0..<n {
             let c = completions[i]
@@ -266,47 +264,40 @@ final class Worker: WorkerControl {
                 break
             }
         }
-        if count > 0 {
-            io.received &+= UInt64(count)
-            io.batches &+= 1
-            let now = MonotonicClock.now()
-            let batch = UnsafeMutableBufferPointer(rebasing: slots[0..<count])
-            dataplane.process(batch: batch, linkType: .ethernet, now: now)
-            handOffTraces()
-            for i in 0..<count {
-                let v = slots[i].verdict
-                let id = slotBuffers[i]
-                if v.action == .forward && frames.isOn {
-                    let frameStart = v.outputOffset &- 14
-                    if let address = frames.prepareFrame(backend: v.backend, ipHeader: slots[i].base + v.outputOffset) {
-                        ring.sendFrame(
-                            bufferID: id, offset: frameStart, length: v.outputLength &+ 14, address: address,
-                            addressLength: LinkHeaders.addressLength, fileIndex: Worker.frameFile,
-                            userData: Worker.sendTag | UInt64(id))
-                        inflightSends &+= 1
-                        io.sentAsFrames &+= 1
-                        continue
-                    }
-                    io.nextHopFallbacks &+= 1
-                }
-                if v.action == .forward || v.action == .icmpReply {
-                    if v.outputIsIPv6 && !sockets.hasIPv6 {
-                        io.noIPv6Socket &+= 1
-                        ring.recycle(bufferID: id)
-                        continue
-                    }
-                    ring.send(
-                        bufferID: id, offset: v.outputOffset, length: v.outputLength, ipv6: v.outputIsIPv6,
-                        fileIndex: v.outputIsIPv6 ? Worker.ipv6File : Worker.ipv4File,
-                        userData: Worker.sendTag | UInt64(id))
-                    inflightSends &+= 1
-                } else {
-                    ring.recycle(bufferID: id)
-                }
-            }
-        }
-        ring.commitBuffers()
+        return count
     }
 
+    /// Sends were queued as SQEs (submitted by the next turn's `io_uring_enter`); recycled
+    /// buffers go back to the kernel.
+    @inline(__always)
+    func finishBatch() { ring.commitBuffers() }
+
     var ioModeName: String { ring.mode.rawValue }
+    var hasIPv6: Bool { sockets.hasIPv6 }
+    func attachFilter(_ filter: [BPFInstruction]) throws(SystemError) { try sockets.packet.attach(filter: filter) }
+    func takeKernelDrops() -> UInt64? { (try? sockets.packet.takeStatistics())?.drops }
+
+    // BatchSender: one SQE per packet from its receive buffer; the buffer comes back when the
+    // send completes (`sendTag` completions).
+    @inline(__always)
+    func sendFrame(slot: Int, offset: Int, length: Int, address: UnsafeRawPointer) {
+        let id = slotBuffers[slot]
+        ring.sendFrame(
+            bufferID: id, offset: offset, length: length, address: address,
+            addressLength: LinkHeaders.addressLength, fileIndex: Worker.frameFile,
+            userData: Worker.sendTag | UInt64(id))
+        inflightSends &+= 1
+    }
+
+    @inline(__always)
+    func sendRaw(slot: Int, offset: Int, length: Int, ipv6: Bool) {
+        let id = slotBuffers[slot]
+        ring.send(
+            bufferID: id, offset: offset, length: length, ipv6: ipv6,
+            fileIndex: ipv6 ? Worker.ipv6File : Worker.ipv4File, userData: Worker.sendTag | UInt64(id))
+        inflightSends &+= 1
+    }
+
+    @inline(__always)
+    func release(slot: Int) { ring.recycle(bufferID: slotBuffers[slot]) }
 }

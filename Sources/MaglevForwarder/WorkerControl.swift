@@ -2,19 +2,26 @@ import MaglevCore
 import MaglevLinux
 import Synchronization
 
-/// What every worker loop (io_uring, mmsg) shares between batches: installing a published
-/// snapshot and publishing its statistics. Never called per packet.
+/// What every worker loop (io_uring, mmsg, the in-memory `MemoryWorker`) shares between
+/// batches: installing a published snapshot and next-hop table, and publishing its statistics.
+/// Never called per packet.
 protocol WorkerControl: AnyObject {
     var link: WorkerLink { get }
     var mailbox: SnapshotMailbox { get }
     var cpu: Int? { get }
-    var sockets: WorkerSockets { get }
     var dataplane: Dataplane { get }
+    /// The `--send packet` side: next-hop headers (and, live, the AF_PACKET socket).
+    var frames: WorkerFrames { get }
     var installedGeneration: UInt64 { get set }
     var filterMode: VIPFilter.Mode { get set }
     var io: IOCounters { get set }
     /// How packets move: the io_uring mode, or "mmsg".
     var ioModeName: String { get }
+    /// Attaches a published socket filter to the receive side (between batches).
+    func attachFilter(_ filter: [BPFInstruction]) throws(SystemError)
+    /// Frames the receive side dropped since the last call (`PACKET_STATISTICS`), nil when it
+    /// cannot say.
+    func takeKernelDrops() -> UInt64?
 }
 
 extension WorkerControl {
@@ -25,7 +32,7 @@ extension WorkerControl {
         dataplane.install(published.snapshot)
         io.snapshotsInstalled &+= 1
         do {
-            try sockets.packet.attach(filter: published.filter)
+            try attachFilter(published.filter)
             filterMode = published.filterMode
         } catch {
             io.filterUpdateErrors &+= 1
@@ -39,10 +46,22 @@ extension WorkerControl {
         dataplane.takeTraces { link.traces.push($0) }
     }
 
+    /// Between batches, every loop turn: a newly published snapshot or next-hop table, a
+    /// statistics request (relaxed loads when there is nothing new).
+    @inline(__always)
+    func betweenBatches() {
+        let generation = mailbox.generation.load(ordering: .acquiring)
+        if generation != installedGeneration { install(generation) }
+        frames.installIfPublished()
+        if link.statisticsRequested.load(ordering: .relaxed) != link.statisticsServed.load(ordering: .relaxed) {
+            publishStatistics()
+        }
+    }
+
     /// Hands the control side a copy of this worker's counters when it asked for one.
     func publishStatistics() {
         let requested = link.statisticsRequested.load(ordering: .relaxed)
-        if let kernel = try? sockets.packet.takeStatistics() { io.kernelDrops &+= kernel.drops }
+        if let drops = takeKernelDrops() { io.kernelDrops &+= drops }
         var s = WorkerStatistics(
             worker: link.id, cpu: cpu, ringMode: ioModeName, filterMode: filterMode.rawValue,
             dataplane: dataplane.statistics, io: io, connections: dataplane.connections.statistics)
@@ -53,6 +72,103 @@ extension WorkerControl {
         s.connectionCapacity = dataplane.connections.capacity
         link.statistics.withLock { $0 = s }
         link.statisticsServed.store(requested, ordering: .releasing)
+    }
+}
+
+/// Where one batch's outputs go: the per-packet half of a packet I/O engine. Slots are indexes
+/// into the batch just processed; offsets are relative to the slot's `base`. Every slot of a
+/// batch gets exactly one call: `sendFrame`, `sendRaw` or `release` (its buffer is not sent).
+/// Implementations must not allocate, lock or throw (they run per packet).
+protocol BatchSender: WorkerControl {
+    /// Whether IPv6 packets can be sent raw (the host has an IPv6 raw socket).
+    var hasIPv6: Bool { get }
+    /// A whole Ethernet frame (next-hop header already written) to the `sockaddr_ll` at `address`.
+    func sendFrame(slot: Int, offset: Int, length: Int, address: UnsafeRawPointer)
+    /// An IP packet through the raw IPv4 or IPv6 socket.
+    func sendRaw(slot: Int, offset: Int, length: Int, ipv6: Bool)
+    /// Nothing to send for this slot: its buffer goes back.
+    func release(slot: Int)
+}
+
+extension BatchSender {
+    /// The per-batch work every loop shares: counts the batch, runs the data plane on
+    /// `slots[0..<count]`, hands off traces, and routes each verdict: forwards as frames when the
+    /// backend has a next hop (`--send packet`), else raw (counted as a fallback); ICMP replies
+    /// raw; IPv6 without an IPv6 socket, drops and the rest released. Allocation-, lock- and
+    /// throw-free (the trace hand-off locks only when the batch held probes).
+    @inline(__always)
+    func forward(_ slots: UnsafeMutableBufferPointer<PacketSlot>, count: Int, now: UInt64) {
+        dataplane.process(batch: UnsafeMutableBufferPointer(rebasing: slots[0..<count]), linkType: .ethernet, now: now)
+        handOffTraces()
+        // Counted in locals and stored once per batch: `io` is a protocol requirement, and
+        // its `modify` accessor is not touched per packet (unspecialized, it can allocate).
+        var asFrames: UInt64 = 0
+        var fallbacks: UInt64 = 0
+        var noIPv6: UInt64 = 0
+        let framesOn = frames.isOn
+        let ipv6Socket = hasIPv6
+        for i in 0..<count {
+            let v = slots[i].verdict
+            guard v.action == .forward || v.action == .icmpReply else {
+                release(slot: i)
+                continue
+            }
+            if v.action == .forward && framesOn {
+                if let address = frames.prepareFrame(backend: v.backend, ipHeader: slots[i].base + v.outputOffset) {
+                    sendFrame(slot: i, offset: v.outputOffset &- 14, length: v.outputLength &+ 14, address: address)
+                    asFrames &+= 1
+                    continue
+                }
+                fallbacks &+= 1
+            }
+            if v.outputIsIPv6 && !ipv6Socket {
+                noIPv6 &+= 1
+                release(slot: i)
+                continue
+            }
+            sendRaw(slot: i, offset: v.outputOffset, length: v.outputLength, ipv6: v.outputIsIPv6)
+        }
+        var c = io
+        c.received &+= UInt64(count)
+        c.batches &+= 1
+        c.sentAsFrames &+= asFrames
+        c.nextHopFallbacks &+= fallbacks
+        c.noIPv6Socket &+= noIPv6
+        io = c
+    }
+}
+
+/// One worker loop turn over a packet I/O engine: receive a batch (and take back the buffers
+/// of completed sends) -> between batches (snapshot, next hops, statistics) -> the data plane
+/// and routing (`forward`) -> finish (flush queued sends, hand buffers back). The io_uring
+/// loop, the mmsg loop and the in-memory engine all turn through this; their `run` loops only
+/// add how they stop.
+protocol PacketEngineWorker: BatchSender {
+    /// The batch's slots; `receiveBatch` fills `batchSlots[0..<n]`.
+    var batchSlots: UnsafeMutableBufferPointer<PacketSlot> { get }
+    /// Waits for packets (at most the idle wait), handles completed sends, and fills the slots
+    /// with received frames (the IP header after the Ethernet header, headroom in front).
+    /// Returns how many; errors are counted, never thrown.
+    func receiveBatch() -> Int
+    /// The batch's time (monotonic nanoseconds).
+    func batchTime() -> UInt64
+    /// After the batch was routed: sends what was queued, gives buffers back.
+    func finishBatch()
+}
+
+extension PacketEngineWorker {
+    /// One turn; returns the batch size.
+    @inline(__always)
+    @discardableResult
+    func turn() -> Int {
+        var c = io
+        c.turns &+= 1
+        io = c
+        let n = receiveBatch()
+        betweenBatches()
+        if n > 0 { forward(batchSlots, count: n, now: batchTime()) }
+        finishBatch()
+        return n
     }
 }
 
