@@ -110,6 +110,13 @@ final class ReplayAnalysis {
 
     /// One packet and what the data plane did with it.
     func observe(timeNs: UInt64, packet: ParsedPacket?, verdict: Verdict) {
+        var p = packet ?? .zero
+        observe(timeNs: timeNs, packet: &p, parsed: packet != nil, verdict: verdict)
+    }
+
+    /// The same for the replay loop: `packet` (read in place, never written) holds meaning only
+    /// when `parsed`.
+    func observe(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict) {
         if firstNs == nil {
             firstNs = timeNs
             nextSweepNs = timeNs &+ 1_000_000_000
@@ -127,12 +134,12 @@ final class ReplayAnalysis {
         case .forward:
             counts.forwarded += 1
             vipsWithTraffic.insert(verdict.vip)
-            guard let packet else { return }
-            forwarded(timeNs: timeNs, packet: packet, backend: verdict.backend, vip: verdict.vip)
+            guard parsed else { return }
+            forwarded(timeNs: timeNs, packet: &packet, backend: verdict.backend, vip: verdict.vip)
         }
     }
 
-    func forwarded(timeNs: UInt64, packet: ParsedPacket, backend: Int32, vip: Int32) {
+    func forwarded(timeNs: UInt64, packet: inout ParsedPacket, backend: Int32, vip: Int32) {
         let t = tally(backend)
         tallies[t].packets += 1
         tallies[t].bytes += packet.l3Length
