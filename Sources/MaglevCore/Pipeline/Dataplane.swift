@@ -160,11 +160,26 @@ public final class Dataplane {
         base: UnsafeMutableRawPointer, offset: Int, length: Int, linkType: LinkType, now: UInt64,
         checksumPending: Bool = false
     ) -> Verdict {
-        counters.add(CounterBlock.packets)
-        counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: length))
         var packet = ParsedPacket.zero
         let status = PacketParser.parse(
             UnsafeRawBufferPointer(start: base + offset, count: length), linkType: linkType, into: &packet)
+        return process(
+            parsed: status, &packet, base: base, offset: offset, length: length, now: now,
+            checksumPending: checksumPending)
+    }
+
+    /// `process(base:offset:length:linkType:now:checksumPending:)` for a frame the caller has
+    /// parsed already (replay parses each frame once, for its analysis and for this):
+    /// `status` and `packet` are `PacketParser.parse(_:linkType:into:)`'s answer and packet for
+    /// the frame at `base + offset` of `length` bytes, into a packet that started as
+    /// `ParsedPacket.zero`. The same verdict, counters and output as parsing here; `packet` is
+    /// read in place, never written.
+    public func process(
+        parsed status: DropReason?, _ packet: inout ParsedPacket, base: UnsafeMutableRawPointer, offset: Int,
+        length: Int, now: UInt64, checksumPending: Bool = false
+    ) -> Verdict {
+        counters.add(CounterBlock.packets)
+        counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: length))
         var hash: UInt64 = 0
         if status == nil { hash = FlowHash.hash(packet.key, seed: view.seed) }
         return decide(

@@ -27,6 +27,7 @@ final class ReplayAnalysis {
     }
 
     struct Flow {
+        var key: FlowKey
         var connection: Connection
         /// The first backend this flow reached, and any others after it (usually none).
         var backend: Int32
@@ -44,19 +45,6 @@ final class ReplayAnalysis {
         var peak = 0
     }
 
-    /// A flow key hashed once with our own flow hash: the dictionary then feeds Swift's hasher
-    /// one word instead of every field (report order never depends on it).
-    struct Key: Hashable {
-        var key: FlowKey
-        var hash: UInt64
-        init(_ key: FlowKey) {
-            self.key = key
-            self.hash = FlowHash.hash(key, seed: 0x5EED)
-        }
-        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.key == b.key }
-        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
-    }
-
     /// What one event did per VIP and per backend, by id (names are given to `report`).
     struct EventBreakdown {
         /// VIPs present after the event, in config order, with their slot changes.
@@ -71,7 +59,9 @@ final class ReplayAnalysis {
 
     /// A config event may change them.
     var timeouts: ConnectionTimeouts
-    var flows: [Key: Flow] = [:]
+    /// Every flow seen, keyed by our own flow hash (`FlowTable`; report order never depends on
+    /// its order).
+    var flows = FlowTable()
     var tallies: [BackendTally] = []
     var counts = ReplayReport.PacketCounts()
     var passed: [DropReason: Int] = [:]
@@ -88,6 +78,8 @@ final class ReplayAnalysis {
     var brokenWithoutEvent = 0
     /// VIPs (config indices) that forwarded at least one packet.
     var vipsWithTraffic: Set<Int32> = []
+    /// `vipsWithTraffic` as flags by VIP id, so a packet of a VIP already in it costs no hashing.
+    var vipSeen: [Bool] = []
     var firstNs: UInt64?
     var lastNs: UInt64 = 0
     var nextSweepNs: UInt64 = 0
@@ -110,6 +102,13 @@ final class ReplayAnalysis {
 
     /// One packet and what the data plane did with it.
     func observe(timeNs: UInt64, packet: ParsedPacket?, verdict: Verdict) {
+        var p = packet ?? .zero
+        observe(timeNs: timeNs, packet: &p, parsed: packet != nil, verdict: verdict)
+    }
+
+    /// The same for the replay loop: `packet` (read in place, never written) holds meaning only
+    /// when `parsed`.
+    func observe(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict) {
         if firstNs == nil {
             firstNs = timeNs
             nextSweepNs = timeNs &+ 1_000_000_000
@@ -126,31 +125,38 @@ final class ReplayAnalysis {
         case .icmpReply: counts.icmpReplies += 1
         case .forward:
             counts.forwarded += 1
-            vipsWithTraffic.insert(verdict.vip)
-            guard let packet else { return }
-            forwarded(timeNs: timeNs, packet: packet, backend: verdict.backend, vip: verdict.vip)
+            let v = Int(verdict.vip)
+            if v < 0 || v >= vipSeen.count || !vipSeen[v] {
+                vipsWithTraffic.insert(verdict.vip)
+                if v >= 0 {
+                    if v >= vipSeen.count { vipSeen += Array(repeating: false, count: v + 1 - vipSeen.count) }
+                    vipSeen[v] = true
+                }
+            }
+            guard parsed else { return }
+            forwarded(timeNs: timeNs, packet: &packet, backend: verdict.backend, vip: verdict.vip)
         }
     }
 
-    func forwarded(timeNs: UInt64, packet: ParsedPacket, backend: Int32, vip: Int32) {
+    func forwarded(timeNs: UInt64, packet: inout ParsedPacket, backend: Int32, vip: Int32) {
         let t = tally(backend)
         tallies[t].packets += 1
         tallies[t].bytes += packet.l3Length
         addToTimeline(timeNs: timeNs, backend: t)
 
-        let key = Key(packet.key)
+        let hash = FlowTable.hash(packet.key)
         let countsAsConnection = packet.fragment == .none && !packet.isICMPError
         let isTCP = packet.key.proto == IPProtocol.tcp
         let flags = packet.tcpFlags
         let isSYN = isTCP && flags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn
 
-        guard let index = flows.index(forKey: key) else {
+        guard let index = flows.find(packet.key, hash: hash) else {
             tallies[t].flows += 1
             var c = Connection(
                 backend: backend, vip: vip, lastNs: timeNs, state: .datagram, broken: false, eventAtStart: events.count - 1,
                 open: false)
             if countsAsConnection { begin(&c, backend: backend, vip: vip, timeNs: timeNs, isTCP: isTCP, flags: flags) }
-            flows[key] = Flow(connection: c, backend: backend, laterBackends: nil)
+            flows.insert(Flow(key: packet.key, connection: c, backend: backend, laterBackends: nil), hash: hash)
             return
         }
         update(
@@ -253,8 +259,7 @@ final class ReplayAnalysis {
     @discardableResult
     func sweep(now: UInt64) -> Int {
         var open = 0
-        var i = flows.values.startIndex
-        while i != flows.values.endIndex {
+        for i in flows.values.indices {
             let c = flows.values[i].connection
             if c.open {
                 if now &- c.lastNs > timeoutNs(c.state) {
@@ -263,7 +268,6 @@ final class ReplayAnalysis {
                     open += 1  // a connection past its FIN/RST has ended, though not yet swept
                 }
             }
-            flows.values.formIndex(after: &i)
         }
         return open
     }
@@ -282,10 +286,10 @@ final class ReplayAnalysis {
     /// with the backend and VIP it is on. Call after `beginEvent` (which swept at `now`).
     func aliveConnections(now: UInt64) -> [(key: FlowKey, backend: Int32, vip: Int32)] {
         var out: [(key: FlowKey, backend: Int32, vip: Int32)] = []
-        for (key, flow) in flows {
-            let c = flow.connection
+        for i in flows.values.indices {
+            let c = flows.values[i].connection
             guard c.open && c.state != .tcpClosing && now &- c.lastNs <= timeoutNs(c.state) else { continue }
-            out.append((key.key, c.backend, c.vip))
+            out.append((flows.values[i].key, c.backend, c.vip))
         }
         return out
     }

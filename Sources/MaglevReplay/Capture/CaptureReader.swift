@@ -138,16 +138,18 @@ public final class CaptureReader {
     /// Builds the packet from input `i`'s head (read and decoded already).
     @inline(__always)
     private func packet(from i: Int) -> CapturedPacket {
-        let input = inputs[i]
-        let frame = UnsafeRawBufferPointer(start: input.headData, count: input.headCaptured)
+        // The head's fields, read in place: copying the whole input would retain and release
+        // its strings on every packet.
+        let headOriginal = inputs[i].headOriginal
+        let frame = UnsafeRawBufferPointer(start: inputs[i].headData, count: inputs[i].headCaptured)
         var bytes: UnsafeRawBufferPointer
         var linkType: LinkType
         var originalLength: Int
-        switch input.headDecode {
+        switch inputs[i].headDecode {
         case .frame(let offset, let type):
             bytes = UnsafeRawBufferPointer(rebasing: frame[offset...])
             linkType = type
-            originalLength = max(0, input.headOriginal - offset)
+            originalLength = max(0, headOriginal - offset)
         case .ethernet(let offset, let etherType):
             let count = 14 + frame.count - offset
             if count > scratch.count {
@@ -163,13 +165,13 @@ public final class CaptureReader {
             }
             bytes = UnsafeRawBufferPointer(start: out, count: count)
             linkType = .ethernet
-            originalLength = max(0, input.headOriginal - offset + 14)
+            originalLength = max(0, headOriginal - offset + 14)
         case .skip:
             preconditionFailure("a skipped packet never becomes a head")
         }
         return CapturedPacket(
-            timestampNs: input.headTime, bytes: bytes, linkType: linkType, originalLength: originalLength,
-            fileIndex: i, packetNumber: input.packetsRead)
+            timestampNs: inputs[i].headTime, bytes: bytes, linkType: linkType, originalLength: originalLength,
+            fileIndex: i, packetNumber: inputs[i].packetsRead)
     }
 
     /// The earliest and latest timestamps of the packets counted in `skipped`, or nil when

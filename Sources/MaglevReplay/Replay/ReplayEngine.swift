@@ -102,6 +102,7 @@ public final class ReplayEngine {
         // latest time seen, and is counted.
         var clockNs: UInt64 = 0
         var captureError: CaptureError?
+        var parsedPacket = ParsedPacket.zero
         while true {
             let packet: CapturedPacket
             do {
@@ -134,21 +135,25 @@ public final class ReplayEngine {
             let length = min(packet.bytes.count, ReplayEngine.bufferSize - ReplayEngine.headroom)
             (buffer + ReplayEngine.headroom).copyMemory(from: packet.bytes.baseAddress!, byteCount: length)
             let frame = UnsafeRawBufferPointer(start: buffer + ReplayEngine.headroom, count: length)
-            var parsed: ParsedPacket?
-            if case .parsed(let p) = PacketParser.parse(frame, linkType: packet.linkType) { parsed = p }
-            let forwarder = pickForwarder(parsed, frame: frame)
+            // Parsed once, here: the analysis and the data plane read the same packet.
+            parsedPacket = .zero
+            let status = PacketParser.parse(frame, linkType: packet.linkType, into: &parsedPacket)
+            let isParsed = status == nil
+            let forwarder = dataplanes.count > 1 ? pickForwarder(isParsed ? parsedPacket : nil, frame: frame) : 0
             let verdict: Verdict
-            if let p = parsed, p.isTruncated, p.l3Offset + p.l3ClaimedLength > packet.originalLength {
+            if isParsed, parsedPacket.isTruncated,
+                parsedPacket.l3Offset + parsedPacket.l3ClaimedLength > packet.originalLength
+            {
                 // The packet's own header claims more than was on the wire: a truncated packet,
                 // which the live forwarder drops as such, not a snapshot-length cut (those are
                 // replayed). Sizing it by its claim would call it "too big" instead.
                 verdict = Verdict(action: .drop, reason: .truncatedPacket)
             } else {
                 verdict = dataplanes[forwarder].process(
-                    base: buffer, offset: ReplayEngine.headroom, length: length, linkType: packet.linkType,
+                    parsed: status, &parsedPacket, base: buffer, offset: ReplayEngine.headroom, length: length,
                     now: now)
             }
-            analysis.observe(timeNs: now, packet: parsed, verdict: verdict)
+            analysis.observe(timeNs: now, packet: &parsedPacket, parsed: isParsed, verdict: verdict)
 
             if let writer, verdict.action == .forward || verdict.action == .icmpReply {
                 // A packet cut by the capture's snapshot length is forwarded as captured; its
@@ -156,8 +161,8 @@ public final class ReplayEngine {
                 // record's original length cover the whole inner packet (caplen stays what we
                 // have), so tshark reads the output as cleanly as the input.
                 var original = verdict.outputLength
-                if verdict.action == .forward, let p = parsed, p.isTruncated {
-                    original += p.l3ClaimedLength - p.l3Length
+                if verdict.action == .forward, isParsed, parsedPacket.isTruncated {
+                    original += parsedPacket.l3ClaimedLength - parsedPacket.l3Length
                     Self.setOuterLength(
                         buffer + verdict.outputOffset, outerIPv6: verdict.outputIsIPv6, total: original)
                 }
@@ -165,7 +170,7 @@ public final class ReplayEngine {
                     UnsafeRawBufferPointer(start: buffer + verdict.outputOffset, count: verdict.outputLength),
                     timestampNs: now, originalLength: original)
             }
-            if let csv { csv.write(decisionRow(index, elapsed, parsed, forwarder, verdict)) }
+            if let csv { csv.write(decisionRow(index, elapsed, isParsed ? parsedPacket : nil, forwarder, verdict)) }
             if index & 0xFFFF == 0 { options.progress?(index, total) }
         }
         // Events still pending: one at N% (100% is "after the last packet") takes effect at the

@@ -1,0 +1,63 @@
+import MaglevCore
+
+/// The analysis's flows: an open-addressing index (linear probing, power-of-two size, at most
+/// half full) over one dense array of flows in insertion order, keyed by our own flow hash.
+/// Flows are only ever added, never removed, so there are no tombstones. Replaces
+/// `[Key: Flow]`: one hash per packet (ours, computed once), no Swift `Hasher`; each slot keeps
+/// the full hash beside the flow's index, so a lookup reads one slot and one flow (two cache
+/// lines) and compares keys only when the hashes agree.
+struct FlowTable {
+    struct Slot {
+        var hash: UInt64
+        /// Index into `values` + 1 (0: empty).
+        var index: Int32
+    }
+
+    /// Dense, in insertion order; each flow carries its key.
+    var values: [ReplayAnalysis.Flow] = []
+    private var slots: [Slot]
+    private var mask: Int
+
+    init(capacity: Int = 1 << 12) {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        slots = [Slot](repeating: Slot(hash: 0, index: 0), count: size)
+        mask = size - 1
+    }
+
+    var count: Int { values.count }
+
+    static func hash(_ key: FlowKey) -> UInt64 { FlowHash.hash(key, seed: 0x5EED) }
+
+    /// The dense index of `key` (hashed to `hash`), or nil.
+    @inline(__always)
+    func find(_ key: FlowKey, hash: UInt64) -> Int? {
+        var s = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let slot = slots[s]
+            if slot.index == 0 { return nil }
+            if slot.hash == hash && values[Int(slot.index) - 1].key == key { return Int(slot.index) - 1 }
+            s = (s + 1) & mask
+        }
+    }
+
+    /// Adds a flow whose key is not present yet (`hash`: its key's `FlowTable.hash`).
+    mutating func insert(_ flow: ReplayAnalysis.Flow, hash: UInt64) {
+        if (values.count + 1) * 2 > slots.count { grow() }
+        values.append(flow)
+        place(Slot(hash: hash, index: Int32(truncatingIfNeeded: values.count)))
+    }
+
+    private mutating func place(_ slot: Slot) {
+        var s = Int(truncatingIfNeeded: slot.hash) & mask
+        while slots[s].index != 0 { s = (s + 1) & mask }
+        slots[s] = slot
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = [Slot](repeating: Slot(hash: 0, index: 0), count: old.count * 2)
+        mask = slots.count - 1
+        for slot in old where slot.index != 0 { place(slot) }
+    }
+}
