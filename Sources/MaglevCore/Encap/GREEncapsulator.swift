@@ -88,4 +88,30 @@ public enum GREEncapsulator {
         p.storeBE16(greProtocol, 22)
         return start
     }
+
+    /// The control side's entry (health probes, replay): the same outer headers as forwarded
+    /// traffic, with traffic class 0 and flow label 0. Returns the offset where they begin;
+    /// the caller guarantees `innerStart >= overhead(outerIPv6: destination.isIPv6)`.
+    public static func encapsulate(
+        _ base: UnsafeMutableRawPointer, innerStart: Int, innerLength: Int, innerIPv6: Bool, source: IPAddress,
+        destination: IPAddress
+    ) -> Int {
+        let partial = destination.isIPv6 ? 0 : ipv4HeaderPartialSum(source: source, destination: destination)
+        return encapsulate(
+            base, innerStart: innerStart, innerLength: innerLength, innerIPv6: innerIPv6, trafficClass: 0,
+            source: source, destination: destination, flowHash: 0, ipv4PartialSum: partial)
+    }
+
+    /// Rewrites the length of the outer header at `p` (IPv4 total length, with its header
+    /// checksum redone; IPv6 payload length) to cover `total` bytes: replay's records of
+    /// packets the capture cut short say what was really sent.
+    public static func setOuterLength(_ p: UnsafeMutableRawPointer, outerIPv6: Bool, total: Int) {
+        if outerIPv6 {
+            p.storeBE16(UInt16(truncatingIfNeeded: total - 40), 4)
+            return
+        }
+        p.storeBE16(UInt16(truncatingIfNeeded: total), 2)
+        p.storeBE16(0, 10)
+        p.storeBE16(internetChecksum(p, count: Int(UnsafeRawPointer(p).loadBE8(0) & 0x0F) * 4), 10)
+    }
 }

@@ -187,53 +187,16 @@ final class GREProbeTunnel: @unchecked Sendable {
         return UInt16(p[offset]) << 8 | UInt16(p[offset + 1])
     }
 
-    /// Writes the outer IP header and GRE header in front of the inner packet (in the headroom)
-    /// and returns the whole outer packet.
+    /// Writes the outer IP and GRE headers in front of the inner packet (in the headroom), as
+    /// the data plane does, and returns the whole outer packet.
     func encapsulate(_ raw: UnsafeMutableRawBufferPointer, innerStart: Int, innerLength: Int, backend: IPAddress)
         -> UnsafeMutableRawBufferPointer?
     {
-        let innerIPv6 = raw[innerStart] >> 4 == 6
-        let outerIPv6 = backend.isIPv6
-        guard let source = outerIPv6 ? source6 : source4 else { return nil }
-        let outerLength = (outerIPv6 ? 40 : 20) + 4
-        let start = innerStart - outerLength
-        let total = outerLength + innerLength
-        let out = UnsafeMutableRawBufferPointer(rebasing: raw[start..<(start + total)])
-        for i in 0..<outerLength { out[i] = 0 }
-        let src = source.networkBytes
-        let dst = backend.networkBytes
-        if outerIPv6 {
-            out[0] = 0x60
-            out[4] = UInt8(truncatingIfNeeded: (total - 40) >> 8)
-            out[5] = UInt8(truncatingIfNeeded: total - 40)
-            out[6] = 47
-            out[7] = 64
-            for i in 0..<16 {
-                out[8 + i] = src[i]
-                out[24 + i] = dst[i]
-            }
-        } else {
-            out[0] = 0x45
-            out[2] = UInt8(truncatingIfNeeded: total >> 8)
-            out[3] = UInt8(truncatingIfNeeded: total)
-            out[6] = 0x40  // DF
-            out[8] = 64
-            out[9] = 47
-            for i in 0..<4 {
-                out[12 + i] = src[i]
-                out[16 + i] = dst[i]
-            }
-            var sum: UInt32 = 0
-            for i in stride(from: 0, to: 20, by: 2) { sum += UInt32(out[i]) << 8 | UInt32(out[i + 1]) }
-            while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
-            let checksum = ~UInt16(sum)
-            out[10] = UInt8(checksum >> 8)
-            out[11] = UInt8(checksum & 0xFF)
-        }
-        let gre = outerLength - 4
-        out[gre + 2] = innerIPv6 ? 0x86 : 0x08
-        out[gre + 3] = innerIPv6 ? 0xDD : 0x00
-        return out
+        guard let source = backend.isIPv6 ? source6 : source4 else { return nil }
+        let start = GREEncapsulator.encapsulate(
+            raw.baseAddress!, innerStart: innerStart, innerLength: innerLength, innerIPv6: raw[innerStart] >> 4 == 6,
+            source: source, destination: backend)
+        return UnsafeMutableRawBufferPointer(rebasing: raw[start..<(innerStart + innerLength)])
     }
 }
 

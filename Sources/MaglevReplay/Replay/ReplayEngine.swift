@@ -163,7 +163,7 @@ public final class ReplayEngine {
                 var original = verdict.outputLength
                 if verdict.action == .forward, isParsed, parsedPacket.isTruncated {
                     original += parsedPacket.l3ClaimedLength - parsedPacket.l3Length
-                    Self.setOuterLength(
+                    GREEncapsulator.setOuterLength(
                         buffer + verdict.outputOffset, outerIPv6: verdict.outputIsIPv6, total: original)
                 }
                 writer.write(
@@ -375,29 +375,6 @@ public final class ReplayEngine {
         }
         let slots = vipSlots ?? snapshot.config.vips.indices.map { (Int32(snapshot.vipIDs[$0]), 0.0, 0.0) }
         analysis.recordImpact(atRisk: atRisk, aliveByVIP: aliveByVIP, vipSlots: slots)
-    }
-
-    /// Rewrites the outer IPv4 total length (and its header checksum) or IPv6 payload length of
-    /// a GRE packet at `p` to cover `total` bytes.
-    static func setOuterLength(_ p: UnsafeMutableRawPointer, outerIPv6: Bool, total: Int) {
-        let b = p.assumingMemoryBound(to: UInt8.self)
-        if outerIPv6 {
-            let payload = total - 40
-            b[4] = UInt8(truncatingIfNeeded: payload >> 8)
-            b[5] = UInt8(truncatingIfNeeded: payload)
-            return
-        }
-        b[2] = UInt8(truncatingIfNeeded: total >> 8)
-        b[3] = UInt8(truncatingIfNeeded: total)
-        b[10] = 0
-        b[11] = 0
-        let headerLength = Int(b[0] & 0x0F) * 4
-        var sum: UInt32 = 0
-        for i in stride(from: 0, to: headerLength, by: 2) { sum += UInt32(b[i]) << 8 | UInt32(b[i + 1]) }
-        while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
-        let checksum = ~UInt16(sum)
-        b[10] = UInt8(checksum >> 8)
-        b[11] = UInt8(checksum & 0xFF)
     }
 
     /// The backend edit a scenario event makes (not for `forwarders=`).
