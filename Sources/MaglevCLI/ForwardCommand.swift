@@ -119,7 +119,8 @@ struct ForwardCommand: AsyncParsableCommand {
     @Option(help: "This forwarder's shard: it loads, forwards and announces only the VIPs with that shard (and those with none).")
     var shard: String?
 
-    @Option(help: "This forwarder's name in packet-tracer reports (default: the host name, with /NETNS when in a named network namespace).")
+    @Option(
+        help: "This forwarder's name: in packet-tracer reports, and its member of the forwarder group (`forwarders:`) for `fragments: redirect` (default: the host name, with /NETNS when in a named network namespace).")
     var name: String?
 
     @Option(help: "With BGP: seconds a graceful stop (SIGTERM) keeps forwarding after withdrawing the VIP routes.")
@@ -178,6 +179,16 @@ struct ForwardCommand: AsyncParsableCommand {
         options.send = send.flatMap(ForwarderSend.init(rawValue:)) ?? .packet
         if noPin { options.cpus = [] }
         options.busyPoll = busyPoll
+        let forwarderName = name ?? HostName.forwarderDefault()
+        options.memberName = forwarderName
+        if file.dataplane.fragmentPolicy == .redirect,
+            !file.dataplane.forwarders.contains(where: { $0.name == forwarderName })
+        {
+            throw CLIError(
+                "this forwarder's name '\(forwarderName)' is not in the forwarder group of \(config) "
+                    + "(forwarders: \(file.dataplane.forwarders.map(\.name).joined(separator: ", "))), which "
+                    + "`fragments: redirect` needs: start it with --name NAME, NAME one of those")
+        }
         let format = LogFormat(rawValue: logFormat) ?? .text
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let logger = Logger(label: "maglev.forward") { _ in LineLogHandler(format: format, level: level) }
@@ -207,7 +218,7 @@ struct ForwardCommand: AsyncParsableCommand {
         runtime.duration = duration
         runtime.drainSeconds = drainSeconds
         runtime.shard = shard
-        runtime.name = name ?? HostName.forwarderDefault()
+        runtime.name = forwarderName
         let json = jsonStats
         let previous = PreviousStatistics()
         let final: ForwarderStatistics

@@ -7,7 +7,7 @@ import Yams
 struct ConfigSchema {
     static let rootKeys = [
         "table_size", "algorithm", "ring_views", "hash_seed", "path_mtu", "encap", "fragments",
-        "connection_tracking", "icmp", "pools", "vips", "bgp",
+        "connection_tracking", "icmp", "pools", "vips", "bgp", "forwarders", "fragment_hold",
     ]
     static let encapKeys = ["source_ipv4", "source_ipv6"]
     static let trackingKeys = ["enabled", "capacity", "timeouts"]
@@ -146,6 +146,7 @@ struct ConfigSchema {
         if let n = f["fragments"], let v = d.choice(n, "fragments", FragmentPolicy.allCases.map(\.rawValue)) {
             config.fragmentPolicy = FragmentPolicy(rawValue: v)!
         }
+        decodeForwarders(f, into: &config)
         if let n = f["connection_tracking"], let t = d.fields(n, "connection_tracking", keys: Self.trackingKeys) {
             if let v = t["enabled"], let b = d.bool(v, t.path("enabled")) { config.connectionTracking = b }
             if let v = t["capacity"], let c = d.int(v, t.path("capacity"), 8...(1 << 32)) { capacity = c }
@@ -525,6 +526,8 @@ struct ConfigSchema {
             problems.add(at("encap"), "encap.source_ipv\(v6 ? 6 : 4)", error.description)
         case .pathMTUTooSmall:
             problems.add(at("path_mtu"), "path_mtu", error.description)
+        case .forwarderGroup:
+            problems.add(at("forwarders"), "forwarders", error.description)
         case .table(let name, let tableError):
             switch tableError {
             case .sizeNotPrime, .sizeTooLarge, .sizeTooSmall:

@@ -73,11 +73,19 @@ public final class Forwarder: @unchecked Sendable {
         self.options = options
         self.configPath = configPath
         self.current = snapshot
-        let filter = VIPFilter.program(for: config.vips, mode: options.filterMode)
+        let filter = VIPFilter.program(
+            for: config.vips, mode: options.filterMode, redirects: Forwarder.redirectAddress(config, options))
         self.mailbox = SnapshotMailbox(.init(snapshot: snapshot, filter: filter.program, filterMode: filter.mode))
         self.links = (0..<options.workers).map { WorkerLink(id: $0, zero: DataplaneStatistics()) }
         self.startTime = MonotonicClock.now()
         self.startCPU = ProcessCPUTime.now()
+    }
+
+    /// This forwarder's address in its forwarder group, where `fragments: redirect` sends it
+    /// fragments (nil: no redirect, or `memberName` is not in the group).
+    static func redirectAddress(_ config: DataplaneConfig, _ options: ForwarderOptions) -> IPAddress? {
+        guard config.fragmentPolicy == .redirect, let name = options.memberName else { return nil }
+        return config.forwarders.first { $0.name == name }?.address
     }
 
     /// The snapshot workers run (or will run after their next batch).
@@ -212,7 +220,8 @@ public final class Forwarder: @unchecked Sendable {
         current = snapshot
         // Next hops for new backends first, so their first packets can take the frame path.
         refreshNextHops(for: snapshot)
-        let filter = VIPFilter.program(for: config.vips, mode: options.filterMode)
+        let filter = VIPFilter.program(
+            for: config.vips, mode: options.filterMode, redirects: Forwarder.redirectAddress(config, options))
         mailbox.publish(.init(snapshot: snapshot, filter: filter.program, filterMode: filter.mode))
     }
 

@@ -120,6 +120,10 @@ extension DataplaneStatistics {
         s.checksumsNotCompletable += b.checksumsNotCompletable
         s.traced += b.traced
         s.tracesOverflowed += b.tracesOverflowed
+        s.fragmentsRedirected += b.fragmentsRedirected
+        s.redirectsReceived += b.redirectsReceived
+        s.fragmentsHeld += b.fragmentsHeld
+        s.heldReleased += b.heldReleased
         for i in 0..<min(s.reasons.count, b.reasons.count) { s.reasons[i] += b.reasons[i] }
         func add(_ x: inout [Load], _ y: [Load]) {
             while x.count < y.count {

@@ -231,4 +231,13 @@ final class MemoryWorker: PacketEngineWorker {
             freeBuffers.append(id)
         }
     }
+
+    /// A released held fragment (from the data plane's memory, no buffer of ours): recorded
+    /// with buffer -1.
+    func sendNow(_ packet: UnsafeRawBufferPointer, ipv6: Bool) {
+        if ipv6 { sentByRoute.raw6 += 1 } else { sentByRoute.raw4 += 1 }
+        io.sent &+= 1
+        guard recordsOutputs else { return }
+        outputs.append(Output(route: ipv6 ? .raw6 : .raw4, bytes: [UInt8](packet), address: [], buffer: -1, turn: io.turns))
+    }
 }

@@ -139,4 +139,6 @@ final class MmsgWorker: PacketEngineWorker {
 
     @inline(__always)
     func release(slot: Int) {}
+
+    func sendNow(_ packet: UnsafeRawBufferPointer, ipv6: Bool) { sockets.sendNow(packet, ipv6: ipv6, io: &io) }
 }

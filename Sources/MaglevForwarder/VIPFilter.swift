@@ -26,6 +26,7 @@ public enum VIPFilter {
 
     static let ldW: UInt16 = 0x20  // BPF_LD | BPF_W | BPF_ABS
     static let ldH: UInt16 = 0x28  // BPF_LD | BPF_H | BPF_ABS
+    static let ldB: UInt16 = 0x30  // BPF_LD | BPF_B | BPF_ABS
     static let andK: UInt16 = 0x54  // BPF_ALU | BPF_AND | BPF_K
     static let jeqK: UInt16 = 0x15  // BPF_JMP | BPF_JEQ | BPF_K
     static let ja: UInt16 = 0x05  // BPF_JMP | BPF_JA
@@ -34,16 +35,20 @@ public enum VIPFilter {
 
     /// The program for `vips`; falls back to `.ethertype` when the VIP program would exceed
     /// `BPF_MAXINSNS`. Returns the program and the mode it implements.
-    public static func program(for vips: [VIPConfig], mode: Mode = .vips) -> (program: [BPFInstruction], mode: Mode) {
+    /// `redirects`: this forwarder's address in its forwarder group (`fragments: redirect`):
+    /// GRE to it (fragments redirected by the group) is accepted too.
+    public static func program(
+        for vips: [VIPConfig], mode: Mode = .vips, redirects: IPAddress? = nil
+    ) -> (program: [BPFInstruction], mode: Mode) {
         if mode == .vips {
-            let p = vipProgram(vips)
+            let p = vipProgram(vips, redirects: redirects)
             if p.count <= BPFInstruction.maximumCount { return (p, .vips) }
         }
         return (vipProgram(nil), .ethertype)
     }
 
     /// `nil`: ethertype only.
-    static func vipProgram(_ vips: [VIPConfig]?) -> [BPFInstruction] {
+    static func vipProgram(_ vips: [VIPConfig]?, redirects: IPAddress? = nil) -> [BPFInstruction] {
         var v4: [BPFInstruction] = []
         var v6: [BPFInstruction] = []
         if let vips {
@@ -74,6 +79,30 @@ public enum VIPFilter {
                 }
                 block.append(BPFInstruction(code: retK, k: accept))
                 v6 += block
+            }
+            if let r = redirects, !r.isIPv6 {
+                // GRE (protocol 47, byte 23) to this forwarder's group address.
+                v4 += [
+                    BPFInstruction(code: ldW, k: 30),
+                    BPFInstruction(code: jeqK, jt: 0, jf: 3, k: r.ipv4Value),
+                    BPFInstruction(code: ldB, k: 23),
+                    BPFInstruction(code: jeqK, jt: 0, jf: 1, k: UInt32(IPProtocol.gre)),
+                    BPFInstruction(code: retK, k: accept),
+                ]
+            } else if let r = redirects {
+                // GRE (next header 47, byte 20) to this forwarder's group address.
+                for w in 0..<4 {
+                    let value = UInt32(truncatingIfNeeded: (w < 2 ? r.high : r.low) >> (w % 2 == 0 ? 32 : 0))
+                    v6 += [
+                        BPFInstruction(code: ldW, k: UInt32(38 + 4 * w)),
+                        BPFInstruction(code: jeqK, jt: 0, jf: UInt8((3 - w) * 2 + 3), k: value),
+                    ]
+                }
+                v6 += [
+                    BPFInstruction(code: ldB, k: 20),
+                    BPFInstruction(code: jeqK, jt: 0, jf: 1, k: UInt32(IPProtocol.gre)),
+                    BPFInstruction(code: retK, k: accept),
+                ]
             }
         } else {
             v4 = [BPFInstruction(code: retK, k: accept)]

@@ -95,6 +95,9 @@ public struct ForwarderOptions: Sendable {
     /// waiting. Each worker then keeps its core 100% busy, and no packet waits for a sleeping
     /// worker to wake up (lower, steadier latency). Off by default.
     public var busyPoll: Bool = false
+    /// This forwarder's name in the forwarder group (`forwarders:`, `fragments: redirect`):
+    /// `maglev forward --name`.
+    public var memberName: String? = nil
 
     public init(interface: String, workers: Int = 1) {
         self.interface = interface
@@ -300,4 +303,6 @@ final class Worker: PacketEngineWorker {
 
     @inline(__always)
     func release(slot: Int) { ring.recycle(bufferID: slotBuffers[slot]) }
+
+    func sendNow(_ packet: UnsafeRawBufferPointer, ipv6: Bool) { sockets.sendNow(packet, ipv6: ipv6, io: &io) }
 }

@@ -88,6 +88,9 @@ protocol BatchSender: WorkerControl {
     func sendRaw(slot: Int, offset: Int, length: Int, ipv6: Bool)
     /// Nothing to send for this slot: its buffer goes back.
     func release(slot: Int)
+    /// An IP packet from the data plane's own memory (a released held fragment), sent before
+    /// the call returns. Rare: fragments whose first fragment came late.
+    func sendNow(_ packet: UnsafeRawBufferPointer, ipv6: Bool)
 }
 
 extension BatchSender {
@@ -109,7 +112,7 @@ extension BatchSender {
         let ipv6Socket = hasIPv6
         for i in 0..<count {
             let v = slots[i].verdict
-            guard v.action == .forward || v.action == .icmpReply else {
+            guard v.action == .forward || v.action == .icmpReply || v.action == .redirect else {
                 release(slot: i)
                 continue
             }
@@ -135,6 +138,16 @@ extension BatchSender {
         c.nextHopFallbacks &+= fallbacks
         c.noIPv6Socket &+= noIPv6
         io = c
+    }
+
+    /// Between batches, while fragments are held: sends those whose first fragment came
+    /// (raw IP, now), and lets the data plane drop the expired ones.
+    func releaseHeld(now: UInt64) {
+        dataplane.releaseHeld(now: now) { held in
+            let v = held.verdict
+            guard v.action == .forward else { return }
+            sendNow(UnsafeRawBufferPointer(start: held.base + v.outputOffset, count: v.outputLength), ipv6: v.outputIsIPv6)
+        }
     }
 }
 
@@ -167,6 +180,7 @@ extension PacketEngineWorker {
         let n = receiveBatch()
         betweenBatches()
         if n > 0 { forward(batchSlots, count: n, now: batchTime()) }
+        if dataplane.hasHeld { releaseHeld(now: batchTime()) }
         finishBatch()
         return n
     }
@@ -208,6 +222,25 @@ final class WorkerSockets {
         }
         hasIPv6 = raw6.isOpen
     }
+
+    /// Sends an IP packet through the raw socket of its family, now; counted in `io`.
+    func sendNow(_ packet: UnsafeRawBufferPointer, ipv6: Bool, io: inout IOCounters) {
+        do throws(SystemError) {
+            if ipv6 {
+                guard raw6.isOpen else {
+                    io.noIPv6Socket &+= 1
+                    return
+                }
+                try raw6.send(packet)
+            } else {
+                try raw4.send(packet)
+            }
+            io.sent &+= 1
+        } catch {
+            io.sendErrors &+= 1
+            io.lastSendErrno = error.errno
+        }
+    }
 }
 
 /// A worker's own data plane for `snapshot`: its connection table backed by transparent huge
@@ -216,5 +249,7 @@ func makeWorkerDataplane(snapshot: ForwardingSnapshot, options: ForwarderOptions
     let memory =
         options.hugePages
         ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate) : .heap
-    return Dataplane(snapshot: snapshot, connectionCapacity: options.connectionCapacity, memory: memory)
+    let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: options.connectionCapacity, memory: memory)
+    dataplane.memberName = options.memberName
+    return dataplane
 }

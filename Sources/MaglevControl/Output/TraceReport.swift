@@ -69,6 +69,8 @@ public struct TraceReport: Sendable, Equatable {
             case .icmpReply: "icmp"
             case .pass: "pass"
             case .drop: "drop:\(r.dropReason?.description ?? "unknown")"
+            case .redirect: "redirect"
+            case .held: "held"
             }
         self.init(
             probeID: r.probe.id, forwarder: forwarder, worker: worker, vip: vipName,

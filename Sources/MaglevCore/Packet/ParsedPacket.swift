@@ -53,6 +53,9 @@ public struct ParsedPacket: Sendable {
     /// hint: the data plane then looks for a probe trailer (`TraceMarker.read`); nothing else
     /// changes for a marked packet.
     public var traceMarked: Bool
+    /// Set by the data plane, never by the parser: this is the inner packet of a fragment
+    /// redirect from a group member (`fragments: redirect`), which is never redirected again.
+    public var redirected: Bool = false
 
     public init(
         l3Offset: Int, l3Length: Int, l3ClaimedLength: Int, l4Offset: Int, key: FlowKey,

@@ -36,6 +36,24 @@ public final class Dataplane {
     // Tracer probes' records since the last `takeTraces`, allocated once.
     let traceRecords: UnsafeMutablePointer<TraceRecord>
     var traceCount = 0
+    /// Later fragments waiting for their first fragment (`fragments: redirect`).
+    var hold: FragmentHold
+    /// This forwarder's index in the snapshot's forwarder group (`memberName`), or -1.
+    public private(set) var member = -1
+    /// This forwarder's name in the forwarder group (`fragments: redirect`): live, `--name`;
+    /// replay, each simulated forwarder's. nil, or a name not in the group: this data plane
+    /// redirects nothing (it keeps every fragment it gets).
+    public var memberName: String? {
+        didSet { member = memberName.flatMap { snapshot.memberIndex(named: $0) } ?? -1 }
+    }
+    /// What the driver tags the fragments held by the next `process` call with; handed back by
+    /// `releaseHeld` (replay: the packet number).
+    public var holdTag: UInt64 = 0
+    // Between `selectFragment` and `fragmentVerdict`: the owner to redirect to, the datagram
+    // to hold; whether `releaseHeld` is deciding (held fragments are never held again).
+    var pendingOwner = 0
+    var pendingFragmentHash: UInt64 = 0
+    var releasing = false
 
     /// A data plane with its own connection and fragment tables; `memory` backs both (pass
     /// huge-page memory from the driver where it is available).
@@ -57,6 +75,13 @@ public final class Dataplane {
         self.scratchHashes = .allocate(capacity: Dataplane.batchChunk)
         self.scratchHashes.initialize(repeating: 0, count: Dataplane.batchChunk)
         self.traceRecords = .allocate(capacity: Dataplane.traceCapacity)
+        self.hold = Dataplane.makeHold(snapshot.config)
+    }
+
+    /// The hold a config asks for: none unless `fragments: redirect`.
+    static func makeHold(_ config: DataplaneConfig) -> FragmentHold {
+        FragmentHold(
+            capacity: config.fragmentPolicy == .redirect ? config.fragmentHold.packets : 0, packetBytes: config.pathMTU)
     }
 
     deinit {
@@ -92,6 +117,16 @@ public final class Dataplane {
         fragments.timeouts = new.config.timeouts
         snapshot = new
         view = new.view
+        member = memberName.flatMap { new.memberIndex(named: $0) } ?? -1
+        // A hold of another size, once the current one is empty (its fragments keep their slots).
+        let wanted = Dataplane.makeHoldSize(new.config)
+        if hold.count == 0 && (wanted.capacity != hold.capacity || wanted.packetBytes != hold.packetBytes) {
+            hold = Dataplane.makeHold(new.config)
+        }
+    }
+
+    static func makeHoldSize(_ config: DataplaneConfig) -> (capacity: Int, packetBytes: Int) {
+        (config.fragmentPolicy == .redirect ? max(0, config.fragmentHold.packets) : 0, config.pathMTU)
     }
 
     /// Where the next packet of an established flow `key` (not a SYN, not a fragment, not an
@@ -217,7 +252,12 @@ public final class Dataplane {
 
         let hasPorts = packet.fragment != .nonFirst
         let vip = view.findVIP(packet.key, hasPorts: hasPorts)
-        if vip < 0 { return notForwarded(.unknownVIP) }
+        if vip < 0 {
+            if view.redirect && packet.key.proto == IPProtocol.gre {
+                return decideRedirected(&packet, base: base, offset: offset, length: length, now: now)
+            }
+            return notForwarded(.unknownVIP)
+        }
         let vipID = view.id(ofVIP: vip)
         counters.vip(vipID, bytes: packet.l3Length)
 
@@ -226,10 +266,25 @@ public final class Dataplane {
         var selection = SelectionReason.none
         let backend = selectBackend(
             &packet, flowHash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
-        if backend == ForwardingSnapshot.noBackend { return notForwarded(.noBackend, vip: vipID) }
+        if backend >= ForwardingSnapshot.holdFull {
+            // No backend, or a fragment to redirect or hold.
+            return fragmentVerdict(
+                backend, &packet, vipID: vipID, selection: selection, base: base, offset: offset, now: now)
+        }
         // A selection is a new flow whatever becomes of this packet (too big, no headroom).
         if newFlow { counters.newFlow(Int(backend)) }
+        return encapsulate(
+            &packet, backend: backend, vipID: vipID, selection: selection, flowHash: flowHash, base: base,
+            offset: offset, checksumPending: checksumPending, now: now)
+    }
 
+    /// The end of a decision: the packet to `backend` (its checksum completed when pending), or
+    /// an ICMP "too big" reply, or a drop for want of headroom.
+    @inline(__always)
+    func encapsulate(
+        _ packet: inout ParsedPacket, backend: UInt32, vipID: Int, selection: SelectionReason, flowHash: UInt64,
+        base: UnsafeMutableRawPointer, offset: Int, checksumPending: Bool, now: UInt64
+    ) -> Verdict {
         let record = view.backends[Int(backend)]
         let outerIPv6 = record.address.isIPv6
         let overhead = GREEncapsulator.overhead(outerIPv6: outerIPv6)
@@ -280,48 +335,6 @@ public final class Dataplane {
         }
         return selectConnection(
             &packet, hash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
-    }
-
-    /// `selectBackend` for a fragment (kept out of line: rare).
-    @inline(never)
-    func selectFragment(
-        _ packet: inout ParsedPacket, flowHash: UInt64, vip: Int, nowMs: UInt32,
-        newFlow: inout Bool, selection: inout SelectionReason
-    ) -> UInt32 {
-        let snapshot = view
-        var key = packet.key
-        if snapshot.fragmentPolicy == .fragmentTable {
-            let fragmentHash = FlowHash.hash(
-                FlowKey(
-                    source: key.source, destination: key.destination, sourcePort: UInt16(truncatingIfNeeded: packet.fragmentID >> 16),
-                    destinationPort: UInt16(truncatingIfNeeded: packet.fragmentID), proto: key.proto),
-                seed: snapshot.seed ^ 0x4652_4147)  // "FRAG"
-            if packet.fragment == .first {
-                let b = selectConnection(
-                    &packet, hash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
-                if b != ForwardingSnapshot.noBackend {
-                    let i = fragments.find(hash: fragmentHash, now: nowMs)
-                    if i >= 0 {
-                        fragments.reassign(at: i, backend: b, state: .fragment, now: nowMs)
-                    } else {
-                        _ = fragments.insert(hash: fragmentHash, backend: b, state: .fragment, now: nowMs)
-                    }
-                }
-                return b
-            }
-            let i = fragments.find(hash: fragmentHash, now: nowMs)
-            if i >= 0 {
-                let b = fragments.backend(at: i)
-                if snapshot.backends[Int(b)].keepsConnections {
-                    selection = .fragmentTableHit
-                    return b
-                }
-            }
-        }
-        selection = .threeTupleFragment
-        key.sourcePort = 0
-        key.destinationPort = 0
-        return snapshot.select(vip: vip, hash: FlowHash.hash(key, seed: snapshot.seed))
     }
 
     @inline(__always)

@@ -72,6 +72,43 @@ public enum FragmentPolicy: String, Sendable, CaseIterable {
     /// (src, dst, IP id, protocol); later fragments follow it. Fragments that arrive before the
     /// first one (or on another forwarder) fall back to the 3-tuple hash.
     case fragmentTable = "fragment-table"
+    /// The paper's fragment redirect, for a group of forwarders behind ECMP
+    /// (`DataplaneConfig.forwarders`): every fragment is sent (GRE, recursion control 1, once)
+    /// to the group member that owns its 3-tuple, so all fragments of a datagram meet on one
+    /// forwarder whatever the routers do. There the first fragment follows the connection
+    /// (5-tuple) as in `fragment-table`, and later fragments that arrive before it are held
+    /// (bounded in count and time, `FragmentHoldSettings`) until it does.
+    case redirect
+}
+
+/// A member of the forwarder group (`forwarders:` in the config): every forwarder of the group
+/// has the same list. A fragment's owner is chosen among them by rendezvous hashing of its
+/// 3-tuple over the names, so the order of the list does not matter.
+public struct ForwarderMember: Sendable, Equatable {
+    public var name: String
+    /// Where redirected fragments for this member are sent (outer GRE destination), and the
+    /// outer source of the fragments it redirects. One address family for the whole group.
+    public var address: IPAddress
+
+    public init(name: String, address: IPAddress) {
+        self.name = name
+        self.address = address
+    }
+}
+
+/// How many fragments a data plane holds while waiting for their datagram's first fragment,
+/// and for how long (`fragments: redirect`).
+public struct FragmentHoldSettings: Sendable, Equatable {
+    /// Fragments held at once per data plane (per worker); more are dropped (`fragment_hold_full`).
+    public var packets: Int
+    /// A held fragment whose first fragment has not arrived after this long is dropped
+    /// (`fragment_hold_expired`).
+    public var timeoutMs: UInt32
+
+    public init(packets: Int = 64, timeoutMs: UInt32 = 1000) {
+        self.packets = packets
+        self.timeoutMs = timeoutMs
+    }
 }
 
 /// Everything the data plane needs to decide, as plain values. The control side builds it
@@ -90,6 +127,9 @@ public struct DataplaneConfig: Sendable {
     public var encapSourceIPv4: IPAddress?
     public var encapSourceIPv6: IPAddress?
     public var fragmentPolicy: FragmentPolicy
+    /// The forwarder group of `fragments: redirect` (empty otherwise).
+    public var forwarders: [ForwarderMember]
+    public var fragmentHold: FragmentHoldSettings
     /// Off: every packet is routed by the table alone (what consistent hashing gives by itself).
     public var connectionTracking: Bool
     public var timeouts: ConnectionTimeouts
@@ -105,7 +145,7 @@ public struct DataplaneConfig: Sendable {
         encapSourceIPv4: IPAddress? = nil, encapSourceIPv6: IPAddress? = nil,
         fragmentPolicy: FragmentPolicy = .threeTuple, connectionTracking: Bool = true,
         timeouts: ConnectionTimeouts = .init(), icmpRatePerSecond: Int = 100, icmpBurst: Int = 100,
-        acceptTruncated: Bool = false
+        acceptTruncated: Bool = false, forwarders: [ForwarderMember] = [], fragmentHold: FragmentHoldSettings = .init()
     ) {
         self.vips = vips
         self.tableSize = tableSize
@@ -116,6 +156,8 @@ public struct DataplaneConfig: Sendable {
         self.encapSourceIPv4 = encapSourceIPv4
         self.encapSourceIPv6 = encapSourceIPv6
         self.fragmentPolicy = fragmentPolicy
+        self.forwarders = forwarders
+        self.fragmentHold = fragmentHold
         self.connectionTracking = connectionTracking
         self.timeouts = timeouts
         self.icmpRatePerSecond = icmpRatePerSecond

@@ -28,6 +28,13 @@ public struct DataplaneStatistics: Sendable, Equatable {
     /// `Dataplane.traceCapacity` records were already waiting.
     public var traced: UInt64 = 0
     public var tracesOverflowed: UInt64 = 0
+    /// `fragments: redirect`: fragments sent on to the group member that owns them, redirected
+    /// fragments received from group members, later fragments held for their first fragment,
+    /// and held fragments forwarded once it came (the rest expired: `fragment_hold_expired`).
+    public var fragmentsRedirected: UInt64 = 0
+    public var redirectsReceived: UInt64 = 0
+    public var fragmentsHeld: UInt64 = 0
+    public var heldReleased: UInt64 = 0
     /// Count per drop or pass reason, indexed by `DropReason.rawValue`.
     public var reasons: [UInt64] = Array(repeating: 0, count: DropReason.allCases.count)
     /// Per VIP id (`ForwardingSnapshot.vipNames`): stable across reloads, so a VIP's counts
@@ -79,7 +86,11 @@ struct CounterBlock {
     static let checksumsNotCompletable = 6
     static let traced = 7
     static let tracesOverflowed = 8
-    static let reasonBase = 9
+    static let fragmentsRedirected = 9
+    static let redirectsReceived = 10
+    static let fragmentsHeld = 11
+    static let heldReleased = 12
+    static let reasonBase = 13
     static let vipBase = reasonBase + DropReason.allCases.count
     static let perVIP = 2
     static let perBackend = 3
@@ -165,6 +176,10 @@ struct CounterBlock {
         s.checksumsNotCompletable = storage[CounterBlock.checksumsNotCompletable]
         s.traced = storage[CounterBlock.traced]
         s.tracesOverflowed = storage[CounterBlock.tracesOverflowed]
+        s.fragmentsRedirected = storage[CounterBlock.fragmentsRedirected]
+        s.redirectsReceived = storage[CounterBlock.redirectsReceived]
+        s.fragmentsHeld = storage[CounterBlock.fragmentsHeld]
+        s.heldReleased = storage[CounterBlock.heldReleased]
         for r in DropReason.allCases { s.reasons[Int(r.rawValue)] = storage[CounterBlock.reasonBase + Int(r.rawValue)] }
         for v in 0..<min(vips, vipCapacity) {
             let i = CounterBlock.vipBase + v * CounterBlock.perVIP

@@ -37,6 +37,20 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case noHeadroom
     case tooBigForICMP
 
+    // Fragments (`fragments: redirect`).
+    /// A later fragment waited for its first fragment longer than the hold timeout.
+    case fragmentHoldExpired
+    /// A later fragment could not be held: as many as the hold takes were waiting already.
+    case fragmentHoldFull
+    /// GRE with recursion control 1 (a fragment redirect) from an address outside the
+    /// forwarder group.
+    case redirectNotFromGroup
+    /// A redirected packet that carried another redirect: fragments are redirected once.
+    case redirectLoop
+    /// Replay only: redirected to a group member that is not running in the scenario (live,
+    /// such a fragment is lost on the way).
+    case redirectOwnerAbsent
+
     /// The name used in counters, reports and CSV files (`drop:NAME`).
     public var description: String {
         switch self {
@@ -61,6 +75,11 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .icmpRateLimited: "icmp_rate_limited"
         case .noHeadroom: "no_headroom"
         case .tooBigForICMP: "too_big_for_icmp"
+        case .fragmentHoldExpired: "fragment_hold_expired"
+        case .fragmentHoldFull: "fragment_hold_full"
+        case .redirectNotFromGroup: "redirect_not_from_group"
+        case .redirectLoop: "redirect_loop"
+        case .redirectOwnerAbsent: "redirect_owner_absent"
         }
     }
 

@@ -9,6 +9,8 @@ public enum SnapshotError: Error, Equatable, Sendable, CustomStringConvertible {
     case missingEncapSource(backend: String, ipv6: Bool)
     case table(vip: String, TableError)
     case pathMTUTooSmall(Int)
+    /// The forwarder group (`forwarders`) is unusable: the reason, in words.
+    case forwarderGroup(String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum SnapshotError: Error, Equatable, Sendable, CustomStringConvertible {
             "backend \(backend) is IPv\(v6 ? 6 : 4) but no IPv\(v6 ? 6 : 4) encapsulation source address is set"
         case .table(let vip, let e): "VIP \(vip): \(e)"
         case .pathMTUTooSmall(let mtu): "path MTU \(mtu) is too small: use at least 576 (IPv4) / 1280 (IPv6) plus 44 bytes of encapsulation"
+        case .forwarderGroup(let why): "forwarders: \(why)"
         }
     }
 }
@@ -52,6 +55,13 @@ struct BackendRecord {
     /// `GREEncapsulator.ipv4HeaderPartialSum` from the IPv4 encapsulation source to this
     /// backend (0 for an IPv6 backend): the outer header's checksum without summing it per packet.
     var ipv4HeaderSum: UInt32 = 0
+}
+
+/// A forwarder group member as the fragment redirect reads it: its address, and the salt its
+/// rendezvous score mixes in (a hash of its name, so owners depend on names, not list order).
+struct MemberRecord {
+    var address: IPAddress
+    var salt: UInt64
 }
 
 /// The immutable forwarding state a worker reads: VIPs, lookup tables, backends, settings.
@@ -117,6 +127,7 @@ public final class ForwardingSnapshot: @unchecked Sendable {
     public init(config: DataplaneConfig, previous: ForwardingSnapshot? = nil) throws(SnapshotError) {
         guard !config.vips.isEmpty else { throw .noVIPs }
         guard config.pathMTU >= 576 + 44 else { throw .pathMTUTooSmall(config.pathMTU) }
+        let members = try ForwardingSnapshot.memberRecords(config)
 
         // Stable ids: previous names first, in their order, then new names in config order.
         var names = previous?.backendNames ?? []
@@ -232,18 +243,61 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         _ = vipMatches.initialize(from: matches)
         let backends = UnsafeMutableBufferPointer<BackendRecord>.allocate(capacity: records.count)
         _ = backends.initialize(from: records)
+        let memberBuffer = UnsafeMutableBufferPointer<MemberRecord>.allocate(capacity: max(1, members.count))
+        _ = memberBuffer.initialize(from: members)
         self.view = SnapshotView(
             vipMatches: vipMatches, backends: backends, seed: config.hashSeed,
             pathMTU: config.pathMTU, encapSourceIPv4: config.encapSourceIPv4 ?? IPAddress(ipv4: 0),
             encapSourceIPv6: config.encapSourceIPv6 ?? IPAddress(high: 0, low: 0, isIPv6: true),
             connectionTracking: config.connectionTracking, fragmentPolicy: config.fragmentPolicy,
             acceptTruncated: config.acceptTruncated, icmpRatePerSecond: config.icmpRatePerSecond,
-            icmpBurst: config.icmpBurst)
+            icmpBurst: config.icmpBurst,
+            members: UnsafeMutableBufferPointer(rebasing: memberBuffer[0..<members.count]),
+            redirect: config.fragmentPolicy == .redirect, holdTimeoutMs: config.fragmentHold.timeoutMs)
+        self.memberStorage = memberBuffer
     }
+
+    /// Owns `view.members` (at least one element, so it is never empty to allocate).
+    private let memberStorage: UnsafeMutableBufferPointer<MemberRecord>
 
     deinit {
         view.vipMatches.deallocate()
         view.backends.deallocate()
+        memberStorage.deallocate()
+    }
+
+    /// The group's records, checked: names unique and non-empty, addresses unique and of one
+    /// family; `fragments: redirect` needs at least one member.
+    static func memberRecords(_ config: DataplaneConfig) throws(SnapshotError) -> [MemberRecord] {
+        let group = config.forwarders
+        if config.fragmentPolicy == .redirect && group.isEmpty {
+            throw .forwarderGroup("fragments: redirect needs the forwarder group: list every forwarder (name, address)")
+        }
+        var names: Set<String> = []
+        var addresses: Set<IPAddress> = []
+        for m in group {
+            guard !m.name.isEmpty else { throw .forwarderGroup("a member has an empty name") }
+            guard names.insert(m.name).inserted else { throw .forwarderGroup("the name \(m.name) is listed twice") }
+            guard addresses.insert(m.address).inserted else {
+                throw .forwarderGroup("the address \(m.address) is listed twice")
+            }
+            guard m.address.isIPv6 == group[0].address.isIPv6 else {
+                throw .forwarderGroup("every member's address must be of one family (\(group[0].name) and \(m.name) differ)")
+            }
+        }
+        return group.map { MemberRecord(address: $0.address, salt: XXH64.hash($0.name, seed: 0x4D47_4752)) }
+    }
+
+    /// The index in `config.forwarders` of the member named `name`, or nil.
+    public func memberIndex(named name: String) -> Int? { config.forwarders.firstIndex { $0.name == name } }
+
+    /// The index in `config.forwarders` of the member that owns fragments of the 3-tuple
+    /// (`source`, `destination`, `proto`) (`fragments: redirect`); nil without a group.
+    /// Control side (replay, `maglev which`): the data plane's own choice.
+    public func fragmentOwner(source: IPAddress, destination: IPAddress, proto: UInt8) -> Int? {
+        guard view.members.count > 0 else { return nil }
+        let key = FlowKey(source: source, destination: destination, sourcePort: 0, destinationPort: 0, proto: proto)
+        return view.owner(ofFragmentHash: FlowHash.hash(key, seed: view.seed))
     }
 
     /// Whether this snapshot continues `other`'s lineage at a later generation: what a
@@ -318,6 +372,28 @@ struct SnapshotView {
     var acceptTruncated: Bool
     var icmpRatePerSecond: Int
     var icmpBurst: Int
+    /// The forwarder group (`fragments: redirect`; may be empty otherwise).
+    var members: UnsafeMutableBufferPointer<MemberRecord>
+    /// `fragments: redirect`.
+    var redirect: Bool
+    var holdTimeoutMs: UInt32
+
+    /// The group member that owns a fragment whose 3-tuple hashes (seeded, ports 0) to `hash`:
+    /// the highest rendezvous score (hash mixed with the member's salt). Members must not be
+    /// empty.
+    @inline(__always)
+    func owner(ofFragmentHash hash: UInt64) -> Int {
+        var best = 0
+        var bestScore: UInt64 = 0
+        for i in 0..<members.count {
+            let score = FlowHash.fmix64(hash ^ members[i].salt)
+            if i == 0 || score > bestScore {
+                best = i
+                bestScore = score
+            }
+        }
+        return best
+    }
 
     /// The VIP index for a destination, or -1. First match in config order wins.
     @inline(__always)

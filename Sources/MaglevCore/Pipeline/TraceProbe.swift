@@ -19,6 +19,10 @@ public enum SelectionReason: UInt8, Sendable, CaseIterable, CustomStringConverti
     case threeTupleFragment
     /// An ICMP error following the flow it quotes (its connection entry, else the table).
     case icmpQuote
+    /// A fragment sent on to the group member that owns its 3-tuple (`fragments: redirect`).
+    case fragmentRedirect
+    /// A later fragment held until its first fragment arrived, then sent its way.
+    case fragmentHeld
 
     public var description: String {
         switch self {
@@ -29,6 +33,8 @@ public enum SelectionReason: UInt8, Sendable, CaseIterable, CustomStringConverti
         case .fragmentTableHit: "fragment-table-hit"
         case .threeTupleFragment: "three-tuple-fragment"
         case .icmpQuote: "icmp-quote"
+        case .fragmentRedirect: "fragment-redirect"
+        case .fragmentHeld: "fragment-held"
         }
     }
 

@@ -9,6 +9,14 @@ public struct Verdict: Sendable, Equatable {
         case pass
         /// Dropped for `reason`.
         case drop
+        /// Send `output` (outer IP + GRE with recursion control 1 + the fragment) to the
+        /// forwarder group member `member`, which owns the fragment's datagram
+        /// (`fragments: redirect`).
+        case redirect
+        /// A later fragment whose first fragment has not arrived: the data plane copied it
+        /// into its fragment hold (the driver's buffer is free) and sends it from there
+        /// (`Dataplane.releaseHeld`) once the first fragment arrives, or drops it on expiry.
+        case held
     }
 
     public var action: Action
@@ -19,6 +27,8 @@ public struct Verdict: Sendable, Equatable {
     public var vip: Int32
     /// Stable backend id, or -1.
     public var backend: Int32
+    /// `redirect`: the index of the owner in `DataplaneConfig.forwarders`; else -1.
+    public var member: Int32
     /// Where the bytes to send begin, as an offset from the buffer's base (may lie before the
     /// frame's own start: headers are written into headroom), and how many there are.
     public var outputOffset: Int
@@ -35,9 +45,10 @@ public struct Verdict: Sendable, Equatable {
     public init(
         action: Action, reason: DropReason? = nil, vip: Int32 = -1, backend: Int32 = -1,
         outputOffset: Int = 0, outputLength: Int = 0, outputIsIPv6: Bool = false,
-        selection: SelectionReason = .none, traced: Bool = false
+        selection: SelectionReason = .none, traced: Bool = false, member: Int32 = -1
     ) {
         self.action = action
+        self.member = member
         self.reason = reason
         self.vip = vip
         self.backend = backend
@@ -60,6 +71,8 @@ public struct Verdict: Sendable, Equatable {
         case .icmpReply: "icmp"
         case .pass: "pass"
         case .drop: "drop:\(reason?.description ?? "unknown")"
+        case .redirect: "redirect"
+        case .held: "held"
         }
     }
 }

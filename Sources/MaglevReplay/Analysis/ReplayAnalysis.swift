@@ -119,7 +119,21 @@ final class ReplayAnalysis {
             sweep(now: timeNs)
             nextSweepNs = timeNs &+ 1_000_000_000
         }
+        outcome(timeNs: timeNs, packet: &packet, parsed: parsed, verdict: verdict)
+    }
+
+    /// A held fragment's fate (`Dataplane.releaseHeld`): forwarded once its first fragment came,
+    /// or dropped on expiry. Counted once as a packet already, when it was held.
+    func released(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict) {
+        lastNs = max(lastNs, timeNs)
+        outcome(timeNs: timeNs, packet: &packet, parsed: parsed, verdict: verdict)
+    }
+
+    func outcome(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict) {
         switch verdict.action {
+        // Held: its outcome comes with `released`. Redirects are resolved by the replay
+        // (the owner's verdict is the one observed).
+        case .held, .redirect: break
         case .pass: passed[verdict.reason ?? .unknownVIP, default: 0] += 1
         case .drop: dropped[verdict.reason ?? .noBackend, default: 0] += 1
         case .icmpReply: counts.icmpReplies += 1

@@ -70,8 +70,13 @@ public final class ReplayEngine {
 
     deinit { buffer.deallocate() }
 
+    /// The next simulated forwarder: forwarder i is member i of the forwarder group
+    /// (`fragments: redirect`), if the group has that many.
     func newDataplane() -> Dataplane {
-        Dataplane(snapshot: snapshot, connectionCapacity: options.config.connectionCapacity, fragmentCapacity: 1 << 14)
+        let d = Dataplane(snapshot: snapshot, connectionCapacity: options.config.connectionCapacity, fragmentCapacity: 1 << 14)
+        let i = dataplanes.count
+        if i < config.forwarders.count { d.memberName = config.forwarders[i].name }
+        return d
     }
 
     /// Runs the whole replay. A capture that breaks off midway ends the run early: the report
@@ -149,9 +154,11 @@ public final class ReplayEngine {
                 // replayed). Sizing it by its claim would call it "too big" instead.
                 verdict = Verdict(action: .drop, reason: .truncatedPacket)
             } else {
-                verdict = dataplanes[forwarder].process(
-                    parsed: status, &parsedPacket, base: buffer, offset: ReplayEngine.headroom, length: length,
-                    now: now)
+                dataplanes[forwarder].holdTag = UInt64(index)
+                verdict = deliver(
+                    dataplanes[forwarder].process(
+                        parsed: status, &parsedPacket, base: buffer, offset: ReplayEngine.headroom, length: length,
+                        now: now), index: index, now: now)
             }
             analysis.observe(timeNs: now, packet: &parsedPacket, parsed: isParsed, verdict: verdict)
 
@@ -171,7 +178,14 @@ public final class ReplayEngine {
                     timestampNs: now, originalLength: original)
             }
             if let csv { csv.write(decisionRow(index, elapsed, isParsed ? parsedPacket : nil, forwarder, verdict)) }
+            releaseHeld(now: now, elapsed: elapsed, writer: writer, csv: csv)
             if index & 0xFFFF == 0 { options.progress?(index, total) }
+        }
+        // Fragments still held when the capture ends never saw their first fragment: they
+        // expire, as they would live.
+        if dataplanes.contains(where: \.hasHeld), let first = firstNs {
+            let end = clockNs &+ UInt64(config.fragmentHold.timeoutMs) &* 1_000_000
+            releaseHeld(now: end, elapsed: end - first, writer: writer, csv: csv)
         }
         // Events still pending: one at N% (100% is "after the last packet") takes effect at the
         // end; one past the end of the capture (a time or packet it never reached, or a capture
@@ -227,6 +241,42 @@ public final class ReplayEngine {
             throw outputError
         }
         return (report, captureError)
+    }
+
+    /// A redirect (`fragments: redirect`) goes on to its owner, as the GRE packet the live
+    /// forwarder sends: the owner's verdict is the packet's. An owner that is not running in
+    /// the scenario loses it (`redirect_owner_absent`).
+    func deliver(_ verdict: Verdict, index: Int, now: UInt64) -> Verdict {
+        guard verdict.action == .redirect else { return verdict }
+        let owner = Int(verdict.member)
+        guard owner >= 0, owner < dataplanes.count, dataplanes[owner].member == owner else {
+            return Verdict(action: .drop, reason: .redirectOwnerAbsent, vip: verdict.vip)
+        }
+        dataplanes[owner].holdTag = UInt64(index)
+        return dataplanes[owner].process(
+            base: buffer, offset: verdict.outputOffset, length: verdict.outputLength, linkType: .rawIP, now: now)
+    }
+
+    /// Held fragments whose first fragment came (forwarded now) or whose time ran out: each
+    /// reported as the packet it was (`tag`: its number), at this time.
+    func releaseHeld(now: UInt64, elapsed: UInt64, writer: PcapWriter?, csv: OutputFile?) {
+        for (f, d) in dataplanes.enumerated() where d.hasHeld {
+            d.releaseHeld(now: now) { held in
+                var packet = ParsedPacket.zero
+                let parsed =
+                    PacketParser.parse(
+                        UnsafeRawBufferPointer(start: held.base + held.packetOffset, count: held.packetLength),
+                        linkType: .rawIP, into: &packet) == nil
+                let v = held.verdict
+                analysis.released(timeNs: now, packet: &packet, parsed: parsed, verdict: v)
+                if let writer, v.action == .forward {
+                    writer.write(
+                        UnsafeRawBufferPointer(start: held.base + v.outputOffset, count: v.outputLength), timestampNs: now,
+                        originalLength: v.outputLength)
+                }
+                if let csv { csv.write(decisionRow(Int(held.tag), elapsed, parsed ? packet : nil, f, v)) }
+            }
+        }
     }
 
     func isDue(_ e: ScenarioEvent, index: Int, elapsedNs: UInt64, total: Int?) -> Bool {

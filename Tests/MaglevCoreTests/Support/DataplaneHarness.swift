@@ -70,7 +70,7 @@ struct DataplaneHarness {
     }
 
     private static func output(of verdict: Verdict, in buffer: UnsafeMutableRawPointer) -> [UInt8] {
-        guard verdict.action == .forward || verdict.action == .icmpReply else { return [] }
+        guard verdict.action == .forward || verdict.action == .icmpReply || verdict.action == .redirect else { return [] }
         return Array(UnsafeRawBufferPointer(start: buffer + verdict.outputOffset, count: verdict.outputLength))
     }
 
