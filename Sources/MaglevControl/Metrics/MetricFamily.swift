@@ -96,6 +96,12 @@ public enum MaglevMetrics {
         "maglev_trace_reports_total", .counter,
         "Tracer reports by outcome: sent, rate_limited, send_error, queue_dropped (a worker's queue was full).",
         labels: ["result"])
+    public static let fragments = MetricFamily(
+        "maglev_fragments_total", .counter,
+        "fragments: redirect. Fragments by event: redirected (sent on to the group member that owns them), "
+            + "redirect_received (from a group member), held (waiting for their first fragment), held_released "
+            + "(forwarded once it came; the rest expired: maglev_drops_total{reason=\"fragment_hold_expired\"}).",
+        labels: ["event"])
     public static let workerUp = MetricFamily(
         "maglev_worker_running", .gauge, "1 while the worker loop runs.", labels: ["worker"])
 }

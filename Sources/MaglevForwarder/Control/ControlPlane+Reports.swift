@@ -195,6 +195,12 @@ extension ControlPlane {
         for w in stats.workers { m.add(MaglevMetrics.workerPackets, ["\(w.worker)"], w.io.received) }
         for w in stats.workers { m.add(MaglevMetrics.sendErrors, ["\(w.worker)"], w.io.sendErrors) }
         m.add(MaglevMetrics.tracedPackets, [], total.traced)
+        if state.file.dataplane.fragmentPolicy == .redirect {
+            m.add(MaglevMetrics.fragments, ["redirected"], total.fragmentsRedirected)
+            m.add(MaglevMetrics.fragments, ["redirect_received"], total.redirectsReceived)
+            m.add(MaglevMetrics.fragments, ["held"], total.fragmentsHeld)
+            m.add(MaglevMetrics.fragments, ["held_released"], total.heldReleased)
+        }
         if let t = traceCounters {
             m.add(MaglevMetrics.traceReports, ["sent"], t.reportsSent)
             m.add(MaglevMetrics.traceReports, ["rate_limited"], t.reportsRateLimited)
