@@ -27,6 +27,43 @@ import Testing
         #expect(h == FlowHash.hash(key, seed: 0))
     }
 
+    /// The batch path's hash (third lane computed once per batch for keys whose high words
+    /// cancel) equals the definition for every key: IPv4, IPv6, and IPv6 keys whose high words
+    /// cancel or are zero.
+    @Test func theBatchHashEqualsTheDefinition() {
+        var state: UInt64 = 0x1234_5678
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return FlowHash.fmix64(state)
+        }
+        for i in 0..<20_000 {
+            let seed = i % 3 == 0 ? 0 : next()
+            let high = next()
+            let source: IPAddress
+            let destination: IPAddress
+            switch i % 4 {
+            case 0:
+                source = IPAddress(ipv4: UInt32(truncatingIfNeeded: next()))
+                destination = IPAddress(ipv4: UInt32(truncatingIfNeeded: next()))
+            case 1:
+                source = IPAddress(high: next(), low: next(), isIPv6: true)
+                destination = IPAddress(high: next(), low: next(), isIPv6: true)
+            case 2:  // source.high == rotl(destination.high, 32): the high words cancel
+                source = IPAddress(high: high << 32 | high >> 32, low: next(), isIPv6: true)
+                destination = IPAddress(high: high, low: next(), isIPv6: true)
+            default:
+                source = IPAddress(high: 0, low: next(), isIPv6: true)
+                destination = IPAddress(high: 0, low: next(), isIPv6: true)
+            }
+            let r = next()
+            let key = FlowKey(
+                source: source, destination: destination, sourcePort: UInt16(truncatingIfNeeded: r),
+                destinationPort: UInt16(truncatingIfNeeded: r >> 16), proto: UInt8(truncatingIfNeeded: r >> 32))
+            let lane = FlowHash.zeroHighLane(seed: seed)
+            #expect(FlowHash.hash(key, seed: seed, zeroHighLane: lane) == FlowHash.hash(key, seed: seed), "\(key)")
+        }
+    }
+
     @Test func slotIsInRangeAndUniform() {
         var counts = [Int](repeating: 0, count: 7)
         for i in 0..<70_000 {

@@ -579,4 +579,63 @@ func parseCSV(_ text: String) -> [[String]] {
         // Everything that broke was on backend-3: all of it is the removal's.
         #expect(report.events[0].broken >= 60)
     }
+
+    /// 40 connections (SYN, ACK) in the first 140 ms; each sends once more at 1.55 s + i * 0.1 s.
+    /// backend-0 is removed at 1 s and a second forwarder joins at 3 s: each of backend-0's
+    /// connections breaks at its third packet, charged to the removal, and those after 3 s show
+    /// only after the forwarder change.
+    @Test func theReportSaysWhenEachBreakBecameVisible() throws {
+        let t0 = HostileCaptureTests.t0
+        var capture = CraftedCapture()
+        let connections = 40
+        func port(_ i: Int) -> UInt16 { UInt16(30_000 + i) }
+        func lateNs(_ i: Int) -> UInt64 { 1_550_000_000 + UInt64(i) * 100_000_000 }
+        for i in 0..<connections { capture.add(ipv4TCP(sourcePort: port(i), flags: TCPFlags.syn), at: t0 + UInt64(i) * 1_000_000) }
+        for i in 0..<connections {
+            capture.add(ipv4TCP(sourcePort: port(i), flags: TCPFlags.ack), at: t0 + 100_000_000 + UInt64(i) * 1_000_000)
+        }
+        for i in 0..<connections {
+            capture.add(ipv4TCP(sourcePort: port(i), flags: TCPFlags.ack, payload: 10), at: t0 + lateNs(i))
+        }
+        let path = capture.write("visible.pcap")
+        let csv = temporaryPath("visible.csv")
+        defer {
+            removeFile(path)
+            removeFile(csv)
+        }
+        let report = try replay(path, backends: 4, events: ["1s:remove:backend-0", "3s:forwarders=2"], decisions: csv)
+
+        // Which connections backend-0 had, from their SYNs' decisions; their breaks show at
+        // their third packet.
+        let rows = readDecisions(csv)
+        let onRemoved = (0..<connections).filter { i in
+            rows.first { $0.sport == String(port(i)) }?.backend == "backend-0"
+        }
+        let expected = onRemoved.map { Double(lateNs($0)) / 1e9 }.sorted()
+        try #require(expected.contains { $0 < 3 } && expected.contains { $0 > 3 }, "breaks before and after 3 s: \(expected)")
+
+        let removal = report.events[0]
+        #expect(removal.broken == onRemoved.count)
+        #expect(removal.brokenUnavoidable == onRemoved.count)
+        let v = try #require(removal.brokenVisible)
+        #expect(abs(v.firstSeconds - expected[0]) < 1e-9)
+        #expect(abs(v.medianSeconds - expected[(expected.count - 1) / 2]) < 1e-9)
+        #expect(abs(v.lastSeconds - expected[expected.count - 1]) < 1e-9)
+        #expect(v.afterLaterEvent == expected.filter { $0 > 3 }.count)
+        // The forwarder change broke nothing of its own here, or only what it is charged.
+        #expect((report.events[1].brokenVisible == nil) == (report.events[1].broken == 0))
+        #expect(report.events[1].brokenVisible?.afterLaterEvent ?? 0 == 0)
+
+        let json = try ParsedJSON.parse(ReportRenderer.render(report, as: .json))
+        let event = try #require(json["events"]?[0])
+        #expect(event["broken_visible_first_seconds"]?.numberText == ReportFormatting.fixed(expected[0], 6))
+        #expect(event["broken_visible_last_seconds"]?.numberText == ReportFormatting.fixed(expected[expected.count - 1], 6))
+        #expect(event["broken_visible_median_seconds"] != nil)
+        #expect(event["broken_visible_after_later_event"]?.int == v.afterLaterEvent)
+        let text = ReportRenderer.render(report, as: .text)
+        #expect(text.contains("When breaks became visible"))
+        #expect(text.contains(ReportFormatting.fixed(expected[expected.count - 1], 3)))
+        let html = ReportRenderer.render(report, as: .html)
+        #expect(html.contains("<h3>When breaks became visible</h3>"))
+    }
 }

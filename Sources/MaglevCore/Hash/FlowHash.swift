@@ -49,6 +49,24 @@ public enum FlowHash {
         return fmix64(a ^ rotl(b, 21) ^ rotl(c, 42))
     }
 
+    /// The third lane, rotated, for keys whose high address words cancel
+    /// (`source.high ^ rotl(destination.high, 32) == 0`: every IPv4 key): it then depends on the
+    /// seed alone, so a batch computes it once (`hash(_:seed:zeroHighLane:)`).
+    @inline(__always)
+    public static func zeroHighLane(seed: UInt64) -> UInt64 { rotl(mix(~seed), 42) }
+
+    /// `hash(key, seed: seed)`, the same value, with the third lane taken from
+    /// `zeroHighLane == zeroHighLane(seed: seed)` when the high words cancel (IPv4).
+    @inline(__always)
+    public static func hash(_ key: FlowKey, seed: UInt64, zeroHighLane: UInt64) -> UInt64 {
+        let ports = UInt64(key.proto) << 32 | UInt64(key.sourcePort) << 16 | UInt64(key.destinationPort)
+        let a = mix(key.source.low ^ seed)
+        let b = mix(key.destination.low ^ ports ^ 0x9E37_79B9_7F4A_7C15)
+        let high = key.source.high ^ rotl(key.destination.high, 32)
+        let c = _fastPath(high == 0) ? zeroHighLane : rotl(mix(high ^ ~seed), 42)
+        return fmix64(a ^ rotl(b, 21) ^ c)
+    }
+
     /// Maps a 64-bit hash onto `0..<size` without a division (Lemire's multiply-shift on the
     /// high 32 bits). Deterministic and uniform for any `size` below 2^32.
     @inline(__always)

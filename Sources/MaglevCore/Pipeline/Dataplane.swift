@@ -162,6 +162,7 @@ public final class Dataplane {
     public func process(batch: UnsafeMutableBufferPointer<PacketSlot>, linkType: LinkType, now: UInt64) {
         var start = 0
         let seed = view.seed
+        let zeroHighLane = FlowHash.zeroHighLane(seed: seed)
         while start < batch.count {
             let n = min(Dataplane.batchChunk, batch.count &- start)
             var bytes = 0
@@ -172,7 +173,9 @@ public final class Dataplane {
                     UnsafeRawBufferPointer(start: s.base + s.offset, count: s.length), linkType: linkType,
                     into: &scratchPackets[i])
                 scratchStatus[i] = status
-                if status == nil { scratchHashes[i] = FlowHash.hash(scratchPackets[i].key, seed: seed) }
+                if status == nil {
+                    scratchHashes[i] = FlowHash.hash(scratchPackets[i].key, seed: seed, zeroHighLane: zeroHighLane)
+                }
             }
             counters.add(CounterBlock.packets, UInt64(truncatingIfNeeded: n))
             counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: bytes))
@@ -313,7 +316,8 @@ public final class Dataplane {
         counters.backend(Int(backend), bytes: packet.l3Length)
         counters.pair(vipID, Int(backend), bytes: packet.l3Length)
         return Verdict(
-            action: .forward, vip: Int32(vipID), backend: Int32(backend), outputOffset: start,
+            action: .forward, vip: Int32(truncatingIfNeeded: vipID), backend: Int32(bitPattern: backend),
+            outputOffset: start,
             outputLength: packet.l3Length &+ overhead, outputIsIPv6: outerIPv6, selection: selection)
     }
 

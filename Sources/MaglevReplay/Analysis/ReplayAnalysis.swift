@@ -55,6 +55,10 @@ final class ReplayAnalysis {
         var atRiskByVIP: [Int32: Int] = [:]
         var aliveByVIP: [Int32: Int] = [:]
         var atRiskByVIPBackend: [Int32: [Int32: Int]] = [:]
+        /// Capture times of the packets that revealed the breaks charged to the event, in the
+        /// order seen, and how many of them came after a later event.
+        var visibleNs: [UInt64] = []
+        var visibleAfterLaterEvent = 0
     }
 
     /// A config event may change them.
@@ -197,7 +201,7 @@ final class ReplayAnalysis {
         }
         if alive && !(isSYN && c.state == .tcpClosing) {
             if c.backend != backend {
-                breakConnection(&flow.connection, to: backend)
+                breakConnection(&flow.connection, to: backend, timeNs: timeNs)
             }
             flow.connection.lastNs = timeNs
             flow.connection.state = nextState(c.state, isTCP: isTCP, flags: flags)
@@ -223,7 +227,8 @@ final class ReplayAnalysis {
         tallies[tally(c.backend)].open -= 1
     }
 
-    func breakConnection(_ c: inout Connection, to backend: Int32) {
+    /// `timeNs`: the capture time of the packet that shows the break.
+    func breakConnection(_ c: inout Connection, to backend: Int32, timeNs: UInt64) {
         if !c.broken {
             c.broken = true
             if events.count - 1 > c.eventAtStart {
@@ -234,6 +239,8 @@ final class ReplayAnalysis {
                     e = cause
                 }
                 events[e].broken += 1
+                breakdowns[e].visibleNs.append(timeNs)
+                if e < events.count - 1 { breakdowns[e].visibleAfterLaterEvent += 1 }
                 breakdowns[e].brokenByBackend[c.backend, default: 0] += 1
                 breakdowns[e].brokenByVIP[c.vip, default: 0] += 1
                 if unusable.contains(c.backend) {
@@ -403,6 +410,14 @@ final class ReplayAnalysis {
                 v.atRiskByBackend = (b.atRiskByVIPBackend[id] ?? [:])
                     .map { ReplayReport.BackendImpact(name: backendName($0.key), atRisk: $0.value) }.sorted { $0.name < $1.name }
                 return v
+            }
+            if !b.visibleNs.isEmpty {
+                let times = b.visibleNs.sorted()
+                let start = firstNs ?? times[0]
+                func seconds(_ t: UInt64) -> Double { Double(t &- start) / 1e9 }
+                r.events[i].brokenVisible = ReplayReport.BreakVisibility(
+                    firstSeconds: seconds(times[0]), medianSeconds: seconds(times[(times.count - 1) / 2]),
+                    lastSeconds: seconds(times[times.count - 1]), afterLaterEvent: b.visibleAfterLaterEvent)
             }
             r.events[i].byBackend = Set(b.brokenByBackend.keys).union(b.atRiskByBackend.keys)
                 .map { ReplayReport.BackendImpact(name: backendName($0), broken: b.brokenByBackend[$0] ?? 0, atRisk: b.atRiskByBackend[$0] ?? 0) }

@@ -212,7 +212,24 @@ enum HTMLReport {
         for e in r.events where !e.disruptive.isEmpty {
             h += "<p class=\"note\" style=\"color:#a00000\"><b>\(esc(TextReport.disruptiveNote(e)))</b></p>\n"
         }
-        return h + impact(r)
+        return h + visibility(r) + impact(r)
+    }
+
+    /// When each event's breaks became visible (events with breaks only).
+    static func visibility(_ r: ReplayReport) -> String {
+        let rows: [[String]] = r.events.enumerated().compactMap { i, e in
+            guard let v = e.brokenVisible else { return nil }
+            return [
+                "\(i + 1). \(e.at) \(e.action)", F.grouped(e.broken), F.seconds(v.firstSeconds), F.seconds(v.medianSeconds),
+                F.seconds(v.lastSeconds), F.grouped(v.afterLaterEvent),
+            ]
+        }
+        guard !rows.isEmpty else { return "" }
+        var h = "<h3>When breaks became visible</h3>\n"
+        h += table(
+            ["event", "broken", "first", "median", "last", "after a later event"], rows, numeric: [1, 2, 3, 4, 5])
+        h += "<p class=\"note\">\(esc(TextReport.visibilityNote))</p>\n"
+        return h
     }
 
     /// Per VIP and per backend: what each event broke and put at risk.

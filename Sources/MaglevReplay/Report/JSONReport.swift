@@ -101,6 +101,12 @@ enum JSONReport {
             ("broken", JSONValue(e.broken)),
             ("broken_unavoidable", JSONValue(e.brokenUnavoidable)),
             ("broken_collateral", JSONValue(e.brokenCollateral)),
+            // When the breaks charged to this event showed (seconds from the first packet; null
+            // when none broke), and how many showed only after a later event.
+            ("broken_visible_first_seconds", .fraction(e.brokenVisible?.firstSeconds)),
+            ("broken_visible_median_seconds", .fraction(e.brokenVisible?.medianSeconds)),
+            ("broken_visible_last_seconds", .fraction(e.brokenVisible?.lastSeconds)),
+            ("broken_visible_after_later_event", JSONValue(e.brokenVisible?.afterLaterEvent ?? 0)),
             // "all": every slot that changed owner; "extra": those whose old owner survived.
             ("slots_changed_all", .fraction(e.slotsChangedAll)),
             ("slots_changed_extra", .fraction(e.slotsChangedExtra)),

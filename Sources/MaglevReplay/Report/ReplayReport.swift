@@ -81,6 +81,8 @@ public struct ReplayReport: Sendable, Equatable {
         public var brokenUnavoidable = 0
         /// Broken although their backend stayed: the cost of the algorithm and of state loss.
         public var brokenCollateral = 0
+        /// When the connections charged to this event showed their break; nil when none did.
+        public var brokenVisible: BreakVisibility?
         /// Table slots that changed owner ("all") and those whose old owner survived ("extra"),
         /// as fractions of the table, over all VIPs.
         public var slotsChangedAll = 0.0
@@ -105,6 +107,26 @@ public struct ReplayReport: Sendable, Equatable {
             self.at = at
             self.action = action
             self.target = target
+        }
+    }
+
+    /// When an event's breaks became visible: a break shows at the capture time of the packet
+    /// that revealed it, the first packet of the connection to reach another backend after the
+    /// event (a silent connection shows it late, possibly after later events). Times are
+    /// seconds from the first packet, like `EventResult.seconds`.
+    public struct BreakVisibility: Sendable, Equatable {
+        public var firstSeconds: Double
+        /// The lower median: the time of the ((n + 1) / 2)-th break of n, in time order.
+        public var medianSeconds: Double
+        public var lastSeconds: Double
+        /// Breaks charged to this event that became visible only after a later event took
+        /// effect (their connection was silent until then).
+        public var afterLaterEvent: Int
+        public init(firstSeconds: Double, medianSeconds: Double, lastSeconds: Double, afterLaterEvent: Int) {
+            self.firstSeconds = firstSeconds
+            self.medianSeconds = medianSeconds
+            self.lastSeconds = lastSeconds
+            self.afterLaterEvent = afterLaterEvent
         }
     }
 

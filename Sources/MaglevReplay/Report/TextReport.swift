@@ -269,8 +269,32 @@ struct TextReport {
         for e in report.events where !e.disruptive.isEmpty {
             blocks.append(.notes([Self.disruptiveNote(e)]))
         }
+        blocks += visibility()
         blocks += impact()
         return blocks
+    }
+
+    static let visibilityNote =
+        "A break becomes visible at the capture time of the packet that shows it: the connection's first packet"
+        + " to reach another backend after the event. Times in seconds from the first packet; median: the lower"
+        + " median. after later event: breaks that showed only after a later event (a silent connection),"
+        + " still charged to this one."
+
+    /// When each event's breaks became visible (events with breaks only).
+    func visibility() -> [Block] {
+        var table = ReportTable([
+            .init("event", .left, shrinks: true), .init("broken"), .init("first s"), .init("median s"),
+            .init("last s"), .init("after later event"),
+        ])
+        for (i, e) in report.events.enumerated() {
+            guard let v = e.brokenVisible else { continue }
+            table.add([
+                "\(i + 1). \(e.at) \(e.action)", F.grouped(e.broken), F.fixed(v.firstSeconds, 3),
+                F.fixed(v.medianSeconds, 3), F.fixed(v.lastSeconds, 3), F.grouped(v.afterLaterEvent),
+            ])
+        }
+        guard case .cells = table.rows.first else { return [] }
+        return [.heading("When breaks became visible"), .table(table), .notes([Self.visibilityNote])]
     }
 
     /// The loud line for a disruptive `config=FILE` event (also a warning).
