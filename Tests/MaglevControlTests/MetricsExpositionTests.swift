@@ -14,7 +14,7 @@ let allFamilies: [MetricFamily] = [
     MaglevMetrics.configReloads, MaglevMetrics.configGeneration, MaglevMetrics.kernelDrops,
     MaglevMetrics.workerPackets, MaglevMetrics.sendErrors, MaglevMetrics.bgpSessionUp,
     MaglevMetrics.bgpAnnouncedRoutes, MaglevMetrics.bgpUpdatesSent, MaglevMetrics.bgpAnnouncing,
-    MaglevMetrics.tracedPackets, MaglevMetrics.traceReports, MaglevMetrics.workerUp,
+    MaglevMetrics.tracedPackets, MaglevMetrics.traceReports, MaglevMetrics.fragments, MaglevMetrics.workerUp,
 ]
 
 /// Runs `promtool check metrics` on `text`; returns its exit status and output.

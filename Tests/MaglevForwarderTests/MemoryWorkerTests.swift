@@ -220,3 +220,90 @@ struct MemoryWorkerTests {
         #expect(w.io.received > 0 && w.io.batches == w.io.turns)
     }
 }
+
+/// `fragments: redirect` on the worker loop: a redirect leaves through the raw socket (the
+/// kernel routes it to the group member), a held fragment's buffer comes back at once (the
+/// data plane copied it), and once its first fragment is through, the loop sends it from the
+/// data plane's hold between batches.
+struct MemoryWorkerFragmentTests {
+    static let group = [
+        ForwarderMember(name: "fwd1", address: IPAddress("198.18.0.1")!),
+        ForwarderMember(name: "fwd2", address: IPAddress("198.18.0.2")!),
+    ]
+
+    static func config() -> DataplaneConfig {
+        var c = MemoryWorkerTests.config()
+        c.fragmentPolicy = .redirect
+        c.forwarders = group
+        return c
+    }
+
+    /// The two fragments (40 bytes of UDP, then the rest) of a UDP datagram from `source`.
+    static func fragments(source: String) -> [[UInt8]] {
+        let whole = Packets.ipv4(
+            source: source, destination: MemoryWorkerTests.vip4, proto: IPProtocol.udp, sourcePort: 5353,
+            destinationPort: 53, payload: 64, id: 0x4242)
+        let l4 = Array(whole[20...])
+        func fragment(_ part: ArraySlice<UInt8>, offset: Int, more: Bool) -> [UInt8] {
+            var h = Array(whole[0..<20])
+            h[2...3] = ArraySlice(Packets.be16(20 + part.count))
+            h[6...7] = ArraySlice(Packets.be16((more ? 0x2000 : 0) | offset / 8))
+            h[10] = 0
+            h[11] = 0
+            h[10...11] = ArraySlice(Packets.be16(Int(Packets.checksum(h[0..<20]))))
+            return Packets.frame(h + part)
+        }
+        return [fragment(l4[0..<40], offset: 0, more: true), fragment(l4[40...], offset: 40, more: false)]
+    }
+
+    /// A client address whose fragments member `owner` owns.
+    static func source(ownedBy owner: Int, _ snapshot: ForwardingSnapshot) -> String {
+        let i = (1..<250).first {
+            snapshot.fragmentOwner(
+                source: IPAddress("198.18.9.\($0)")!, destination: IPAddress(MemoryWorkerTests.vip4)!,
+                proto: IPProtocol.udp) == owner
+        }!
+        return "198.18.9.\(i)"
+    }
+
+    @Test func redirectsLeaveRawAndHeldFragmentsFollowTheirFirst() throws {
+        let config = Self.config()
+        let snapshot = try ForwardingSnapshot(config: config)
+        let (w, _, hops, _) = try MemoryWorkerTests.worker(snapshot, config)
+        hops.publish(MemoryWorkerTests.headers(count: 3, resolved: [0, 1, 2]))
+        w.dataplane.memberName = "fwd1"
+
+        // Owned by fwd2: redirected, raw, GRE with recursion control 1 to 198.18.0.2.
+        let theirs = Self.fragments(source: Self.source(ownedBy: 1, snapshot))
+        w.inject([theirs[1]])
+        w.drain()
+        #expect(w.outputs.count == 1)
+        let redirect = try #require(w.outputs.first)
+        #expect(redirect.route == .raw4)
+        #expect(Array(redirect.bytes[16..<20]) == [198, 18, 0, 2] && Array(redirect.bytes[20..<24]) == [1, 0, 8, 0])
+        #expect(Array(redirect.bytes[24...]) == Array(theirs[1][14...]))
+
+        // Owned here: the later fragment first is held (its buffer free at once), then goes
+        // after its first fragment, to the same backend, from the hold (buffer -1).
+        let ours = Self.fragments(source: Self.source(ownedBy: 0, snapshot))
+        w.inject([ours[1]])
+        w.drain()
+        #expect(w.outputs.count == 1 && w.dataplane.hasHeld)
+        #expect(w.violations.isEmpty, "\(w.violations)")
+        #expect(w.freeCount == 64)
+        w.inject([ours[0]])
+        w.drain()
+        #expect(!w.dataplane.hasHeld)
+        #expect(w.outputs.count == 3)
+        let first = w.outputs[1]
+        let held = w.outputs[2]
+        #expect(held.buffer == -1 && held.route == .raw4)
+        #expect(Array(held.bytes[24...]) == Array(ours[1][14...]))
+        // The same backend: the first went as a frame (next hop known) to backend MAC 02:..:id.
+        let firstDestination = first.route == .frame ? Array(first.bytes[30..<34]) : Array(first.bytes[16..<20])
+        #expect(firstDestination == Array(held.bytes[16..<20]))
+        #expect(w.violations.isEmpty, "\(w.violations)")
+        let s = w.dataplane.statistics
+        #expect(s.fragmentsRedirected == 1 && s.fragmentsHeld == 1 && s.heldReleased == 1)
+    }
+}

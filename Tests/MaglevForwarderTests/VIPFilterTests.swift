@@ -25,6 +25,7 @@ import Testing
             switch i.code {
             case 0x20: guard let v = load(i.k, 4) else { return 0 }; a = v
             case 0x28: guard let v = load(i.k, 2) else { return 0 }; a = v
+            case 0x30: guard let v = load(i.k, 1) else { return 0 }; a = v
             case 0x54: a &= i.k
             case 0x15: pc += a == i.k ? Int(i.jt) : Int(i.jf)
             case 0x05: pc += Int(i.k)
@@ -129,5 +130,38 @@ import Testing
         #expect(json.contains("\"vips\":[{\"id\":0,\"name\":\"vip4\",\"packets\":0,\"bytes\":0},{\"id\":1,"))
         let text = StatisticsFormat.text(s)
         #expect(text.contains("worker 1 (unpinned, ring plain, filter vips)"))
+    }
+}
+
+extension VIPFilterTests {
+    /// `fragments: redirect`: GRE to this forwarder's group address is accepted too (IPv4 and
+    /// IPv6), other protocols to it and GRE elsewhere are not.
+    @Test func acceptsGREToTheGroupAddress() {
+        for (address, other, gre, udp) in [
+            ("198.18.1.11", "198.18.1.12",
+             Self.raw4(destination: "198.18.1.11", proto: IPProtocol.gre), Self.v4("198.18.1.11")),
+            ("2001:db8:1::11", "2001:db8:1::12",
+             Self.raw6(destination: "2001:db8:1::11", proto: IPProtocol.gre), Self.v6("2001:db8:1::11")),
+        ] {
+            let (p, mode) = VIPFilter.program(for: [Self.vip("198.18.100.10")], redirects: IPAddress(address)!)
+            #expect(mode == .vips)
+            #expect(Self.run(p, gre) > 0, "\(address)")
+            #expect(Self.run(p, udp) == 0, "\(address)")
+            #expect(Self.run(p, Self.v4("198.18.100.10")) > 0)
+            let (q, _) = VIPFilter.program(for: [Self.vip("198.18.100.10")], redirects: IPAddress(other)!)
+            #expect(Self.run(q, gre) == 0, "\(other)")
+        }
+    }
+
+    static func raw4(destination: String, proto: UInt8) -> [UInt8] {
+        var p = Packets.ipv4(source: "198.18.1.12", destination: destination, proto: IPProtocol.udp, sourcePort: 1, destinationPort: 2)
+        p[9] = proto
+        return Packets.frame(p)
+    }
+
+    static func raw6(destination: String, proto: UInt8) -> [UInt8] {
+        var p = Packets.ipv6(source: "2001:db8:1::12", destination: destination, proto: IPProtocol.udp, sourcePort: 1, destinationPort: 2)
+        p[6] = proto
+        return Packets.frame(p)
     }
 }

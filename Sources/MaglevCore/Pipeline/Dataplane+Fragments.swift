@@ -132,24 +132,23 @@ extension Dataplane {
     /// The first GRE byte of a redirect: C, R, K, S, s clear, recursion control 1 (RFC 1701).
     static let greRecursionOne: UInt8 = 0x01
 
-    /// A GRE packet for an address that is no VIP: a fragment redirected to this forwarder by a
-    /// group member (GRE recursion control 1, to this member's address), or not ours (passed).
-    /// A redirect from outside the group is dropped; one inside another is a loop (dropped).
+    /// A GRE packet while `fragments: redirect` is on: the verdict for a fragment redirected to
+    /// this forwarder by a group member (GRE recursion control 1, to this member's address), or
+    /// nil when it is not one (it is then decided like any packet). A redirect from outside the
+    /// group is dropped; one inside another is a loop (dropped).
     @inline(never)
     func decideRedirected(
         _ packet: inout ParsedPacket, base: UnsafeMutableRawPointer, offset: Int, length: Int, now: UInt64
-    ) -> Verdict {
+    ) -> Verdict? {
         let gre = packet.l4Offset
         let end = packet.l3Offset &+ packet.l3Length
         guard member >= 0, gre >= 0, end &- gre >= 4, packet.key.destination == view.members[member].address else {
-            return notForwarded(.unknownVIP)
+            return nil
         }
         let p = UnsafeRawPointer(base + offset)
         let flags = p.loadBE16(gre)
         let proto = p.loadBE16(gre &+ 2)
-        guard flags == UInt16(Dataplane.greRecursionOne) << 8, proto == 0x0800 || proto == 0x86DD else {
-            return notForwarded(.unknownVIP)
-        }
+        guard flags == UInt16(Dataplane.greRecursionOne) << 8, proto == 0x0800 || proto == 0x86DD else { return nil }
         if packet.redirected { return notForwarded(.redirectLoop) }
         var fromGroup = false
         for i in 0..<view.members.count where i != member && view.members[i].address == packet.key.source {

@@ -253,14 +253,16 @@ public final class Dataplane {
     ) -> Verdict {
         if packet.isTruncated && !view.acceptTruncated { return notForwarded(.truncatedPacket) }
 
+        // A fragment redirected here by a group member (checked before the VIPs: a VIP prefix
+        // may cover the group's addresses).
+        if packet.key.proto == IPProtocol.gre && view.redirect,
+            let v = decideRedirected(&packet, base: base, offset: offset, length: length, now: now)
+        {
+            return v
+        }
         let hasPorts = packet.fragment != .nonFirst
         let vip = view.findVIP(packet.key, hasPorts: hasPorts)
-        if vip < 0 {
-            if view.redirect && packet.key.proto == IPProtocol.gre {
-                return decideRedirected(&packet, base: base, offset: offset, length: length, now: now)
-            }
-            return notForwarded(.unknownVIP)
-        }
+        if vip < 0 { return notForwarded(.unknownVIP) }
         let vipID = view.id(ofVIP: vip)
         counters.vip(vipID, bytes: packet.l3Length)
 
