@@ -71,6 +71,7 @@ struct ForwardCommand: AsyncParsableCommand {
               curl -s http://127.0.0.1:9100/metrics
               maglev ctl --admin 127.0.0.1:9100 drain web-3
               maglev forward --config fleet.yaml --interface eth0 --shard blue   # VIPs with shard: blue
+              maglev forward --config lb.yaml --interface eth0 --name fwd1   # fragments: redirect, member fwd1
               kill -HUP $(pidof maglev)    # reload the config
             """)
 

@@ -235,6 +235,12 @@ public final class ReplayEngine {
         for e in report.events where !e.disruptive.isEmpty {
             report.warnings.append(TextReport.disruptiveNote(e))
         }
+        if config.fragmentPolicy == .redirect && dataplanes.count > config.forwarders.count {
+            report.warnings.append(
+                "fragments: redirect: \(dataplanes.count) forwarders replayed but the group lists "
+                    + "\(config.forwarders.count); the forwarders beyond it are in no group and redirect nothing "
+                    + "(live, such a forwarder refuses to start)")
+        }
         if let captureError { report.warnings.append("stopped early: \(captureError)") }
         if var outputError {
             outputError.report = report
