@@ -22,8 +22,10 @@ import Testing
         // TCP and UDP over IPv4 and IPv6: 4 runs of 24 probes, each all answered and predicted.
         let predicted = output.components(separatedBy: "\n").filter { $0.contains("24 answered, 24 as replay predicts, 0 wrong") }
         #expect(predicted.count == 4, "\(output)")
-        // Both forwarders answered (the router's ECMP spreads the 5-tuples).
-        #expect(output.contains("\(Self.prefix)-fwd1") && output.contains("\(Self.prefix)-fwd2"))
+        // Both forwarders answered (the router's ECMP spreads the 5-tuples); the lab names them
+        // fwdK (`--name`, their forwarder-group names): "reports by forwarder: fwd1=N fwd2=M".
+        let byForwarder = output.components(separatedBy: "\n").filter { $0.contains("as replay predicts") }
+        #expect(byForwarder.count == 4 && byForwarder.allSatisfy { $0.contains(" fwd1=") && $0.contains(" fwd2=") }, "\(output)")
         #expect(!output.contains("MISMATCH") && !output.contains("UNANSWERED"))
     }
 }
