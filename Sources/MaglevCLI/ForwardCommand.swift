@@ -55,7 +55,10 @@ struct ForwardCommand: AsyncParsableCommand {
             withdraw|announce` does the same by hand.
 
             --io mmsg swaps the io_uring loop for plain recvmmsg/sendmmsg batches of 64 (same \
-            sockets, same data plane): a baseline for benchmarks, and a fallback without io_uring.
+            sockets, same data plane): a baseline for benchmarks, and a fallback without io_uring. \
+            --io ring receives through a TPACKET_V3 ring mapped into each worker (the kernel \
+            copies frames into it a block at a time; no per-frame receive) and sends through \
+            io_uring in one submit per batch, straight from the ring.
 
             Needs CAP_NET_RAW (root) and io_uring (sysctl kernel.io_uring_disabled=0). The \
             packet socket gets a copy of each frame and the kernel still handles the original: \
@@ -96,7 +99,8 @@ struct ForwardCommand: AsyncParsableCommand {
     @Option(help: "Kernel filter: vips (only packets to a VIP, default) or ethertype (all IPv4/IPv6).")
     var filter = "vips"
 
-    @Option(help: "Worker I/O: io_uring (default) or mmsg (plain recvmmsg/sendmmsg, batches of 64).")
+    @Option(
+        help: "Worker I/O: io_uring (default: multishot RECVMSG), ring (TPACKET_V3 receive ring, io_uring sends) or mmsg (plain recvmmsg/sendmmsg, batches of 64).")
     var io = "io_uring"
 
     @Option(help: "How GRE leaves: packet (AF_PACKET frames with the next hop's Ethernet header, qdisc bypass; default) or raw (raw IP sockets).")
@@ -138,8 +142,8 @@ struct ForwardCommand: AsyncParsableCommand {
         if let s = statsInterval, !(s > 0) { throw ValidationError("--stats-interval must be more than 0 seconds") }
         if let d = duration, !(d > 0) { throw ValidationError("--duration must be more than 0 seconds") }
         if VIPFilter.Mode(rawValue: filter) == nil { throw ValidationError("--filter must be vips or ethertype") }
-        if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring or mmsg") }
-        if busyPoll && io == "mmsg" { throw ValidationError("--busy-poll needs --io io_uring") }
+        if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring, ring or mmsg") }
+        if busyPoll && io == "mmsg" { throw ValidationError("--busy-poll needs --io io_uring or ring") }
         if let send, ForwarderSend(rawValue: send) == nil { throw ValidationError("--send must be packet or raw") }
         if let admin {
             guard let a = AdminAddress(admin) else {
@@ -168,7 +172,7 @@ struct ForwardCommand: AsyncParsableCommand {
             throw CLIError("invalid config \(config):\n\(error)\nfix it, then check it with `maglev config check \(config)`")
         }
         let ioMode = ForwarderIO(rawValue: io) ?? .ioUring
-        if ioMode == .ioUring, case .unavailable(_, let hint) = IORingProbe.check() {
+        if ioMode != .mmsg, case .unavailable(_, let hint) = IORingProbe.check() {
             throw CLIError(
                 "io_uring is not available: \(hint) (sysctl kernel.io_uring_disabled); `--io mmsg` works without it")
         }

@@ -59,6 +59,9 @@ public enum ForwarderIO: String, Sendable, CaseIterable {
     case ioUring = "io_uring"
     /// `recvmmsg` / `sendmmsg` in batches of 64 (`MmsgWorker`).
     case mmsg
+    /// A `TPACKET_V3` receive ring mapped into the worker, sends batched through io_uring
+    /// (`RingWorker`).
+    case ring
 }
 
 /// Settings of the live forwarder that are not part of the forwarding config.

@@ -315,6 +315,52 @@ public struct IORing: ~Copyable {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
+    /// `sendFrame` of `length` bytes at `bytes`, memory the caller keeps valid until the send
+    /// completes (a `PacketRing` block).
+    @inline(__always)
+    public func sendFrame(
+        bytes: UnsafeRawPointer, length: Int, address: UnsafeRawPointer, addressLength: Int, fileIndex: Int32,
+        userData: UInt64
+    ) {
+        let sqe = nextSQE()
+        io_uring_prep_send(sqe, fileIndex, bytes, length, 0)
+        io_uring_prep_send_set_addr(sqe, UnsafeRawPointer(address).assumingMemoryBound(to: sockaddr.self), UInt16(addressLength))
+        sqe.pointee.flags |= UInt8(cmaglev_iosqe_fixed_file())
+        io_uring_sqe_set_data64(sqe, userData)
+    }
+
+    /// `send` of the IP packet of `length` bytes at `bytes` (kept valid until the send
+    /// completes) to its own destination, written into `address` (`IORing.addressBytes`
+    /// bytes, aligned to 8, kept valid until submitted).
+    @inline(__always)
+    public func send(
+        bytes: UnsafeRawPointer, length: Int, ipv6: Bool, address: UnsafeMutableRawPointer, fileIndex: Int32,
+        userData: UInt64
+    ) {
+        let address = address.assumingMemoryBound(to: sockaddr_in6.self)
+        let addressLength = SocketAddress.fill(address, fromPacket: bytes, ipv6: ipv6)
+        let sqe = nextSQE()
+        io_uring_prep_send(sqe, fileIndex, bytes, length, 0)
+        io_uring_prep_send_set_addr(sqe, UnsafeRawPointer(address).assumingMemoryBound(to: sockaddr.self), UInt16(addressLength))
+        sqe.pointee.flags |= UInt8(cmaglev_iosqe_fixed_file())
+        io_uring_sqe_set_data64(sqe, userData)
+    }
+
+    /// Bytes of a socket address for `send(bytes:length:ipv6:address:fileIndex:userData:)`.
+    public static var addressBytes: Int { MemoryLayout<sockaddr_in6>.size }
+
+    /// Submits queued SQEs and waits until at least `count` completions are ready (one
+    /// `io_uring_enter`, retried on EINTR).
+    @inline(__always)
+    public func submitAndWait(count: Int) throws(SystemError) {
+        while true {
+            let rc = io_uring_submit_and_wait(ring, UInt32(count))
+            if rc >= 0 { return }
+            if rc == -EINTR || rc == -EAGAIN || rc == -EBUSY { continue }
+            throw SystemError(call: "io_uring_submit_and_wait", errno: -rc)
+        }
+    }
+
     /// Hands buffer `bufferID` back to the kernel (visible at the next `commitBuffers`).
     @inline(__always)
     public mutating func recycle(bufferID: Int) {

@@ -22,6 +22,11 @@ struct ChecksumOffloadLiveTests {
         try Self.segmentsReachTheBackendWithCorrectChecksums(io: .ioUring)
     }
 
+    @Test(.enabled(if: NetworkLab.unavailableReason == nil, Comment(rawValue: NetworkLab.unavailableReason ?? "")))
+    func segmentsSentWithChecksumOffloadReachTheBackendWithCorrectChecksumsOverTheRing() throws {
+        try Self.segmentsReachTheBackendWithCorrectChecksums(io: .ring)
+    }
+
     @Test func segmentsSentWithChecksumOffloadReachTheBackendWithCorrectChecksumsOverMmsg() throws {
         try Self.segmentsReachTheBackendWithCorrectChecksums(io: .mmsg)
     }

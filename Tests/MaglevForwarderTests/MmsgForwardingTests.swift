@@ -15,11 +15,23 @@ struct MmsgForwardingTests {
     /// each exactly once; strays stay out of user space.
     @Test(arguments: [ForwarderSend.packet, .raw])
     func forwardsEveryPacketToTheTableBackendOverGRE(send: ForwarderSend) throws {
+        try Self.forwardsEveryPacket(io: .mmsg, send: send)
+    }
+
+    /// The same for `--io ring` (TPACKET_V3 receive ring, io_uring sends): needs io_uring too.
+    @Test(
+        .enabled(if: NetworkLab.unavailableReason == nil, Comment(rawValue: NetworkLab.unavailableReason ?? "")),
+        arguments: [ForwarderSend.packet, .raw])
+    func theRingEngineForwardsEveryPacketToTheTableBackendOverGRE(send: ForwarderSend) throws {
+        try Self.forwardsEveryPacket(io: .ring, send: send)
+    }
+
+    static func forwardsEveryPacket(io: ForwarderIO, send: ForwarderSend) throws {
         let lab = try NetworkLab()
         defer { lab.tearDown() }
         let config = LiveForwardingTests.config()
         var options = LiveForwardingTests.options(lab)
-        options.io = .mmsg
+        options.io = io
         options.send = send
         let forwarder = try Forwarder(config: config, options: options)
         try forwarder.start()
@@ -69,7 +81,7 @@ struct MmsgForwardingTests {
         #expect(remaining.isEmpty, "unexpected GRE packets: \(remaining.count)")
 
         let stats = forwarder.stop()
-        #expect(stats.workers[0].ringMode == "mmsg")
+        #expect(stats.workers[0].ringMode == (io == .mmsg ? "mmsg" : "ring"))
         #expect(stats.totalDataplane.packets == UInt64(packets.count), "the kernel filter keeps strays out")
         #expect(stats.totalDataplane.forwarded == UInt64(packets.count))
         #expect(stats.totalIO.received == UInt64(packets.count))

@@ -150,4 +150,34 @@ int cmaglev_interface_mac(int fd, int ifindex, uint8_t *mac, char *name);
 /// Fills a `struct sockaddr_ll` (at least 20 bytes at `out`) for sending IPv4 or IPv6 frames out
 /// of interface `ifindex`.
 void cmaglev_packet_address(void *out, int ifindex, int ipv6);
+
+// ---- TPACKET_V3 receive ring (`maglev forward --io ring`).
+
+/// Puts the packet socket `fd` (not yet bound) in TPACKET_V3 with `reserve` bytes reserved in
+/// front of each frame, sets up a receive ring of `block_count` blocks of `block_size` bytes
+/// (frames at most `frame_size`, a block retired after `retire_ms` even when not full) and maps
+/// it. Returns the mapping (block_count * block_size bytes), or NULL with errno set.
+void *cmaglev_tpacket_v3_rx_ring(int fd, unsigned int block_size, unsigned int block_count, unsigned int frame_size,
+                                 unsigned int retire_ms, unsigned int reserve);
+/// Unmaps a ring from `cmaglev_tpacket_v3_rx_ring`.
+void cmaglev_tpacket_unmap(void *ring, size_t bytes);
+/// A block's header: whether user space owns it (TP_STATUS_USER, read with acquire order),
+/// its packet count and the offset of its first packet; handing it back to the kernel
+/// (TP_STATUS_KERNEL, with release order).
+int cmaglev_tpacket_block_ready(const void *block);
+unsigned int cmaglev_tpacket_block_packets(const void *block);
+unsigned int cmaglev_tpacket_block_first(const void *block);
+void cmaglev_tpacket_block_release(void *block);
+/// One packet's header (`struct tpacket3_hdr` at `packet`): the offset of the next packet in
+/// its block, of the frame (tp_mac), its captured and wire lengths, and whether its checksum
+/// is not finished (TP_STATUS_CSUMNOTREADY).
+struct cmaglev_tpacket_frame {
+    uint32_t next_offset;
+    uint32_t mac;
+    uint32_t snaplen;
+    uint32_t len;
+    int checksum_not_ready;
+};
+struct cmaglev_tpacket_frame cmaglev_tpacket_frame(const void *packet);
+
 #endif

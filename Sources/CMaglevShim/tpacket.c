@@ -1,0 +1,51 @@
+// TPACKET_V3 receive ring: set-up and the header fields the worker reads (linux/if_packet.h).
+#include "CMaglevShim.h"
+#include <errno.h>
+#include <linux/if_packet.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+void *cmaglev_tpacket_v3_rx_ring(int fd, unsigned int block_size, unsigned int block_count, unsigned int frame_size,
+                                 unsigned int retire_ms, unsigned int reserve) {
+    int version = TPACKET_V3;
+    if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version) != 0) return NULL;
+    if (setsockopt(fd, SOL_PACKET, PACKET_RESERVE, &reserve, sizeof reserve) != 0) return NULL;
+    struct tpacket_req3 req = {0};
+    req.tp_block_size = block_size;
+    req.tp_block_nr = block_count;
+    req.tp_frame_size = frame_size;
+    req.tp_frame_nr = (block_size / frame_size) * block_count;
+    req.tp_retire_blk_tov = retire_ms;
+    req.tp_feature_req_word = 0;
+    if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) != 0) return NULL;
+    void *ring = mmap(NULL, (size_t)block_size * block_count, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (ring == MAP_FAILED) return NULL;
+    return ring;
+}
+
+void cmaglev_tpacket_unmap(void *ring, size_t bytes) { munmap(ring, bytes); }
+
+int cmaglev_tpacket_block_ready(const void *block) {
+    const struct tpacket_block_desc *b = block;
+    return (__atomic_load_n(&b->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) != 0;
+}
+
+unsigned int cmaglev_tpacket_block_packets(const void *block) {
+    return ((const struct tpacket_block_desc *)block)->hdr.bh1.num_pkts;
+}
+
+unsigned int cmaglev_tpacket_block_first(const void *block) {
+    return ((const struct tpacket_block_desc *)block)->hdr.bh1.offset_to_first_pkt;
+}
+
+void cmaglev_tpacket_block_release(void *block) {
+    struct tpacket_block_desc *b = block;
+    __atomic_store_n(&b->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+}
+
+struct cmaglev_tpacket_frame cmaglev_tpacket_frame(const void *packet) {
+    const struct tpacket3_hdr *h = packet;
+    struct cmaglev_tpacket_frame f = {h->tp_next_offset, h->tp_mac, h->tp_snaplen, h->tp_len,
+                                      (h->tp_status & TP_STATUS_CSUMNOTREADY) != 0};
+    return f;
+}

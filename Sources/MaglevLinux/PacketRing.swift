@@ -1,0 +1,122 @@
+internal import CMaglevShim
+import Glibc
+
+/// A packet socket with a `TPACKET_V3` receive ring (`PACKET_RX_RING`, mapped into this
+/// process): the kernel copies each frame into the ring in softirq (no skb clone queued on the
+/// socket, no per-frame `recvmsg`), a block at a time; the worker walks the blocks user space
+/// owns and hands each back when it is done with its frames (`release`). Filtered, in the
+/// fanout group, outgoing frames ignored, as `PacketSocket`.
+///
+/// Each frame has `reserve` bytes free in front of it (`PACKET_RESERVE`) besides the frame
+/// header, so the data plane writes the outer headers in place, in the ring.
+///
+/// The corresponding C calls are `socket`, `setsockopt` (PACKET_VERSION, PACKET_RESERVE,
+/// PACKET_RX_RING, PACKET_FANOUT), `mmap` and `bind`.
+public struct PacketRing: ~Copyable {
+    public let fd: Int32
+    public let interfaceIndex: Int32
+    public let ring: UnsafeMutableRawPointer
+    public let blockSize: Int
+    public let blockCount: Int
+
+    /// One frame of a ready block: where it starts in the ring, its captured length, and
+    /// whether the kernel left its transport checksum unfinished (`CHECKSUM_PARTIAL`).
+    public struct Frame {
+        public var base: UnsafeMutableRawPointer
+        public var offset: Int
+        public var length: Int
+        public var truncated: Bool
+        public var checksumNotReady: Bool
+    }
+
+    public init(
+        interface: String, fanoutGroup: UInt16?, filter: [BPFInstruction]?, blockSize: Int = 1 << 18,
+        blockCount: Int = 32, frameSize: Int = 2048, retireMilliseconds: Int = 1, reserve: Int = 64
+    ) throws(SystemError) {
+        precondition(blockSize % Int(getpagesize()) == 0 && blockSize % frameSize == 0 && blockCount > 0)
+        let index = if_nametoindex(interface)
+        if index == 0 { throw SystemError(call: "if_nametoindex(\(interface))", errno: Glibc.errno) }
+        let fd = try SystemCall.run("socket(AF_PACKET, SOCK_RAW)") {
+            socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
+        var mapped: UnsafeMutableRawPointer?
+        do throws(SystemError) {
+            try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_ignore_outgoing(), 1, name: "PACKET_IGNORE_OUTGOING")
+            if let filter { try PacketSocket.attach(fd: fd, filter: filter) }
+            guard
+                let r = cmaglev_tpacket_v3_rx_ring(
+                    fd, UInt32(blockSize), UInt32(blockCount), UInt32(frameSize), UInt32(retireMilliseconds),
+                    UInt32(reserve))
+            else {
+                throw SystemError(call: "setsockopt(PACKET_RX_RING, TPACKET_V3) / mmap", errno: Glibc.errno)
+            }
+            mapped = r
+            _ = try SystemCall.run("bind(AF_PACKET, \(interface))") {
+                cmaglev_packet_bind(fd, Int32(index), cmaglev_eth_p_all())
+            }
+            if let fanoutGroup {
+                let value = Int32(fanoutGroup) | (Int32(cmaglev_packet_fanout_hash()) << 16)
+                try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_fanout(), value, name: "PACKET_FANOUT")
+            }
+        } catch {
+            if let mapped { cmaglev_tpacket_unmap(mapped, blockSize * blockCount) }
+            closeDescriptor(fd)
+            throw error
+        }
+        self.fd = fd
+        self.interfaceIndex = Int32(index)
+        self.ring = mapped!
+        self.blockSize = blockSize
+        self.blockCount = blockCount
+    }
+
+    deinit {
+        cmaglev_tpacket_unmap(ring, blockSize * blockCount)
+        closeDescriptor(fd)
+    }
+
+    @inline(__always)
+    public func block(_ i: Int) -> UnsafeMutableRawPointer { ring + i &* blockSize }
+
+    /// Whether user space owns block `i` (the kernel filled or retired it).
+    @inline(__always)
+    public func isReady(_ i: Int) -> Bool { cmaglev_tpacket_block_ready(block(i)) != 0 }
+
+    /// Walks block `i` (ready), calling `body` with each frame in order; returns how many.
+    @inline(__always)
+    public func frames(ofBlock i: Int, _ body: (Frame) -> Void) -> Int {
+        let b = block(i)
+        let n = Int(cmaglev_tpacket_block_packets(b))
+        var p = b + Int(cmaglev_tpacket_block_first(b))
+        for _ in 0..<n {
+            let h = cmaglev_tpacket_frame(p)
+            body(
+                Frame(
+                    base: p, offset: Int(h.mac), length: Int(h.snaplen), truncated: h.snaplen < h.len,
+                    checksumNotReady: h.checksum_not_ready != 0))
+            p += Int(h.next_offset)
+        }
+        return n
+    }
+
+    /// Hands block `i` back to the kernel.
+    @inline(__always)
+    public func release(_ i: Int) { cmaglev_tpacket_block_release(block(i)) }
+
+    /// Waits up to `timeoutMilliseconds` for the socket to be readable (a block ready).
+    public func wait(timeoutMilliseconds: Int32) {
+        var p = pollfd(fd: fd, events: Int16(POLLIN | POLLERR), revents: 0)
+        _ = poll(&p, 1, timeoutMilliseconds)
+    }
+
+    public func attach(filter: [BPFInstruction]) throws(SystemError) { try PacketSocket.attach(fd: fd, filter: filter) }
+
+    /// Frames dropped since the last call (ring full; `PACKET_STATISTICS`, reset on read).
+    public func takeStatistics() throws(SystemError) -> (packets: UInt64, drops: UInt64) {
+        var packets: UInt32 = 0
+        var drops: UInt32 = 0
+        let fd = self.fd
+        _ = try SystemCall.run("getsockopt(PACKET_STATISTICS)") { cmaglev_packet_statistics(fd, &packets, &drops) }
+        return (UInt64(packets), UInt64(drops))
+    }
+}
