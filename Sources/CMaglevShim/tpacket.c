@@ -49,3 +49,39 @@ struct cmaglev_tpacket_frame cmaglev_tpacket_frame(const void *packet) {
                                       (h->tp_status & TP_STATUS_CSUMNOTREADY) != 0};
     return f;
 }
+
+void *cmaglev_tpacket_v2_tx_ring(int fd, unsigned int frame_size, unsigned int frame_count, unsigned int block_frames) {
+    int version = TPACKET_V2;
+    if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version) != 0) return NULL;
+    int one = 1;
+    if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) != 0) return NULL;
+    struct tpacket_req req = {0};
+    req.tp_block_size = frame_size * block_frames;
+    req.tp_block_nr = frame_count / block_frames;
+    req.tp_frame_size = frame_size;
+    req.tp_frame_nr = req.tp_block_nr * block_frames;
+    if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof req) != 0) return NULL;
+    void *ring = mmap(NULL, (size_t)req.tp_block_size * req.tp_block_nr, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (ring == MAP_FAILED) return NULL;
+    return ring;
+}
+
+unsigned int cmaglev_tpacket2_tx_data_offset(void) { return TPACKET2_HDRLEN - sizeof(struct sockaddr_ll); }
+
+int cmaglev_tpacket2_tx_state(void *slot) {
+    struct tpacket2_hdr *h = slot;
+    unsigned int status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    if (status == TP_STATUS_AVAILABLE) return 0;
+    if (status & TP_STATUS_WRONG_FORMAT) {
+        __atomic_store_n(&h->tp_status, TP_STATUS_AVAILABLE, __ATOMIC_RELEASE);
+        return 2;
+    }
+    return 1;
+}
+
+void cmaglev_tpacket2_tx_queue(void *slot, unsigned int length) {
+    struct tpacket2_hdr *h = slot;
+    h->tp_len = length;
+    __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+}

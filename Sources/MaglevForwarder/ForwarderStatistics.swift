@@ -22,6 +22,8 @@ public struct IOCounters: Sendable, Equatable {
     /// (`--send packet`), and those that took the raw IP socket because their backend's next hop
     /// was not resolved yet (or is not on an Ethernet interface).
     public var sentAsFrames: UInt64 = 0
+    /// `--io ring`: of those, frames that went through the worker's transmit ring.
+    public var sentThroughTxRing: UInt64 = 0
     public var nextHopFallbacks: UInt64 = 0
     /// Sends that failed (`lastSendErrno` says how).
     public var sendErrors: UInt64 = 0
@@ -47,6 +49,7 @@ public struct IOCounters: Sendable, Equatable {
         s.sent += b.sent
         s.sendErrors += b.sendErrors
         s.sentAsFrames += b.sentAsFrames
+        s.sentThroughTxRing += b.sentThroughTxRing
         s.nextHopFallbacks += b.nextHopFallbacks
         if b.lastSendErrno != 0 { s.lastSendErrno = b.lastSendErrno }
         s.noIPv6Socket += b.noIPv6Socket
@@ -275,6 +278,7 @@ public enum StatisticsFormat {
                 ("kernel_drops", JSONValue(c.kernelDrops)), ("receive_errors", JSONValue(c.receiveErrors)),
                 ("buffer_ring_empty", JSONValue(c.bufferRingEmpty)), ("receive_rearms", JSONValue(c.receiveRearms)),
                 ("sent", JSONValue(c.sent)), ("sent_as_frames", JSONValue(c.sentAsFrames)),
+                ("sent_through_tx_ring", JSONValue(c.sentThroughTxRing)),
                 ("next_hop_fallbacks", JSONValue(c.nextHopFallbacks)), ("send_errors", JSONValue(c.sendErrors)),
                 ("last_send_errno", JSONValue(c.lastSendErrno)), ("no_ipv6_socket", JSONValue(c.noIPv6Socket)),
                 ("turns", JSONValue(c.turns)), ("batches", JSONValue(c.batches)),

@@ -15,6 +15,17 @@ import MaglevLinux
 /// system call.
 final class RingWorker: PacketEngineWorker {
     static let sendTag: UInt64 = 2 << 56
+    static let flushTag: UInt64 = 4 << 56
+    static let txFile: Int32 = 4
+
+    /// The transmit ring (`--send packet`) and the frames its pending flush sends.
+    final class Transmit {
+        var ring: PacketTxRing
+        var flushing = 0
+        /// `ring.refused` already counted in `sendErrors`.
+        var refusedCounted: UInt64 = 0
+        init(_ ring: consuming PacketTxRing) { self.ring = ring }
+    }
 
     let link: WorkerLink
     let mailbox: SnapshotMailbox
@@ -24,6 +35,8 @@ final class RingWorker: PacketEngineWorker {
     let raw4: RawIPSocket
     let raw6: RawIPSocket
     let frames: WorkerFrames
+    /// Frames for next hops on the receive interface go through this ring (`--send packet`).
+    let transmit: Transmit?
     var ring: IORing
     let dataplane: Dataplane
     var installedGeneration: UInt64
@@ -74,10 +87,19 @@ final class RingWorker: PacketEngineWorker {
             raw6 = RawIPSocket.unavailable(ipv6: true)
         }
         frames = try WorkerFrames(options: options, mailbox: nextHops)
+        if options.send == .packet {
+            do {
+                transmit = Transmit(try PacketTxRing(interfaceIndex: packets.interfaceIndex, frameSize: 2048, frameCount: 2048))
+            } catch {
+                throw ForwarderError.opening(error, interface: options.interface)
+            }
+        } else {
+            transmit = nil
+        }
         do {
             // No receives through the ring: two provided buffers keep IORing's set-up whole.
             ring = try IORing(entries: 2048, bufferCount: 2, bufferSize: 256, nameReserve: 64)
-            try ring.registerFiles([packets.fd, raw4.fd, raw6.fd, frames.descriptor])
+            try ring.registerFiles([packets.fd, raw4.fd, raw6.fd, frames.descriptor, transmit?.ring.fd ?? -1])
         } catch {
             throw ForwarderError.opening(error, interface: options.interface)
         }
@@ -141,6 +163,14 @@ final class RingWorker: PacketEngineWorker {
     /// batch's blocks back to the kernel.
     @inline(__always)
     func finishBatch() {
+        if let transmit {
+            let queued = transmit.ring.takeQueued()
+            if queued > 0 {
+                ring.flush(fileIndex: RingWorker.txFile, userData: RingWorker.flushTag)
+                transmit.flushing = queued
+                inflightSends &+= 1
+            }
+        }
         if inflightSends > 0 {
             do {
                 try ring.submitAndWait(count: inflightSends)
@@ -156,6 +186,19 @@ final class RingWorker: PacketEngineWorker {
                 }
                 for i in 0..<n {
                     let c = completions[i]
+                    if c.userData & (0xFF << 56) == RingWorker.flushTag, let transmit {
+                        // The kernel took every queued slot (or refused the flush: all lost).
+                        inflightSends &-= 1
+                        if c.result < 0 {
+                            io.sendErrors &+= UInt64(transmit.flushing)
+                            io.lastSendErrno = -c.result
+                        } else {
+                            io.sent &+= UInt64(transmit.flushing)
+                            io.sentThroughTxRing &+= UInt64(transmit.flushing)
+                        }
+                        transmit.flushing = 0
+                        continue
+                    }
                     guard c.userData & (0xFF << 56) == RingWorker.sendTag else { continue }
                     inflightSends &-= 1
                     if c.result < 0 {
@@ -166,6 +209,11 @@ final class RingWorker: PacketEngineWorker {
                     }
                 }
             }
+        }
+        if let transmit, transmit.ring.refused != transmit.refusedCounted {
+            // Frames the kernel refused after their flush (counted as sent then).
+            io.sendErrors &+= transmit.ring.refused &- transmit.refusedCounted
+            transmit.refusedCounted = transmit.ring.refused
         }
         for b in batchBlocks { packets.release(b) }
         batchBlocks.removeAll(keepingCapacity: true)
@@ -179,6 +227,13 @@ final class RingWorker: PacketEngineWorker {
     // BatchSender: one SQE per packet, from the ring (its block waits for the send).
     @inline(__always)
     func sendFrame(slot: Int, offset: Int, length: Int, address: UnsafeRawPointer) {
+        // Through the transmit ring when the next hop is on its interface (sockaddr_ll's
+        // ifindex at byte 4) and a slot is free; else its own SEND.
+        if let transmit, address.loadUnaligned(fromByteOffset: 4, as: Int32.self) == transmit.ring.interfaceIndex,
+            transmit.ring.queue(slots[slot].base + offset, length: length)
+        {
+            return
+        }
         ring.sendFrame(
             bytes: slots[slot].base + offset, length: length, address: address,
             addressLength: LinkHeaders.addressLength, fileIndex: Worker.frameFile, userData: RingWorker.sendTag)

@@ -346,6 +346,16 @@ public struct IORing: ~Copyable {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
+    /// Queues a `send` of no data on registered file `fileIndex`, `MSG_DONTWAIT`: on a packet
+    /// socket with a transmit ring (`PacketTxRing`), the kernel transmits every queued slot.
+    @inline(__always)
+    public func flush(fileIndex: Int32, userData: UInt64) {
+        let sqe = nextSQE()
+        io_uring_prep_send(sqe, fileIndex, nil, 0, cmaglev_msg_dontwait())
+        sqe.pointee.flags |= UInt8(cmaglev_iosqe_fixed_file())
+        io_uring_sqe_set_data64(sqe, userData)
+    }
+
     /// Bytes of a socket address for `send(bytes:length:ipv6:address:fileIndex:userData:)`.
     public static var addressBytes: Int { MemoryLayout<sockaddr_in6>.size }
 

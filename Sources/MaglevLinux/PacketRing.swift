@@ -120,3 +120,82 @@ public struct PacketRing: ~Copyable {
         return (UInt64(packets), UInt64(drops))
     }
 }
+
+/// A packet socket with a `TPACKET_V2` transmit ring (`PACKET_TX_RING`, mapped), bound to one
+/// interface, with `PACKET_QDISC_BYPASS`: the worker writes whole frames into free slots and
+/// one `send` (any length, no data) makes the kernel transmit every queued slot; a slot is free
+/// again once its skb is freed. The kernel builds each skb on the ring's pages (no copy of the
+/// data into the skb).
+///
+/// The corresponding C calls are `socket`, `setsockopt` (PACKET_VERSION, PACKET_QDISC_BYPASS,
+/// PACKET_TX_RING), `mmap` and `bind`.
+public struct PacketTxRing: ~Copyable {
+    public let fd: Int32
+    public let interfaceIndex: Int32
+    let ring: UnsafeMutableRawPointer
+    public let frameSize: Int
+    public let frameCount: Int
+    let dataOffset: Int
+    var next = 0
+    /// Frames queued since the last `takeQueued`.
+    public private(set) var queued = 0
+    /// Frames the kernel refused (TP_STATUS_WRONG_FORMAT), seen when their slot came round.
+    public private(set) var refused: UInt64 = 0
+
+    /// The most bytes a frame may have.
+    public var capacity: Int { frameSize - dataOffset }
+
+    public init(interfaceIndex: Int32, frameSize: Int = 2048, frameCount: Int = 1024) throws(SystemError) {
+        let fd = try SystemCall.run("socket(AF_PACKET, SOCK_RAW)") {
+            socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
+        let blockFrames = max(1, Int(getpagesize()) * 4 / frameSize)
+        guard let r = cmaglev_tpacket_v2_tx_ring(fd, UInt32(frameSize), UInt32(frameCount), UInt32(blockFrames)) else {
+            let e = Glibc.errno
+            closeDescriptor(fd)
+            throw SystemError(call: "setsockopt(PACKET_TX_RING, TPACKET_V2) / mmap", errno: e)
+        }
+        if cmaglev_packet_bind(fd, interfaceIndex, 0) != 0 {
+            let e = Glibc.errno
+            cmaglev_tpacket_unmap(r, frameSize * frameCount)
+            closeDescriptor(fd)
+            throw SystemError(call: "bind(AF_PACKET, TX ring)", errno: e)
+        }
+        self.fd = fd
+        self.interfaceIndex = interfaceIndex
+        self.ring = r
+        self.frameSize = frameSize
+        self.frameCount = frameCount / blockFrames * blockFrames
+        self.dataOffset = Int(cmaglev_tpacket2_tx_data_offset())
+    }
+
+    deinit {
+        cmaglev_tpacket_unmap(ring, frameSize * frameCount)
+        closeDescriptor(fd)
+    }
+
+    /// Copies the frame of `length` bytes at `bytes` into the next slot and queues it; false
+    /// when that slot is still in use (the ring is full) or the frame does not fit.
+    @inline(__always)
+    public mutating func queue(_ bytes: UnsafeRawPointer, length: Int) -> Bool {
+        guard length <= capacity else { return false }
+        let slot = ring + next &* frameSize
+        switch cmaglev_tpacket2_tx_state(slot) {
+        case 0: break
+        case 2: refused &+= 1
+        default: return false
+        }
+        (slot + dataOffset).copyMemory(from: bytes, byteCount: length)
+        cmaglev_tpacket2_tx_queue(slot, UInt32(length))
+        next = next &+ 1 == frameCount ? 0 : next &+ 1
+        queued &+= 1
+        return true
+    }
+
+    /// The frames queued since the last call (and resets the count).
+    @inline(__always)
+    public mutating func takeQueued() -> Int {
+        defer { queued = 0 }
+        return queued
+    }
+}

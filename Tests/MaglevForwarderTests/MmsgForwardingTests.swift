@@ -89,6 +89,8 @@ struct MmsgForwardingTests {
         #expect(stats.totalIO.sendErrors == 0)
         #expect(stats.totalIO.sentAsFrames == (send == .packet ? UInt64(packets.count) : 0))
         #expect(stats.totalIO.nextHopFallbacks == 0)
+        // The ring engine's frames all went through its transmit ring (one interface).
+        #expect(stats.totalIO.sentThroughTxRing == (io == .ring && send == .packet ? UInt64(packets.count) : 0))
         // Raw-socket packets carry finished checksums: the packet socket never marks them.
         #expect(stats.totalDataplane.checksumsCompleted == 0 && stats.totalDataplane.checksumsNotCompletable == 0)
     }

@@ -180,4 +180,18 @@ struct cmaglev_tpacket_frame {
 };
 struct cmaglev_tpacket_frame cmaglev_tpacket_frame(const void *packet);
 
+// ---- TPACKET_V2 transmit ring (`--io ring`, frames path).
+
+/// Puts the packet socket `fd` (not yet bound) in TPACKET_V2 with `PACKET_QDISC_BYPASS`, sets up
+/// a transmit ring of `frame_count` frames of `frame_size` bytes (one block per
+/// `block_frames` frames) and maps it. Returns the mapping, or NULL with errno set.
+void *cmaglev_tpacket_v2_tx_ring(int fd, unsigned int frame_size, unsigned int frame_count, unsigned int block_frames);
+/// Where a TX frame's data begins in its slot (TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)).
+unsigned int cmaglev_tpacket2_tx_data_offset(void);
+/// A TX slot's state: 0 free (TP_STATUS_AVAILABLE), 1 queued or being sent, 2 refused by the
+/// kernel (TP_STATUS_WRONG_FORMAT; the slot is freed by this call).
+int cmaglev_tpacket2_tx_state(void *slot);
+/// Marks the slot's `length` bytes for sending (TP_STATUS_SEND_REQUEST, release order).
+void cmaglev_tpacket2_tx_queue(void *slot, unsigned int length);
+
 #endif
