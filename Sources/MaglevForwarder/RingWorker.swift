@@ -253,20 +253,6 @@ final class RingWorker: PacketEngineWorker {
     func release(slot: Int) {}
 
     func sendNow(_ packet: UnsafeRawBufferPointer, ipv6: Bool) {
-        do throws(SystemError) {
-            if ipv6 {
-                guard raw6.isOpen else {
-                    io.noIPv6Socket &+= 1
-                    return
-                }
-                try raw6.send(packet)
-            } else {
-                try raw4.send(packet)
-            }
-            io.sent &+= 1
-        } catch {
-            io.sendErrors &+= 1
-            io.lastSendErrno = error.errno
-        }
+        sendNowThroughRaw(packet, ipv6: ipv6, raw4: raw4, raw6: raw6, io: &io)
     }
 }

@@ -225,21 +225,7 @@ final class WorkerSockets {
 
     /// Sends an IP packet through the raw socket of its family, now; counted in `io`.
     func sendNow(_ packet: UnsafeRawBufferPointer, ipv6: Bool, io: inout IOCounters) {
-        do throws(SystemError) {
-            if ipv6 {
-                guard raw6.isOpen else {
-                    io.noIPv6Socket &+= 1
-                    return
-                }
-                try raw6.send(packet)
-            } else {
-                try raw4.send(packet)
-            }
-            io.sent &+= 1
-        } catch {
-            io.sendErrors &+= 1
-            io.lastSendErrno = error.errno
-        }
+        sendNowThroughRaw(packet, ipv6: ipv6, raw4: raw4, raw6: raw6, io: &io)
     }
 }
 
@@ -252,4 +238,27 @@ func makeWorkerDataplane(snapshot: ForwardingSnapshot, options: ForwarderOptions
     let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: options.connectionCapacity, memory: memory)
     dataplane.memberName = options.memberName
     return dataplane
+}
+
+/// Sends an IP packet through `raw4` or `raw6` (by its family) now, counted in `io` (a rare
+/// path: released held fragments).
+func sendNowThroughRaw(
+    _ packet: UnsafeRawBufferPointer, ipv6: Bool, raw4: borrowing RawIPSocket, raw6: borrowing RawIPSocket,
+    io: inout IOCounters
+) {
+    do throws(SystemError) {
+        if ipv6 {
+            guard raw6.isOpen else {
+                io.noIPv6Socket &+= 1
+                return
+            }
+            try raw6.send(packet)
+        } else {
+            try raw4.send(packet)
+        }
+        io.sent &+= 1
+    } catch {
+        io.sendErrors &+= 1
+        io.lastSendErrno = error.errno
+    }
 }

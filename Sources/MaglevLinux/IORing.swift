@@ -288,14 +288,9 @@ public struct IORing: ~Copyable {
     /// own IP destination, on registered file `fileIndex` (a raw IP socket).
     @inline(__always)
     public func send(bufferID: Int, offset: Int, length: Int, ipv6: Bool, fileIndex: Int32, userData: UInt64) {
-        let bytes = buffers + (bufferID &* bufferSize &+ offset)
-        let addressLength = SocketAddress.fill(sendAddresses + bufferID, fromPacket: bytes, ipv6: ipv6)
-        let sqe = nextSQE()
-        io_uring_prep_send(sqe, fileIndex, bytes, length, 0)
-        io_uring_prep_send_set_addr(
-            sqe, UnsafeRawPointer(sendAddresses + bufferID).assumingMemoryBound(to: sockaddr.self), UInt16(addressLength))
-        sqe.pointee.flags |= UInt8(cmaglev_iosqe_fixed_file())
-        io_uring_sqe_set_data64(sqe, userData)
+        send(
+            bytes: buffers + (bufferID &* bufferSize &+ offset), length: length, ipv6: ipv6,
+            address: UnsafeMutableRawPointer(sendAddresses + bufferID), fileIndex: fileIndex, userData: userData)
     }
 
     /// Queues a `send` with a destination address (`sendto`, no `msghdr` to copy) of the
@@ -308,11 +303,9 @@ public struct IORing: ~Copyable {
         bufferID: Int, offset: Int, length: Int, address: UnsafeRawPointer, addressLength: Int, fileIndex: Int32,
         userData: UInt64
     ) {
-        let sqe = nextSQE()
-        io_uring_prep_send(sqe, fileIndex, buffers + (bufferID &* bufferSize &+ offset), length, 0)
-        io_uring_prep_send_set_addr(sqe, UnsafeRawPointer(address).assumingMemoryBound(to: sockaddr.self), UInt16(addressLength))
-        sqe.pointee.flags |= UInt8(cmaglev_iosqe_fixed_file())
-        io_uring_sqe_set_data64(sqe, userData)
+        sendFrame(
+            bytes: buffers + (bufferID &* bufferSize &+ offset), length: length, address: address,
+            addressLength: addressLength, fileIndex: fileIndex, userData: userData)
     }
 
     /// `sendFrame` of `length` bytes at `bytes`, memory the caller keeps valid until the send
