@@ -208,6 +208,8 @@ extension Dataplane {
         let vip = view.findVIP(packet.key, hasPorts: packet.fragment != .nonFirst)
         if vip < 0 { return notForwarded(.unknownVIP) }
         let vipID = view.id(ofVIP: vip)
+        // Held here as its owner: never redirected afterwards (even if a reload moved owners).
+        packet.redirected = true
         releasing = true
         defer { releasing = false }
         var newFlow = false
