@@ -16,7 +16,8 @@ struct WhichCommand: ParsableCommand {
             It agrees with `maglev replay --decisions` for every flow of a trace replayed with \
             the same config and no events. With --forwarders K it also names the forwarder \
             (0 to K-1, as the decisions CSV numbers them) under the ECMP model of `maglev replay \
-            --forwarders` (hash-threshold over the 5-tuple, or the addresses with --ecmp l3).
+            --forwarders` (hash-threshold over the 5-tuple, or the addresses with --ecmp l3). \
+            With `fragments: redirect` it also names the group member its fragments meet on.
 
             FLOW is PROTO:SRC:SPORT-DST:DPORT, PROTO tcp, udp, sctp or a number; IPv6 addresses \
             in brackets. Exit status 0, or 1 when no VIP matches (the data plane passes the packet).
@@ -59,6 +60,9 @@ struct WhichCommand: ParsableCommand {
         let route = snapshot.route(key)
         let forwarder = forwarders.map { ReplayEngine.forwarder(of: key, forwarders: $0, hash: ecmpHash) }
         let flowText = Self.describe(key)
+        // fragments: redirect: the group member that owns this flow's fragments.
+        let owner = snapshot.fragmentOwner(source: key.source, destination: key.destination, proto: key.proto)
+            .map { snapshot.config.forwarders[$0].name }
         if format == "json" {
             var m: [(String, JSONValue)] = [("flow", .string(flowText))]
             if let route {
@@ -73,6 +77,7 @@ struct WhichCommand: ParsableCommand {
                 m += [("vip", .null), ("slot", .null), ("backend", .null), ("verdict", .string("pass:unknown_vip"))]
             }
             if let forwarder { m.append(("forwarder", JSONValue(forwarder))) }
+            if let owner { m.append(("fragment_owner", .string(owner))) }
             try writeOrFail(JSONValue.object(m).rendered(.indented) + "\n")
         } else {
             var lines = ["flow       \(flowText)"]
@@ -91,6 +96,9 @@ struct WhichCommand: ParsableCommand {
                 lines.append("           VIPs: \(known)")
             }
             if let forwarder, let k = forwarders { lines.append("forwarder  \(forwarder) (0-based, of \(k); ECMP \(ecmp))") }
+            if let owner {
+                lines.append("fragments  to \(owner), which owns the flow's 3-tuple (fragments: redirect); there they follow the backend above")
+            }
             try writeOrFail(lines.joined(separator: "\n") + "\n")
         }
         if route == nil { throw ExitCode(1) }
