@@ -119,6 +119,108 @@ import Testing
     }
 }
 
+/// A reload's bgp section is applied live: a peer added is connected, a peer removed gets a
+/// Cease and leaves `/status`, the peer that stays keeps its session.
+@Suite(.serialized) struct BGPReconfigurationTests {
+    static func yaml(peers: [(String, UInt16)]) -> String {
+        let list = peers.map { "{ address: \($0.0), remote_as: 65000, port: \($0.1), hold_time: 3 }" }.joined(separator: ", ")
+        return """
+            encap: { source_ipv4: 198.18.0.2 }
+            table_size: 251
+            bgp:
+              local_as: 65001
+              router_id: 198.18.0.2
+              peers: [\(list)]
+            vips:
+              - { name: web, address: 198.19.0.10, protocol: tcp, port: 80, backends: [{ name: a, address: 198.18.1.1 }] }
+
+            """
+    }
+
+    /// Reads the speaker's OPEN on `c`, answers (hold time 0: no timers), and waits for its
+    /// first UPDATE; true when all came.
+    static func establish(_ c: ScriptedPeer.Connection) async -> Bool {
+        guard case .open = await c.read(120) else { return false }
+        let ours = BGPOpen(
+            myAS: 65000, holdTime: 0, routerID: 0x7F00_0001,
+            capabilities: [.multiprotocol(afi: BGP.afiIPv4, safi: BGP.safiUnicast), .fourOctetAS(65000)])
+        c.send(BGPMessage.open(ours).encode())
+        c.send(BGPMessage.keepalive.encode())
+        while let m = await c.read(120) {
+            if case .update = m { return true }
+        }
+        return false
+    }
+
+    @Test func peersAddedAndRemovedByAReloadAreAppliedLive() async throws {
+        let a = try ScriptedPeer(address: "127.0.0.1")
+        let b = try ScriptedPeer(address: "127.0.0.2")
+        defer {
+            a.close()
+            b.close()
+        }
+        let path = NSTemporaryDirectory() + "maglev-bgp-reload-\(getpid()).yaml"
+        defer { unlink(path) }
+        try Self.yaml(peers: [("127.0.0.1", a.port)]).write(toFile: path, atomically: true, encoding: .utf8)
+        let file = try MaglevConfigFile.load(path: path)
+        let forwarder = try Forwarder(config: file.dataplane, configPath: path, options: ForwarderOptions(interface: "lo"))
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let control = ControlPlane(forwarder: forwarder, file: file, configPath: path, allowDisruptiveReload: false, logger: logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var speaker = BGPSpeakerService(config: file.bgp!, control: control, group: group, logger: logger, drainSeconds: 0)
+        speaker.connectTimeoutMs = 600_000
+        let serviceGroup = ServiceGroup(configuration: .init(services: [.init(service: speaker)], logger: logger))
+        let running = Task { try await serviceGroup.run() }
+
+        let ca = try #require(await blocking { a.accept(timeoutSeconds: 120) }, "the speaker connects to peer a")
+        #expect(await Self.establish(ca))
+
+        // Peer b added: connected, while a's session stays.
+        try Self.yaml(peers: [("127.0.0.1", a.port), ("127.0.0.2", b.port)]).write(toFile: path, atomically: true, encoding: .utf8)
+        let added = await control.reload()
+        guard case .applied(let notices) = added else {
+            Issue.record("reload: \(added)")
+            return
+        }
+        #expect(notices.contains { $0.contains("the bgp section changed: applied live") }, "\(notices)")
+        let cb = try #require(await blocking { b.accept(timeoutSeconds: 120) }, "the speaker connects to the new peer b")
+        #expect(await Self.establish(cb))
+
+        // Peer a removed: its session ends with a Cease; b's goes on.
+        try Self.yaml(peers: [("127.0.0.2", b.port)]).write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(await control.reload().label == "applied")
+        var cease: BGPNotification?
+        while let m = await ca.read(120) {
+            if case .notification(let n) = m {
+                cease = n
+                break
+            }
+        }
+        #expect(cease?.code == BGPNotification.cease)
+        var gone = false
+        for _ in 0..<100 where !gone {
+            gone = await control.bgpPeers["127.0.0.1"] == nil
+            if !gone { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(gone, "the removed peer left /status")
+        #expect(await control.bgpPeers["127.0.0.2"]?.established == true)
+
+        await serviceGroup.triggerGracefulShutdown()
+        var bCease: BGPNotification?
+        while let m = await cb.read(120) {
+            if case .notification(let n) = m {
+                bCease = n
+                break
+            }
+        }
+        #expect(bCease?.code == BGPNotification.cease)
+        try await running.value
+        try await group.shutdownGracefully()
+        ca.close()
+        cb.close()
+    }
+}
+
 /// Runs a blocking call on a thread of its own: the speaker under test needs the Swift
 /// concurrency threads (two on a 2-CPU machine, shared with every test running beside this one).
 func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
@@ -138,14 +240,14 @@ final class ScriptedPeer: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
 
-    init() throws {
+    init(address: String = "127.0.0.1") throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.fd = fd
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_addr.s_addr = inet_addr(address)
         addr.sin_port = 0
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }

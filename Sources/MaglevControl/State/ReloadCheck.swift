@@ -40,8 +40,14 @@ public struct ReloadCheck: Sendable, Equatable {
                 "connection_tracking.capacity changes from \(old.connectionCapacity) to \(new.connectionCapacity): "
                     + "not applied live (connection tables keep their size); restart the forwarder to apply it")
         }
-        if old.bgp != new.bgp {
-            notices.append("the bgp section changed: not applied live (sessions keep their peers and settings); restart the forwarder to apply it")
+        if old.bgp == nil && new.bgp != nil {
+            notices.append("the bgp section was added: not applied live (no BGP speaker runs); restart the forwarder to start it")
+        } else if old.bgp != nil && new.bgp == nil {
+            notices.append("the bgp section was removed: every BGP session ends (the routers withdraw this forwarder's routes)")
+        } else if old.bgp != new.bgp {
+            notices.append(
+                "the bgp section changed: applied live (sessions of removed or changed peers end with a Cease, new peers "
+                    + "are connected; a new local_as or router_id restarts every session)")
         }
         var oldAddress: [String: IPAddress] = [:]
         for p in old.pools { for backend in p.backends { oldAddress[backend.name] = backend.address } }

@@ -27,47 +27,108 @@ struct BGPSpeakerService: Service {
     var connectTimeoutMs: UInt64 = 10_000
 
     func run() async throws {
-        let (source4, source6) = await control.encapSources()
-        let drivers = config.peers.enumerated().map { i, peer in
-            BGPPeerDriver(
-                peer: peer,
-                session: BGPSessionConfig(
-                    localAS: config.localAS, remoteAS: peer.remoteAS, routerID: config.routerID.ipv4Value,
-                    holdTime: peer.holdTime, passive: peer.passive, nextHopIPv4: source4, nextHopIPv6: source6,
-                    offerIPv6: source6 != nil, jitterSeed: UInt64(config.routerID.ipv4Value) &+ UInt64(i),
-                    connectTimeoutMs: connectTimeoutMs),
-                control: control, group: group, logger: logger)
+        var speaker = Speaker(service: self)
+        await speaker.reconcile(to: config)
+        // Until the group stops: a reload's bgp section is applied as it comes (every 200 ms).
+        while !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: .milliseconds(200))
+            let wanted = await control.bgpConfig()
+            if wanted != speaker.current { await speaker.reconcile(to: wanted) }
         }
-        // Passive peers connect to us: one listener per port, handing each connection to the
-        // driver of its remote address (others are closed at once).
-        var listeners: [any Channel] = []
-        for port in Set(drivers.filter(\.peer.passive).map(\.peer.port)).sorted() {
-            let passive = drivers.filter { $0.peer.passive && $0.peer.port == port }
-            do {
-                listeners.append(try await Self.listen(port: port, drivers: passive, group: group, logger: logger))
-            } catch {
-                logger.error(
-                    "cannot listen for passive BGP peers", metadata: ["port": .stringConvertible(port), "error": .string("\(error)")])
-            }
+        // Then withdraw, drain, and close.
+        await control.beginStop()
+        logger.notice(
+            "withdrawing every VIP route; forwarding goes on while the routers move traffic away",
+            metadata: ["drain_seconds": .stringConvertible(drainSeconds)])
+        let deadline = MonotonicClock.now() + 2_000_000_000
+        while speaker.drivers.contains(where: { $0.driver.advertisedCount > 0 }) && MonotonicClock.now() < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
         }
-        defer { for l in listeners { l.close(promise: nil) } }
-        await withTaskGroup(of: Void.self) { tasks in
-            for d in drivers { tasks.addTask { await d.run() } }
-            // Until the group stops: then withdraw, drain, and close.
-            try? await gracefulShutdown()
-            await control.beginStop()
-            logger.notice(
-                "withdrawing every VIP route; forwarding goes on while the routers move traffic away",
-                metadata: ["drain_seconds": .stringConvertible(drainSeconds)])
-            let deadline = MonotonicClock.now() + 2_000_000_000
-            while drivers.contains(where: { $0.advertisedCount > 0 }) && MonotonicClock.now() < deadline {
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-            if drainSeconds > 0 { try? await Task.sleep(for: .milliseconds(Int64(drainSeconds * 1000))) }
-            for d in drivers { d.stop() }
-            await tasks.waitForAll()
-        }
+        if drainSeconds > 0 { try? await Task.sleep(for: .milliseconds(Int64(drainSeconds * 1000))) }
+        await speaker.stopAll()
         logger.info("BGP sessions closed")
+    }
+
+    /// The running sessions and listeners, brought to a config: sessions of peers that left or
+    /// changed end (Cease) and new ones start; a new `local_as` or `router_id` restarts them all;
+    /// no section ends them all.
+    struct Speaker {
+        let service: BGPSpeakerService
+        var current: BGPConfig?
+        var drivers: [(driver: BGPPeerDriver, task: Task<Void, Never>)] = []
+        var listeners: [any Channel] = []
+
+        init(service: BGPSpeakerService) { self.service = service }
+
+        mutating func reconcile(to wanted: BGPConfig?) async {
+            let logger = service.logger
+            let restartAll =
+                wanted == nil || current == nil || wanted!.localAS != current!.localAS
+                || wanted!.routerID != current!.routerID
+            let keep = restartAll ? [] : drivers.filter { d in wanted!.peers.contains(d.driver.peer) }
+            let leaving = drivers.filter { d in !keep.contains { $0.driver === d.driver } }
+            if current != nil && wanted != current {
+                logger.notice(
+                    "BGP configuration changed: applying it",
+                    metadata: [
+                        "sessions_ending": .string(leaving.map { $0.driver.peer.address.description }.joined(separator: ",")),
+                        "peers": .string(wanted?.peers.map { $0.address.description }.joined(separator: ",") ?? "none"),
+                    ])
+            }
+            for d in leaving { d.driver.stop() }
+            for d in leaving {
+                await d.task.value
+                await service.control.forget(peer: d.driver.peer.address.description)
+            }
+            drivers = keep
+            current = wanted
+            guard let wanted else {
+                closeListeners()
+                return
+            }
+            let (source4, source6) = await service.control.encapSources()
+            for (i, peer) in wanted.peers.enumerated() where !drivers.contains(where: { $0.driver.peer == peer }) {
+                let driver = BGPPeerDriver(
+                    peer: peer,
+                    session: BGPSessionConfig(
+                        localAS: wanted.localAS, remoteAS: peer.remoteAS, routerID: wanted.routerID.ipv4Value,
+                        holdTime: peer.holdTime, passive: peer.passive, nextHopIPv4: source4, nextHopIPv6: source6,
+                        offerIPv6: source6 != nil, jitterSeed: UInt64(wanted.routerID.ipv4Value) &+ UInt64(i),
+                        connectTimeoutMs: service.connectTimeoutMs),
+                    control: service.control, group: service.group, logger: logger)
+                drivers.append((driver, Task { await driver.run() }))
+            }
+            // Passive peers connect to us: one listener per port, handing each connection to
+            // the driver of its remote address (others are closed at once). Bound anew for the
+            // drivers now running.
+            closeListeners()
+            let passive = drivers.map(\.driver).filter(\.peer.passive)
+            for port in Set(passive.map(\.peer.port)).sorted() {
+                do {
+                    listeners.append(
+                        try await BGPSpeakerService.listen(
+                            port: port, drivers: passive.filter { $0.peer.port == port }, group: service.group,
+                            logger: logger))
+                } catch {
+                    logger.error(
+                        "cannot listen for passive BGP peers",
+                        metadata: ["port": .stringConvertible(port), "error": .string("\(error)")])
+                }
+            }
+        }
+
+        mutating func closeListeners() {
+            for l in listeners { l.close(promise: nil) }
+            listeners = []
+        }
+
+        /// Ends every session (Cease) and waits for them.
+        mutating func stopAll() async {
+            closeListeners()
+            for d in drivers { d.driver.stop() }
+            for d in drivers { await d.task.value }
+            drivers = []
+        }
     }
 }
 

@@ -245,6 +245,12 @@ public actor ControlPlane {
     /// The BGP speaker's view of one peer (for `/status` and metrics).
     public func report(_ status: BGPPeerStatus) { bgpPeers[status.peer] = status }
 
+    /// The bgp section of the running config (a reload may change it; the speaker follows).
+    public func bgpConfig() -> BGPConfig? { state.file.bgp }
+
+    /// A peer that left the config: its status goes from `/status` and the metrics.
+    public func forget(peer: String) { bgpPeers[peer] = nil }
+
     /// The start of a graceful stop: withdraw everything.
     public func beginStop() {
         stopping = true
