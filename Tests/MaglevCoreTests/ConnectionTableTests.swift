@@ -446,4 +446,136 @@ private func hash(bucket: Int, tag: Int) -> UInt64 {
         #expect(stats.evictedHalfOpen + stats.evictedFragment + stats.evictedDatagram == 0)
         #expect(stats.evictedClosing + stats.evictedEstablished == 0)
     }
+
+    // MARK: Insert against its reference
+
+    /// `insert` in two passes (fingerprints, then scores) chooses exactly the way, and counts
+    /// exactly what, the earlier one-pass loop did (kept here as the reference): random
+    /// buckets of empty, expired and live ways in every state, with and without the same hash,
+    /// ages on both sides of every timeout and of `now` (wraparound), each state inserted.
+    @Test func insertMatchesTheOnePassReference() {
+        var rng = SplitMix64(seed: 11)
+        let timeouts = ConnectionTimeouts()
+        let table = ConnectionTable(capacity: 8, timeouts: timeouts)
+        let states = ConnectionState.allCases
+        for round in 0..<20_000 {
+            let now = UInt32(truncatingIfNeeded: rng.next())
+            var bucket: [ConnectionEntry] = []
+            for _ in 0..<8 {
+                if rng.next() % 5 == 0 {
+                    bucket.append(.empty)
+                    continue
+                }
+                let state = states[Int(rng.next() % UInt64(states.count))]
+                let limit = Int64(table.timeoutByState[Int(state.rawValue)])
+                let age: Int64 =
+                    switch rng.next() % 4 {
+                    case 0: limit + Int64(rng.next() % 3) - 1  // around the timeout
+                    case 1: -Int64(rng.next() % 1000)  // ahead of now
+                    case 2: Int64(rng.next() % UInt64(max(limit, 1)))
+                    default: Int64(rng.next() % (1 << 31))
+                    }
+                let fingerprint = rng.next() % 4 == 0 ? UInt64(rng.next() % 16) + 1 : rng.next() | 1
+                bucket.append(
+                    ConnectionEntry(
+                        fingerprint: fingerprint, lastSeen: now &- UInt32(truncatingIfNeeded: age),
+                        backendAndState: UInt32(rng.next() % 100) | UInt32(state.rawValue) << 24))
+            }
+            // No fingerprint twice in a bucket (the table's invariant).
+            for a in 0..<8 where bucket[a].fingerprint != 0 {
+                for b in 0..<a where bucket[b].fingerprint == bucket[a].fingerprint { bucket[a] = .empty }
+            }
+            let insertHash = rng.next() % 3 == 0 ? UInt64(rng.next() % 16) + 1 : rng.next() | 1
+            let state = states[Int(rng.next() % UInt64(states.count))]
+            let expected = referenceInsert(bucket, table: table, hash: insertHash, state: state, now: now)
+
+            for way in 0..<8 { table.entries[way] = bucket[way] }
+            let before = table.statistics
+            let index = table.insert(hash: insertHash & ~table.bucketMask, backend: 7, state: state, now: now)
+            var counted = table.statistics
+            counted.inserts -= before.inserts
+            counted.insertsRefused -= before.insertsRefused
+            counted.expired -= before.expired
+            counted.evictedHalfOpen -= before.evictedHalfOpen
+            counted.evictedDatagram -= before.evictedDatagram
+            counted.evictedClosing -= before.evictedClosing
+            counted.evictedFragment -= before.evictedFragment
+            counted.evictedEstablished -= before.evictedEstablished
+            #expect(index == expected.index, "round \(round)")
+            #expect(counted == expected.counted, "round \(round)")
+            if index != expected.index || counted != expected.counted { return }
+        }
+    }
+
+    /// The one-pass insert this table had before (commit 044fd4c), on a copy of one bucket:
+    /// the way it writes (or -1) and what it counts.
+    private func referenceInsert(
+        _ bucket: [ConnectionEntry], table: ConnectionTable, hash: UInt64, state: ConnectionState, now: UInt32
+    ) -> (index: Int, counted: ConnectionTableStatistics) {
+        var counted = ConnectionTableStatistics()
+        let fingerprint = hash & ~table.bucketMask == 0 ? 1 : hash & ~table.bucketMask
+        func age(_ e: ConnectionEntry) -> Int32 { Int32(bitPattern: now &- e.lastSeen) }
+        func rank(_ raw: UInt8) -> UInt64 {
+            switch raw {
+            case ConnectionState.tcpHalfOpen.rawValue: 4
+            case ConnectionState.fragment.rawValue: 3
+            case ConnectionState.datagram.rawValue: 2
+            case ConnectionState.tcpClosing.rawValue: 1
+            default: 0
+            }
+        }
+        var emptyWay = -1
+        var expiredWay = -1
+        var bestKey: UInt64 = 0
+        for way in 0..<8 {
+            let entry = bucket[way]
+            if entry.fingerprint == fingerprint {
+                if age(entry) > table.timeoutByState[Int(entry.stateRaw & 7)] {
+                    counted.expired += 1
+                    counted.inserts += 1
+                }
+                return (way, counted)
+            }
+            if entry.fingerprint == 0 {
+                if emptyWay < 0 { emptyWay = way }
+            } else if age(entry) > table.timeoutByState[Int(entry.stateRaw & 7)] {
+                if expiredWay < 0 { expiredWay = way }
+            } else {
+                let score = rank(entry.stateRaw) << 32 | UInt64(UInt32(clamping: max(age(entry), 0)))
+                bestKey = max(bestKey, score << 3 | UInt64(7 - way))
+            }
+        }
+        if emptyWay >= 0 {
+            counted.inserts += 1
+            return (emptyWay, counted)
+        }
+        if expiredWay >= 0 {
+            counted.expired += 1
+            counted.inserts += 1
+            return (expiredWay, counted)
+        }
+        let best = 7 - Int(bestKey & 7)
+        let score = bestKey >> 3
+        var victim = -1
+        if score >> 32 != 0 {
+            victim = best
+        } else if state == .tcpEstablished
+            && score > UInt64(table.timeoutByState[Int(ConnectionState.tcpEstablished.rawValue)] / 2)
+        {
+            victim = best
+        }
+        guard victim >= 0 else {
+            counted.insertsRefused += 1
+            return (-1, counted)
+        }
+        switch bucket[victim].stateRaw {
+        case ConnectionState.tcpHalfOpen.rawValue: counted.evictedHalfOpen += 1
+        case ConnectionState.fragment.rawValue: counted.evictedFragment += 1
+        case ConnectionState.datagram.rawValue: counted.evictedDatagram += 1
+        case ConnectionState.tcpClosing.rawValue: counted.evictedClosing += 1
+        default: counted.evictedEstablished += 1
+        }
+        counted.inserts += 1
+        return (victim, counted)
+    }
 }

@@ -28,54 +28,58 @@ extension ConnectionTable {
             fingerprint: fingerprint, lastSeen: now,
             backendAndState: backend | UInt32(state.rawValue) &<< 24)
 
-        // One pass: the same hash wins; otherwise remember the first empty and expired ways,
-        // and (for when every way is live) the eviction candidate: the largest score (rank, then
-        // idle time), the first of equals. `bestKey` packs score and way so that one unsigned
-        // max finds both: rank << 35 | idle << 3 | (7 - way).
+        // Pass 1, fingerprints only (cheap): the same hash wins, wherever it lies (a hash never
+        // occupies two ways); otherwise the first empty way.
         var emptyWay = -1
-        var expiredWay = -1
-        var bestKey: UInt64 = 0
-        let timeouts = timeoutByState
-        var way = 0
-        while way < Self.ways {
-            let entry = bucket[way]
-            if entry.fingerprint == fingerprint {
-                if !isLive(entry, now: now) {
+        var way = Self.ways &- 1
+        while way >= 0 {
+            let fp = bucket[way].fingerprint
+            if fp == fingerprint {
+                if !isLive(bucket[way], now: now) {
                     counters.pointee.expired &+= 1
                     counters.pointee.inserts &+= 1
                 }
                 bucket[way] = new
                 return first &+ way
             }
-            if entry.fingerprint == 0 {
-                if emptyWay < 0 { emptyWay = way }
-            } else {
-                let age = Self.age(entry, now: now)
-                if age > timeouts[Int(entry.stateRaw & 7)] {
-                    if expiredWay < 0 { expiredWay = way }
-                } else {
-                    let score = Self.evictionRank(entry.stateRaw) &<< 32 | UInt64(UInt32(clamping: max(age, 0)))
-                    bestKey = max(bestKey, score &<< 3 | UInt64(7 &- way))
-                }
-            }
-            way &+= 1
+            if fp == 0 { emptyWay = way }
+            way &-= 1
         }
         if emptyWay >= 0 {
             bucket[emptyWay] = new
             counters.pointee.inserts &+= 1
             return first &+ emptyWay
         }
-        if expiredWay >= 0 {
-            bucket[expiredWay] = new
+
+        // Pass 2, every way taken: the first expired way, else the eviction candidate (the
+        // largest score, rank then idle time, the first of equals). One unsigned max finds
+        // both: key = class << 35 | idle << 3 | (7 - way), where class is the live entry's
+        // eviction rank (0-4) or `expiredClass` (above every rank, idle 0, so the first
+        // expired way wins).
+        let timeouts = timeoutByState
+        let rankKeys = evictionKeyByState
+        var bestKey: UInt64 = 0
+        way = 0
+        while way < Self.ways {
+            let entry = bucket[way]
+            let age = Self.age(entry, now: now)
+            let stateIndex = Int(entry.stateRaw & 7)
+            let liveKey = rankKeys[stateIndex] | UInt64(UInt32(bitPattern: max(age, 0))) &<< 3
+            let key = (age > timeouts[stateIndex] ? Self.expiredClass &<< 35 : liveKey) | UInt64(7 &- way)
+            bestKey = max(bestKey, key)
+            way &+= 1
+        }
+        let best = 7 &- Int(bestKey & 7)
+        if bestKey >> 35 == Self.expiredClass {
+            bucket[best] = new
             counters.pointee.expired &+= 1
             counters.pointee.inserts &+= 1
-            return first &+ expiredWay
+            return first &+ best
         }
 
         // Every way is live: evict the best candidate, unless only established entries are left
         // (rule 2), where rule 3 may still allow the oldest.
-        let victim = evictionVictim(
-            best: 7 &- Int(bestKey & 7), score: bestKey >> 3, insertingEstablished: state == .tcpEstablished)
+        let victim = evictionVictim(best: best, score: bestKey >> 3, insertingEstablished: state == .tcpEstablished)
         guard victim >= 0 else {
             counters.pointee.insertsRefused &+= 1
             return -1
@@ -95,10 +99,15 @@ extension ConnectionTable {
     /// How readily a live entry of a state gives up its way: higher goes first, 0 never (except
     /// under rule 3 of `insert`).
     /// (A nibble per raw value: tcpHalfOpen 4, fragment 3, datagram 2, tcpClosing 1, the rest 0.)
+    /// Indexed by the state raw value masked to 3 bits, as `timeoutByState` is (stored states
+    /// are 1-5).
     @inline(__always)
-    static func evictionRank(_ stateRaw: UInt8) -> UInt64 {
-        stateRaw < 16 ? (rankNibbles >> (UInt64(stateRaw) &* 4)) & 0xF : 0
+    static func evictionRank(stateIndex: Int) -> UInt64 {
+        (rankNibbles >> (UInt64(truncatingIfNeeded: stateIndex) &* 4)) & 0xF
     }
+
+    /// `insert`'s class for an expired way: above every eviction rank.
+    static let expiredClass: UInt64 = 5
 
     static let rankNibbles: UInt64 =
         4 << (4 * UInt64(ConnectionState.tcpHalfOpen.rawValue)) | 3 << (4 * UInt64(ConnectionState.fragment.rawValue))

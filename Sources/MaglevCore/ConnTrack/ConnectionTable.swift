@@ -87,6 +87,9 @@ public final class ConnectionTable {
     let bucketMask: UInt64
     /// Timeout in ms per state raw value (index 0, 6 and 7 unused), as signed ages.
     let timeoutByState: UnsafeMutablePointer<Int32>
+    /// `insert`'s eviction rank per state raw value (indexed as `timeoutByState`), shifted into
+    /// place for its scoring key (`rank << 35`).
+    let evictionKeyByState: UnsafeMutablePointer<UInt64>
     /// Counters live outside the object so that bumping them needs no exclusivity check.
     let counters: UnsafeMutablePointer<ConnectionTableStatistics>
 
@@ -125,6 +128,8 @@ public final class ConnectionTable {
         self.timeoutByState = .allocate(capacity: 8)
         timeoutByState.initialize(repeating: 0, count: 8)
         Self.fill(timeoutByState, from: timeouts)
+        self.evictionKeyByState = .allocate(capacity: 8)
+        for index in 0..<8 { evictionKeyByState[index] = Self.evictionRank(stateIndex: index) &<< 35 }
         self.counters = .allocate(capacity: 1)
         counters.initialize(to: ConnectionTableStatistics())
     }
@@ -133,6 +138,7 @@ public final class ConnectionTable {
         entries.deinitialize(count: capacity)
         memory.deallocate(UnsafeMutableRawPointer(entries), capacity &* MemoryLayout<ConnectionEntry>.stride)
         timeoutByState.deallocate()
+        evictionKeyByState.deallocate()
         counters.deallocate()
     }
 

@@ -103,7 +103,9 @@ public enum PacketParser {
         }
         let p = UnsafeRawPointer(base)
         switch linkType {
-        case .ethernet: return parseEthernet(p, end: frame.count, into: &packet)
+        case .ethernet:
+            if parseCommonEthernetIPv4(p, count: frame.count, into: &packet) { return nil }
+            return parseEthernet(p, end: frame.count, into: &packet)
         case .rawIP: return parseIP(p, at: 0, end: frame.count, into: &packet)
         }
     }

@@ -169,9 +169,17 @@ public final class Dataplane {
             for i in 0..<n {
                 let s = batch[start &+ i]
                 bytes &+= s.length
-                let status = PacketParser.parse(
-                    UnsafeRawBufferPointer(start: s.base + s.offset, count: s.length), linkType: linkType,
-                    into: &scratchPackets[i])
+                let frame = s.base + s.offset
+                let status: DropReason?
+                if linkType == .ethernet
+                    && PacketParser.parseCommonEthernetIPv4(frame, count: s.length, into: &scratchPackets[i])
+                {
+                    status = nil
+                } else {
+                    status = PacketParser.parse(
+                        UnsafeRawBufferPointer(start: frame, count: s.length), linkType: linkType,
+                        into: &scratchPackets[i])
+                }
                 scratchStatus[i] = status
                 if status == nil {
                     scratchHashes[i] = FlowHash.hash(scratchPackets[i].key, seed: seed, zeroHighLane: zeroHighLane)
