@@ -85,3 +85,37 @@ void cmaglev_tpacket2_tx_queue(void *slot, unsigned int length) {
     h->tp_len = length;
     __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
 }
+
+void *cmaglev_tpacket_v2_rx_ring(int fd, unsigned int frame_size, unsigned int frame_count, unsigned int block_frames,
+                                 unsigned int reserve) {
+    int version = TPACKET_V2;
+    if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version) != 0) return NULL;
+    if (setsockopt(fd, SOL_PACKET, PACKET_RESERVE, &reserve, sizeof reserve) != 0) return NULL;
+    struct tpacket_req req = {0};
+    req.tp_block_size = frame_size * block_frames;
+    req.tp_block_nr = frame_count / block_frames;
+    req.tp_frame_size = frame_size;
+    req.tp_frame_nr = req.tp_block_nr * block_frames;
+    if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) != 0) return NULL;
+    void *ring = mmap(NULL, (size_t)req.tp_block_size * req.tp_block_nr, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (ring == MAP_FAILED) return NULL;
+    return ring;
+}
+
+int cmaglev_tpacket2_rx_frame(const void *slot, struct cmaglev_tpacket_frame *frame) {
+    const struct tpacket2_hdr *h = slot;
+    unsigned int status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    if (!(status & TP_STATUS_USER)) return 0;
+    frame->next_offset = 0;
+    frame->mac = h->tp_mac;
+    frame->snaplen = h->tp_snaplen;
+    frame->len = h->tp_len;
+    frame->checksum_not_ready = (status & TP_STATUS_CSUMNOTREADY) != 0;
+    return 1;
+}
+
+void cmaglev_tpacket2_rx_release(void *slot) {
+    struct tpacket2_hdr *h = slot;
+    __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+}

@@ -58,7 +58,9 @@ struct ForwardCommand: AsyncParsableCommand {
             sockets, same data plane): a baseline for benchmarks, and a fallback without io_uring. \
             --io ring receives through a TPACKET_V3 ring mapped into each worker (the kernel \
             copies frames into it a block at a time; no per-frame receive) and sends through \
-            io_uring in one submit per batch, straight from the ring.
+            io_uring in one submit per batch, straight from the ring. --io ring-frames is the same \
+            with a TPACKET_V2 receive ring (a slot per frame, visible at once; a V3 block waits to \
+            fill or for its 1 ms retire timer).
 
             Needs CAP_NET_RAW (root) and io_uring (sysctl kernel.io_uring_disabled=0). The \
             packet socket gets a copy of each frame and the kernel still handles the original: \
@@ -100,7 +102,7 @@ struct ForwardCommand: AsyncParsableCommand {
     var filter = "vips"
 
     @Option(
-        help: "Worker I/O: io_uring (default: multishot RECVMSG), ring (TPACKET_V3 receive ring, io_uring sends) or mmsg (plain recvmmsg/sendmmsg, batches of 64).")
+        help: "Worker I/O: io_uring (default: multishot RECVMSG), ring (TPACKET_V3 receive ring, TX ring and io_uring sends), ring-frames (the same with a TPACKET_V2 receive ring) or mmsg (plain recvmmsg/sendmmsg, batches of 64).")
     var io = "io_uring"
 
     @Option(help: "How GRE leaves: packet (AF_PACKET frames with the next hop's Ethernet header, qdisc bypass; default) or raw (raw IP sockets).")
@@ -142,7 +144,7 @@ struct ForwardCommand: AsyncParsableCommand {
         if let s = statsInterval, !(s > 0) { throw ValidationError("--stats-interval must be more than 0 seconds") }
         if let d = duration, !(d > 0) { throw ValidationError("--duration must be more than 0 seconds") }
         if VIPFilter.Mode(rawValue: filter) == nil { throw ValidationError("--filter must be vips or ethertype") }
-        if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring, ring or mmsg") }
+        if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring, ring, ring-frames or mmsg") }
         if busyPoll && io == "mmsg" { throw ValidationError("--busy-poll needs --io io_uring or ring") }
         if let send, ForwarderSend(rawValue: send) == nil { throw ValidationError("--send must be packet or raw") }
         if let admin {

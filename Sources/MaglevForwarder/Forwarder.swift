@@ -198,7 +198,7 @@ public final class Forwarder: @unchecked Sendable {
                 let worker = try MmsgWorker(link: link, mailbox: mailbox, nextHops: nextHops, options: options, cpu: cpu)
                 link.state.store(WorkerLink.State.running.rawValue, ordering: .releasing)
                 worker.run()
-            case .ring:
+            case .ring, .ringFrames:
                 let worker = try RingWorker(link: link, mailbox: mailbox, nextHops: nextHops, options: options, cpu: cpu)
                 link.state.store(WorkerLink.State.running.rawValue, ordering: .releasing)
                 worker.run()

@@ -51,6 +51,8 @@ final class RingWorker: PacketEngineWorker {
     /// sends complete).
     var nextBlock = 0
     var batchBlocks: [Int]
+    /// A batch takes another block (or slot) while it has at most this many frames.
+    let batchLimit: Int
     var inflightSends = 0
 
     static let blockSize = 1 << 18
@@ -76,7 +78,8 @@ final class RingWorker: PacketEngineWorker {
         do {
             packets = try PacketRing(
                 interface: options.interface, fanoutGroup: group, filter: published.filter,
-                blockSize: RingWorker.blockSize, blockCount: RingWorker.blockCount, frameSize: options.bufferSize)
+                layout: options.io == .ringFrames ? .frames : .blocks, blockSize: RingWorker.blockSize,
+                blockCount: RingWorker.blockCount, frameSize: options.bufferSize, frameCount: options.bufferCount)
             raw4 = try RawIPSocket(ipv6: false)
         } catch {
             throw ForwarderError.opening(error, interface: options.interface)
@@ -111,7 +114,8 @@ final class RingWorker: PacketEngineWorker {
         completions = .allocate(capacity: IORing.maximumDrain)
         completions.initialize(repeating: IORingCompletion())
         batchBlocks = []
-        batchBlocks.reserveCapacity(RingWorker.blockCount)
+        batchBlocks.reserveCapacity(packets.blockCount)
+        batchLimit = packets.layout == .frames ? min(options.batchLimit, RingWorker.slotCapacity / 2) : RingWorker.slotCapacity / 2
     }
 
     deinit {
@@ -141,7 +145,7 @@ final class RingWorker: PacketEngineWorker {
         }
         var count = 0
         var truncated: UInt64 = 0
-        while packets.isReady(nextBlock) && batchBlocks.count < RingWorker.blockCount {
+        while packets.isReady(nextBlock) && batchBlocks.count < packets.blockCount {
             let b = nextBlock
             _ = packets.frames(ofBlock: b) { f in
                 if count < RingWorker.slotCapacity {
@@ -153,7 +157,7 @@ final class RingWorker: PacketEngineWorker {
             }
             batchBlocks.append(b)
             nextBlock = nextBlock &+ 1 == packets.blockCount ? 0 : nextBlock &+ 1
-            if count &* 2 > RingWorker.slotCapacity { break }
+            if count >= batchLimit { break }
         }
         if truncated > 0 { io.truncated &+= truncated }
         return count
@@ -219,7 +223,7 @@ final class RingWorker: PacketEngineWorker {
         batchBlocks.removeAll(keepingCapacity: true)
     }
 
-    var ioModeName: String { "ring" }
+    var ioModeName: String { packets.layout == .frames ? "ring-frames" : "ring" }
     var hasIPv6: Bool { raw6.isOpen }
     func attachFilter(_ filter: [BPFInstruction]) throws(SystemError) { try packets.attach(filter: filter) }
     func takeKernelDrops() -> UInt64? { (try? packets.takeStatistics())?.drops }

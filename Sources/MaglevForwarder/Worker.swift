@@ -62,6 +62,9 @@ public enum ForwarderIO: String, Sendable, CaseIterable {
     /// A `TPACKET_V3` receive ring mapped into the worker, sends batched through io_uring
     /// (`RingWorker`).
     case ring
+    /// The same with a `TPACKET_V2` receive ring: a slot per frame, each the worker's as soon as
+    /// it is in (no block to fill or retire first).
+    case ringFrames = "ring-frames"
 }
 
 /// Settings of the live forwarder that are not part of the forwarding config.

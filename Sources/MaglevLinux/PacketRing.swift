@@ -13,9 +13,20 @@ import Glibc
 /// The corresponding C calls are `socket`, `setsockopt` (PACKET_VERSION, PACKET_RESERVE,
 /// PACKET_RX_RING, PACKET_FANOUT), `mmap` and `bind`.
 public struct PacketRing: ~Copyable {
+    /// How the ring is laid out.
+    public enum Layout: Sendable {
+        /// TPACKET_V3: variable-length frames packed into blocks; user space gets a block when
+        /// it is full or its retire timer (1 ms) fires.
+        case blocks
+        /// TPACKET_V2: one fixed slot per frame, user space's as soon as the frame is in.
+        /// Here a "block" is one slot (`blockSize` = the frame size).
+        case frames
+    }
+
     public let fd: Int32
     public let interfaceIndex: Int32
     public let ring: UnsafeMutableRawPointer
+    public let layout: Layout
     public let blockSize: Int
     public let blockCount: Int
 
@@ -29,11 +40,16 @@ public struct PacketRing: ~Copyable {
         public var checksumNotReady: Bool
     }
 
+    /// `.blocks`: `blockCount` blocks of `blockSize` bytes; `.frames`: `frameCount` slots of
+    /// `frameSize` bytes (`blockSize` and `blockCount` unused).
     public init(
-        interface: String, fanoutGroup: UInt16?, filter: [BPFInstruction]?, blockSize: Int = 1 << 18,
-        blockCount: Int = 32, frameSize: Int = 2048, retireMilliseconds: Int = 1, reserve: Int = 64
+        interface: String, fanoutGroup: UInt16?, filter: [BPFInstruction]?, layout: Layout = .blocks,
+        blockSize: Int = 1 << 18, blockCount: Int = 32, frameSize: Int = 2048, frameCount: Int = 4096,
+        retireMilliseconds: Int = 1, reserve: Int = 64
     ) throws(SystemError) {
         precondition(blockSize % Int(getpagesize()) == 0 && blockSize % frameSize == 0 && blockCount > 0)
+        let pageFrames = max(1, Int(getpagesize()) / frameSize)
+        let mappedBytes = layout == .blocks ? blockSize * blockCount : frameSize * (frameCount / pageFrames * pageFrames)
         let index = if_nametoindex(interface)
         if index == 0 { throw SystemError(call: "if_nametoindex(\(interface))", errno: Glibc.errno) }
         let fd = try SystemCall.run("socket(AF_PACKET, SOCK_RAW)") {
@@ -43,11 +59,14 @@ public struct PacketRing: ~Copyable {
         do throws(SystemError) {
             try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_ignore_outgoing(), 1, name: "PACKET_IGNORE_OUTGOING")
             if let filter { try PacketSocket.attach(fd: fd, filter: filter) }
-            guard
-                let r = cmaglev_tpacket_v3_rx_ring(
+            let mapping =
+                layout == .blocks
+                ? cmaglev_tpacket_v3_rx_ring(
                     fd, UInt32(blockSize), UInt32(blockCount), UInt32(frameSize), UInt32(retireMilliseconds),
                     UInt32(reserve))
-            else {
+                : cmaglev_tpacket_v2_rx_ring(
+                    fd, UInt32(frameSize), UInt32(frameCount / pageFrames * pageFrames), UInt32(pageFrames), UInt32(reserve))
+            guard let r = mapping else {
                 throw SystemError(call: "setsockopt(PACKET_RX_RING, TPACKET_V3) / mmap", errno: Glibc.errno)
             }
             mapped = r
@@ -59,15 +78,16 @@ public struct PacketRing: ~Copyable {
                 try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_fanout(), value, name: "PACKET_FANOUT")
             }
         } catch {
-            if let mapped { cmaglev_tpacket_unmap(mapped, blockSize * blockCount) }
+            if let mapped { cmaglev_tpacket_unmap(mapped, mappedBytes) }
             closeDescriptor(fd)
             throw error
         }
         self.fd = fd
         self.interfaceIndex = Int32(index)
         self.ring = mapped!
-        self.blockSize = blockSize
-        self.blockCount = blockCount
+        self.layout = layout
+        self.blockSize = layout == .blocks ? blockSize : frameSize
+        self.blockCount = layout == .blocks ? blockCount : frameCount / pageFrames * pageFrames
     }
 
     deinit {
@@ -80,12 +100,27 @@ public struct PacketRing: ~Copyable {
 
     /// Whether user space owns block `i` (the kernel filled or retired it).
     @inline(__always)
-    public func isReady(_ i: Int) -> Bool { cmaglev_tpacket_block_ready(block(i)) != 0 }
+    public func isReady(_ i: Int) -> Bool {
+        if layout == .frames {
+            var f = cmaglev_tpacket_frame()
+            return cmaglev_tpacket2_rx_frame(block(i), &f) != 0
+        }
+        return cmaglev_tpacket_block_ready(block(i)) != 0
+    }
 
     /// Walks block `i` (ready), calling `body` with each frame in order; returns how many.
     @inline(__always)
     public func frames(ofBlock i: Int, _ body: (Frame) -> Void) -> Int {
         let b = block(i)
+        if layout == .frames {
+            var h = cmaglev_tpacket_frame()
+            guard cmaglev_tpacket2_rx_frame(b, &h) != 0 else { return 0 }
+            body(
+                Frame(
+                    base: b, offset: Int(h.mac), length: Int(h.snaplen), truncated: h.snaplen < h.len,
+                    checksumNotReady: h.checksum_not_ready != 0))
+            return 1
+        }
         let n = Int(cmaglev_tpacket_block_packets(b))
         var p = b + Int(cmaglev_tpacket_block_first(b))
         for _ in 0..<n {
@@ -101,7 +136,9 @@ public struct PacketRing: ~Copyable {
 
     /// Hands block `i` back to the kernel.
     @inline(__always)
-    public func release(_ i: Int) { cmaglev_tpacket_block_release(block(i)) }
+    public func release(_ i: Int) {
+        if layout == .frames { cmaglev_tpacket2_rx_release(block(i)) } else { cmaglev_tpacket_block_release(block(i)) }
+    }
 
     /// Waits up to `timeoutMilliseconds` for the socket to be readable (a block ready).
     public func wait(timeoutMilliseconds: Int32) {

@@ -27,6 +27,11 @@ struct ChecksumOffloadLiveTests {
         try Self.segmentsReachTheBackendWithCorrectChecksums(io: .ring)
     }
 
+    @Test(.enabled(if: NetworkLab.unavailableReason == nil, Comment(rawValue: NetworkLab.unavailableReason ?? "")))
+    func segmentsSentWithChecksumOffloadReachTheBackendWithCorrectChecksumsOverTheFrameRing() throws {
+        try Self.segmentsReachTheBackendWithCorrectChecksums(io: .ringFrames)
+    }
+
     @Test func segmentsSentWithChecksumOffloadReachTheBackendWithCorrectChecksumsOverMmsg() throws {
         try Self.segmentsReachTheBackendWithCorrectChecksums(io: .mmsg)
     }

@@ -194,4 +194,17 @@ int cmaglev_tpacket2_tx_state(void *slot);
 /// Marks the slot's `length` bytes for sending (TP_STATUS_SEND_REQUEST, release order).
 void cmaglev_tpacket2_tx_queue(void *slot, unsigned int length);
 
+// ---- TPACKET_V2 receive ring (`--io ring-frames`): one fixed slot per frame.
+
+/// Puts the packet socket `fd` (not yet bound) in TPACKET_V2 with `reserve` bytes reserved in
+/// front of each frame and a receive ring of `frame_count` slots of `frame_size` bytes (blocks
+/// of `block_frames` slots), and maps it. Returns the mapping, or NULL with errno set.
+void *cmaglev_tpacket_v2_rx_ring(int fd, unsigned int frame_size, unsigned int frame_count, unsigned int block_frames,
+                                 unsigned int reserve);
+/// Slot `slot` of a V2 receive ring: 1 and `*frame` filled when user space owns it (read with
+/// acquire order), else 0.
+int cmaglev_tpacket2_rx_frame(const void *slot, struct cmaglev_tpacket_frame *frame);
+/// Hands a V2 receive slot back to the kernel (release order).
+void cmaglev_tpacket2_rx_release(void *slot);
+
 #endif
