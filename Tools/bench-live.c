@@ -7,7 +7,9 @@
 //     its CPU time is its own work, and full batches at the limit); stops after COUNT packets or MAX_SECONDS, whichever comes first. With PROBE_PORT,
 //     also sends one probe datagram to that port every PROBE_EVERY_US microseconds, carrying
 //     "MGPROBE", a sequence number and CLOCK_REALTIME nanoseconds taken just before its sendto.
-//     Prints: sent N probes P seconds S
+//     Prints: sent N probes P seconds S cpu_ns C (C: the blaster's own CPU time,
+//     CLOCK_PROCESS_CPUTIME_ID, which on this kernel includes the softirq work that runs in its
+//     context: the veth receive on the other side of its socket runs inline in the sender).
 //
 //   bench-live probes IFACE PORT MAX_SECONDS MAX_COUNT
 //     An AF_PACKET socket on IFACE with a classic BPF filter for UDP to PORT, plain
@@ -15,10 +17,18 @@
 //     prints one line per probe, the kernel's receive timestamp minus the probe's send
 //     timestamp, in nanoseconds. Stops after MAX_SECONDS or MAX_COUNT probes.
 //
-// Both are bounded in count and time; limits are checked before anything is sent.
+//   bench-live gro IFACE [on|off]
+//     Shows (and with on/off sets) generic receive offload on IFACE through the legacy
+//     ETHTOOL_GGRO / ETHTOOL_SGRO ioctls (no ethtool needed). On veth, GRO on also switches the
+//     receiving side to NAPI: frames are queued and received in batches of up to 64 instead of
+//     one by one inline in the sender's call. Prints: IFACE gro on|off
+//
+// The first two are bounded in count and time; limits are checked before anything is sent.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <linux/ethtool.h>
 #include <linux/filter.h>
+#include <linux/sockios.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -27,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -118,7 +129,10 @@ static int blast(int argc, char **argv) {
         if (r > 0) sent += r;
     }
     double el = mono() - start;
-    printf("sent %ld probes %ld seconds %.6f\n", sent, probes, el);
+    struct timespec cpu;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+    printf("sent %ld probes %ld seconds %.6f cpu_ns %lld\n", sent, probes, el,
+           (long long)cpu.tv_sec * 1000000000LL + cpu.tv_nsec);
     return 0;
 }
 
@@ -183,12 +197,42 @@ static int probes(int argc, char **argv) {
     return 0;
 }
 
+static int gro(int argc, char **argv) {
+    if (argc < 3 || strlen(argv[2]) >= IFNAMSIZ) return 2;
+    int set = -1;
+    if (argc > 3) {
+        if (strcmp(argv[3], "on") == 0) set = 1;
+        else if (strcmp(argv[3], "off") == 0) set = 0;
+        else return 2;
+    }
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) { perror("socket"); return 1; }
+    struct ethtool_value v = {0};
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, argv[2]);
+    ifr.ifr_data = (void *)&v;
+    if (set >= 0) {
+        v.cmd = ETHTOOL_SGRO;
+        v.data = (unsigned)set;
+        if (ioctl(fd, SIOCETHTOOL, &ifr) != 0) { perror("ETHTOOL_SGRO"); return 1; }
+    }
+    v.cmd = ETHTOOL_GGRO;
+    v.data = 0;
+    if (ioctl(fd, SIOCETHTOOL, &ifr) != 0) { perror("ETHTOOL_GGRO"); return 1; }
+    printf("%s gro %s\n", argv[2], v.data ? "on" : "off");
+    if (set >= 0 && (int)!!v.data != set) { fprintf(stderr, "%s: gro is still %s\n", argv[2], v.data ? "on" : "off"); return 1; }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int rc = 2;
     if (argc > 1 && strcmp(argv[1], "blast") == 0) rc = blast(argc, argv);
     else if (argc > 1 && strcmp(argv[1], "probes") == 0) rc = probes(argc, argv);
+    else if (argc > 1 && strcmp(argv[1], "gro") == 0) rc = gro(argc, argv);
     if (rc == 2)
         fprintf(stderr, "usage: %s blast VIP RATE COUNT MAX_SECONDS [PROBE_PORT PROBE_EVERY_US]\n"
-                        "       %s probes IFACE PORT MAX_SECONDS MAX_COUNT\n", argv[0], argv[0]);
+                        "       %s probes IFACE PORT MAX_SECONDS MAX_COUNT\n"
+                        "       %s gro IFACE [on|off]\n", argv[0], argv[0], argv[0]);
     return rc;
 }
