@@ -55,6 +55,7 @@ REPO=$(pwd)
 MAGLEV=${MAGLEV:-$REPO/.build/release/maglev}
 FORMAT=text RATE=150000 ROUNDS=3 SECS=3 SYSTEMS_ARG=kernel,io_uring,mmsg SATURATION=yes SAT_SECS=2
 SAT_MAX=${BENCH_SAT_MAX:-1000000}
+MAX_OTHER=${BENCH_MAX_OTHER:-0.10}   # a run is "disturbed" when other work used more of the CPUs
 COMMAND_LINE="Tools/bench live $*"
 usage() {
     echo "usage: Tools/bench live [--format json|text] [--rate PPS] [--rounds N] [--seconds S]" \
@@ -229,18 +230,18 @@ cpu_run() {
     local system=$1 round=$2 rate=$3 secs=$4 file=$5
     local dest=$VIP count=$(($3 * $4))
     [[ $system == generator ]] && dest=$DEAD_END
-    local a0 t0 i0 r0 a1 t1 i1 r1 out
+    local a0 t0 i0 r0 w0 a1 t1 i1 r1 w1 out
     # The busy-tick window holds the blast and 0.2 s for the last packets to drain, not the
     # counter reads around it (each costs a few milliseconds of CPU).
-    i0=$(sink_in_receives) r0=$(sink_rx_packets) t0=$(task_ns $FWD_PID) a0=$(all_ticks)
+    i0=$(sink_in_receives) r0=$(sink_rx_packets) t0=$(task_ns $FWD_PID) a0=$(all_ticks) w0=$(date +%s%N)
     out=$(ip netns exec "$SND" taskset -c 1 "$BL" blast "$dest" "$rate" "$count" $((secs + 1)))
     sleep 0.2
-    a1=$(all_ticks) t1=$(task_ns $FWD_PID) i1=$(sink_in_receives) r1=$(sink_rx_packets)
+    a1=$(all_ticks) w1=$(date +%s%N) t1=$(task_ns $FWD_PID) i1=$(sink_in_receives) r1=$(sink_rx_packets)
     local sent secs_run blaster_ns
     read -r _ sent _ _ _ secs_run _ blaster_ns <<<"$out"
-    printf '{"system":"%s","round":%d,"offered_pps":%d,"sent":%d,"seconds":%s,"sink_ip_in_receives":%d,"sink_rx_packets":%d,"busy_ns":%d,"task_ns":%d}\n' \
+    printf '{"system":"%s","round":%d,"offered_pps":%d,"sent":%d,"seconds":%s,"sink_ip_in_receives":%d,"sink_rx_packets":%d,"busy_ns":%d,"task_ns":%d,"window_ns":%d}\n' \
         "$system" "$round" "$rate" "$sent" "$secs_run" $((i1 - i0)) $((r1 - r0)) \
-        $(((a1 - a0) * (1000000000 / TICK))) $((t1 - t0 + blaster_ns)) >>"$file"
+        $(((a1 - a0) * (1000000000 / TICK))) $((t1 - t0 + blaster_ns)) $((w1 - w0)) >>"$file"
 }
 
 # A latency run of SYSTEM (already started) at RATE for SECONDS: appends one latency in ns per
@@ -321,18 +322,23 @@ JSON=$(jq -n \
     --slurpfile runs "$DIR/runs.jsonl" --slurpfile sat "$DIR/sat.jsonl" --slurpfile lat "$DIR/lat.jsonl" \
     --argjson rate "$RATE" --argjson rounds "$ROUNDS" --argjson secs "$SECS" --argjson sat_secs "$SAT_SECS" \
     --arg systems "$SYSTEMS_ARG" --arg machine "$MACHINE" --arg date "$DATE" --arg command "$COMMAND_LINE" \
-    --arg settings "$SETTINGS" --argjson elapsed "$ELAPSED" --argjson sat_max "$SAT_MAX" '
+    --arg settings "$SETTINGS" --argjson elapsed "$ELAPSED" --argjson sat_max "$SAT_MAX" \
+    --argjson ncpu "$(nproc)" --argjson max_other "$MAX_OTHER" '
 def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
     else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 def r0: if . == null then null else (. + 0.5 | floor) end;
 def r2: if . == null then null else (. * 100 + 0.5 | floor) / 100 end;
+def other_share: (.busy_ns - .task_ns) / (.window_ns * $ncpu);
 ($systems | split(",")) as $names
 | [$runs[] | select(.system == "generator")] as $gen
-| ($gen | map({key: (.round | tostring), value: {busy: (.busy_ns / .sent), task: (.task_ns / .sent)}}) | from_entries) as $cal
+| ($gen | map({key: (.round | tostring), value: {busy: (.busy_ns / .sent), task: (.task_ns / .sent), other: other_share}})
+   | from_entries) as $cal
 | [$runs[] | select(.system != "generator")
    | . as $r | $cal[$r.round | tostring] as $c
    | ([.sink_ip_in_receives, 1] | max) as $n
    | . + {
+       other_cpu_share: other_share,
+       disturbed: (other_share > $max_other or $c.other > $max_other),
        all_ns_per_packet: (.busy_ns / $n),
        ns_per_packet: (.busy_ns / $n - $c.busy),
        task_ns_per_packet: (.task_ns / $n - $c.task),
@@ -341,15 +347,20 @@ def r2: if . == null then null else (. * 100 + 0.5 | floor) / 100 end;
        sink_check: (.sink_ip_in_receives == .sent and .sink_rx_packets == .sent)}] as $measured
 | (reduce $lat[] as $l ({}; .[$l.system] = $l)) as $latency
 | ($names | map(. as $s | {key: $s, value: ([$measured[] | select(.system == $s)] | sort_by(.round))}) | from_entries) as $by
-| ($by["kernel"] // [] | map(.ns_per_packet) | median) as $kernel_ns
+| def quiet: (map(select(.disturbed | not)) | if length > 0 then . else null end);
+  ($by["kernel"] // [] | (quiet // .) | map(.ns_per_packet) | median) as $kernel_ns
 | ($by["kernel"] // [] | map(.task_ns_per_packet) | median) as $kernel_task
 | {
     rate_pps: $rate, rounds: $rounds, seconds_per_run: $secs,
     latency_rate_pps: ($rate / 2 | floor), latency_probe_every_us: 250,
-    systems: ($names | map(. as $s | $by[$s] as $rs | ($rs | map(.ns_per_packet) | median) as $med
+    systems: ($names | map(. as $s | $by[$s] as $rs | ($rs | (quiet // .) | map(.ns_per_packet) | median) as $med
       | ($rs | map(.task_ns_per_packet) | median) as $tmed | {key: $s, value: {
         ns_per_packet_median: ($med | r0),
         ns_per_packet_rounds: ($rs | map(.ns_per_packet | r0)),
+        ns_per_packet_median_of: (if ($rs | quiet) == null then "all rounds (every round disturbed: not trustworthy)"
+          else "\($rs | quiet | length) undisturbed rounds" end),
+        rounds_disturbed: ($rs | map(.disturbed)),
+        other_cpu_share_rounds: ($rs | map(.other_cpu_share | r2)),
         ns_per_packet_min: ($rs | map(.ns_per_packet) | min | r0),
         ns_per_packet_max: ($rs | map(.ns_per_packet) | max | r0),
         ratio_to_kernel: (if $kernel_ns == null or $kernel_ns <= 0 then null else ($med / $kernel_ns | r2) end),
@@ -383,8 +394,11 @@ def r2: if . == null then null else (. * 100 + 0.5 | floor) / 100 end;
     calibration: {
       what: "generator alone: the same blast into a veth whose peer is down (dropped at veth transmit)",
       busy_ns_per_packet_rounds: ($gen | sort_by(.round) | map(.busy_ns / .sent | r0)),
+      other_cpu_share_rounds: ($gen | sort_by(.round) | map(other_share | r2)),
       task_ns_per_packet_rounds: ($gen | sort_by(.round) | map(.task_ns / .sent | r0)),
       sent_pps_rounds: ($gen | sort_by(.round) | map(.sent / .seconds | r0))},
+    disturbed_limit: $max_other,
+    disturbed_when: "work other than ours (busy ticks minus our tasks run time) above \($max_other * 100)% of all CPUs in the run or in its round calibration; the busy-tick median leaves such rounds out when any other round is left",
     cpu_method: "busy ticks of all CPUs (/proc/stat user+nice+system+irq+softirq) per packet received at the sink, minus the generator alone busy ticks per packet sent in the same round; task_*: run time of our tasks (blaster, forwarder threads, ksoftirqd) instead of busy ticks, blind to other work on the machine",
     sink_check_method: "Ip InReceives of the sink namespace (/proc/net/snmp) and k0 rx packets, each equal to packets sent",
     latency_method: "probe send (CLOCK_REALTIME before sendto) to the sink AF_PACKET SO_TIMESTAMPNS, at half the rate; added = system percentile minus kernel percentile",
@@ -399,16 +413,30 @@ if [[ $FORMAT == json ]]; then
     echo "$JSON"
 else
     jq -r '
+      def pad($n): tostring | if length < $n then " " * ($n - length) + . else . end;
+      def rpad($n): tostring | if length < $n then . + " " * ($n - length) else . end;
       "Live forwarding at \(.rate_pps) pps, \(.rounds) interleaved rounds of \(.seconds_per_run) s; \(.machine), \(.date)",
       "veth: \(.veth_settings)",
-      "generator alone: \(.calibration.busy_ns_per_packet_rounds | map(tostring) | join(" / ")) ns/packet (busy), sent \(.calibration.sent_pps_rounds | map(tostring) | join(" / ")) pps",
+      "generator alone: \(.calibration.busy_ns_per_packet_rounds | map(tostring) | join(" / ")) ns/packet (busy ticks),"
+        + " \(.calibration.task_ns_per_packet_rounds | map(tostring) | join(" / ")) (tasks); sent \(.calibration.sent_pps_rounds | map(tostring) | join(" / ")) pps",
       "",
-      "system      net ns/pkt (median; rounds)        x kernel  task ns/pkt  loss max   sink check  p50/p99/p99.9 us at \(.latency_rate_pps) pps (added)",
+      "net CPU ns per forwarded packet (all CPUs, minus the generator alone), median and rounds; x kernel",
+      "\("system" | rpad(10)) \("busy ticks" | pad(10)) \("rounds" | rpad(24)) \("x" | pad(6)) \("tasks" | pad(7)) \("rounds" | rpad(24)) \("x" | pad(6))  loss max  sink check",
       (.systems | to_entries[] | .value as $v |
-        "\(.key | . + "            " | .[:11]) \($v.ns_per_packet_median) (\($v.ns_per_packet_rounds | map(tostring) | join(", ")))      \($v.ratio_to_kernel)  \($v.task_ns_per_packet_median) (x\($v.task_ratio_to_kernel))  \($v.loss_max)  \(if $v.sink_check.holds then "holds" else "FAILS" end)  \($v.latency_us.p50)/\($v.latency_us.p99)/\($v.latency_us.p99_9) (+\($v.added_latency_us.p50)/+\($v.added_latency_us.p99)/+\($v.added_latency_us.p99_9))"),
+        "\(.key | rpad(10)) \($v.ns_per_packet_median | pad(10)) \($v.ns_per_packet_rounds | map(tostring) | join(", ") | rpad(24)) \($v.ratio_to_kernel | pad(6)) \($v.task_ns_per_packet_median | pad(7)) \($v.task_ns_per_packet_rounds | map(tostring) | join(", ") | rpad(24)) \($v.task_ratio_to_kernel | pad(6))  \($v.loss_max | pad(8))  \(if $v.sink_check.holds then "holds" else "FAILS" end)"),
+      .disturbed_limit as $limit | (.systems | to_entries | map(select(.value.rounds_disturbed | any)) | if length > 0 then
+        "disturbed rounds (other work above \($limit * 100)% of the CPUs): "
+          + (map("\(.key) \(.value.rounds_disturbed | map(if . then "yes" else "no" end) | join("/")) (other work \(.value.other_cpu_share_rounds | map(. * 100 | floor | tostring + "%") | join("/")))") | join(", "))
+          + "; busy-tick figures of disturbed rounds are not trustworthy, the task figures are"
+        else empty end),
       "",
-      "saturation (max loss-free pps):",
+      "latency at \(.latency_rate_pps) pps, probe send to sink receive, us (added over the kernel)",
+      "\("system" | rpad(10)) \("probes" | pad(7)) \("p50" | pad(16)) \("p99" | pad(18)) \("p99.9" | pad(18))",
+      (.systems | to_entries[] | .value as $v | $v.latency_us as $l | $v.added_latency_us as $a |
+        "\(.key | rpad(10)) \($l.probes | pad(7)) \("\($l.p50) (+\($a.p50))" | pad(16)) \("\($l.p99) (+\($a.p99))" | pad(18)) \("\($l.p99_9) (+\($a.p99_9))" | pad(18))"),
+      "",
+      "saturation (max loss-free pps at the sink):",
       (.systems | to_entries[] | select(.value.saturation != null) | .value.saturation as $s |
-        "  \(.key): \($s.max_loss_free_pps)\(if $s.generator_bound then " (generator-bound: at least this much)" elif $s.ceiling_reached then " (search ceiling reached)" else "" end)")
+        "  \(.key | rpad(10)) \($s.max_loss_free_pps | pad(8))\(if $s.generator_bound then "  generator-bound: the blaster fell short of the offered rate, the system lost nothing; at least this much" elif $s.ceiling_reached then "  search ceiling reached" else "" end)")
     ' <<<"$JSON"
 fi
