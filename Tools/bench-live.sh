@@ -178,10 +178,10 @@ KSOFTIRQD=()
 for p in /proc/[0-9]*; do
     [[ $(cat "$p/comm" 2>/dev/null) == ksoftirqd/* ]] && KSOFTIRQD+=("${p#/proc/}")
 done
-# Run time in ns of every thread of the given processes (and of ksoftirqd/N).
+# Run time in ns of every thread of the given processes.
 task_ns() {
     local total=0 pid f t
-    for pid in "$@" "${KSOFTIRQD[@]}"; do
+    for pid in "$@"; do
         [[ -n $pid ]] || continue
         for f in /proc/"$pid"/task/*/schedstat; do
             read -r t _ <"$f" 2>/dev/null || continue
@@ -230,18 +230,20 @@ cpu_run() {
     local system=$1 round=$2 rate=$3 secs=$4 file=$5
     local dest=$VIP count=$(($3 * $4))
     [[ $system == generator ]] && dest=$DEAD_END
-    local a0 t0 i0 r0 w0 a1 t1 i1 r1 w1 out
+    local a0 t0 i0 r0 w0 f0 a1 t1 i1 r1 w1 f1 out
     # The busy-tick window holds the blast and 0.2 s for the last packets to drain, not the
     # counter reads around it (each costs a few milliseconds of CPU).
-    i0=$(sink_in_receives) r0=$(sink_rx_packets) t0=$(task_ns $FWD_PID) a0=$(all_ticks) w0=$(date +%s%N)
+    i0=$(sink_in_receives) r0=$(sink_rx_packets) f0=$(task_ns $FWD_PID) t0=$(task_ns $FWD_PID "${KSOFTIRQD[@]}")
+    a0=$(all_ticks) w0=$(date +%s%N)
     out=$(ip netns exec "$SND" taskset -c 1 "$BL" blast "$dest" "$rate" "$count" $((secs + 1)))
     sleep 0.2
-    a1=$(all_ticks) w1=$(date +%s%N) t1=$(task_ns $FWD_PID) i1=$(sink_in_receives) r1=$(sink_rx_packets)
+    a1=$(all_ticks) w1=$(date +%s%N) t1=$(task_ns $FWD_PID "${KSOFTIRQD[@]}") f1=$(task_ns $FWD_PID)
+    i1=$(sink_in_receives) r1=$(sink_rx_packets)
     local sent secs_run blaster_ns
     read -r _ sent _ _ _ secs_run _ blaster_ns <<<"$out"
-    printf '{"system":"%s","round":%d,"offered_pps":%d,"sent":%d,"seconds":%s,"sink_ip_in_receives":%d,"sink_rx_packets":%d,"busy_ns":%d,"task_ns":%d,"window_ns":%d}\n' \
+    printf '{"system":"%s","round":%d,"offered_pps":%d,"sent":%d,"seconds":%s,"sink_ip_in_receives":%d,"sink_rx_packets":%d,"busy_ns":%d,"task_ns":%d,"window_ns":%d,"forwarder_ns":%d}\n' \
         "$system" "$round" "$rate" "$sent" "$secs_run" $((i1 - i0)) $((r1 - r0)) \
-        $(((a1 - a0) * (1000000000 / TICK))) $((t1 - t0 + blaster_ns)) $((w1 - w0)) >>"$file"
+        $(((a1 - a0) * (1000000000 / TICK))) $((t1 - t0 + blaster_ns)) $((w1 - w0)) $((f1 - f0)) >>"$file"
 }
 
 # A latency run of SYSTEM (already started) at RATE for SECONDS: appends one latency in ns per
@@ -368,6 +370,7 @@ def other_share: (.busy_ns - .task_ns) / (.window_ns * $ncpu);
         task_ns_per_packet_rounds: ($rs | map(.task_ns_per_packet | r0)),
         task_ratio_to_kernel: (if $kernel_task == null or $kernel_task <= 0 then null else ($tmed / $kernel_task | r2) end),
         unattributed_ns_per_packet_rounds: ($rs | map(.unattributed_ns_per_packet | r0)),
+        forwarder_process_ns_per_packet_rounds: ($rs | map(.forwarder_ns / ([.sink_ip_in_receives, 1] | max) | r0)),
         loss_rounds: ($rs | map(.loss)),
         loss_max: ($rs | map(.loss) | max),
         sink_check: {
@@ -434,8 +437,7 @@ else
       "\("system" | rpad(10)) \("probes" | pad(7)) \("p50" | pad(16)) \("p99" | pad(18)) \("p99.9" | pad(18))",
       (.systems | to_entries[] | .value as $v | $v.latency_us as $l | $v.added_latency_us as $a |
         "\(.key | rpad(10)) \($l.probes | pad(7)) \("\($l.p50) (+\($a.p50))" | pad(16)) \("\($l.p99) (+\($a.p99))" | pad(18)) \("\($l.p99_9) (+\($a.p99_9))" | pad(18))"),
-      "",
-      "saturation (max loss-free pps at the sink):",
+      (if [.systems[].saturation] | any(. != null) then "", "saturation (max loss-free pps at the sink):" else empty end),
       (.systems | to_entries[] | select(.value.saturation != null) | .value.saturation as $s |
         "  \(.key | rpad(10)) \($s.max_loss_free_pps | pad(8))\(if $s.generator_bound then "  generator-bound: the blaster fell short of the offered rate, the system lost nothing; at least this much" elif $s.ceiling_reached then "  search ceiling reached" else "" end)")
     ' <<<"$JSON"
