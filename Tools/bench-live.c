@@ -17,11 +17,17 @@
 //     prints one line per probe, the kernel's receive timestamp minus the probe's send
 //     timestamp, in nanoseconds. Stops after MAX_SECONDS or MAX_COUNT probes.
 //
-//   bench-live gro IFACE [on|off]
-//     Shows (and with on/off sets) generic receive offload on IFACE through the legacy
-//     ETHTOOL_GGRO / ETHTOOL_SGRO ioctls (no ethtool needed). On veth, GRO on also switches the
-//     receiving side to NAPI: frames are queued and received in batches of up to 64 instead of
-//     one by one inline in the sender's call. Prints: IFACE gro on|off
+//   bench-live feature IFACE gro|tso [on|off]
+//     Shows (and with on/off sets) generic receive offload or TCP segmentation offload on IFACE
+//     through the legacy ETHTOOL_G/S{GRO,TSO} ioctls (no ethtool needed). Prints: IFACE gro on.
+//     On veth, GRO on switches the receiving side to NAPI (frames queued and received in
+//     batches of up to 64 instead of one by one inline in the sender's call), but veth hands a
+//     frame to NAPI only when the *sending* side has TSO off (or the frame is socket-owned and
+//     the receiver has rx-gro-list / rx-udp-gro-forwarding): so both are set.
+//
+//   bench-live stat IFACE NAME
+//     Prints one `ethtool -S` statistic of IFACE (ETHTOOL_GSTATS), e.g. veth's
+//     rx_queue_0_xdp_packets, which counts the frames its NAPI path received.
 //
 // The first two are bounded in count and time; limits are checked before anything is sent.
 #define _GNU_SOURCE
@@ -197,42 +203,75 @@ static int probes(int argc, char **argv) {
     return 0;
 }
 
-static int gro(int argc, char **argv) {
-    if (argc < 3 || strlen(argv[2]) >= IFNAMSIZ) return 2;
-    int set = -1;
-    if (argc > 3) {
-        if (strcmp(argv[3], "on") == 0) set = 1;
-        else if (strcmp(argv[3], "off") == 0) set = 0;
-        else return 2;
-    }
+// ethtool ioctl on IFACE with REQ pointing at the request.
+static int ethtool(const char *iface, void *req) {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    if (fd < 0) { perror("socket"); return 1; }
-    struct ethtool_value v = {0};
+    if (fd < 0) return -1;
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
-    strcpy(ifr.ifr_name, argv[2]);
-    ifr.ifr_data = (void *)&v;
-    if (set >= 0) {
-        v.cmd = ETHTOOL_SGRO;
-        v.data = (unsigned)set;
-        if (ioctl(fd, SIOCETHTOOL, &ifr) != 0) { perror("ETHTOOL_SGRO"); return 1; }
+    strncpy(ifr.ifr_name, iface, IFNAMSIZ - 1);
+    ifr.ifr_data = req;
+    int r = ioctl(fd, SIOCETHTOOL, &ifr);
+    close(fd);
+    return r;
+}
+
+static int feature(int argc, char **argv) {
+    if (argc < 4 || strlen(argv[2]) >= IFNAMSIZ) return 2;
+    unsigned get, set_cmd;
+    if (strcmp(argv[3], "gro") == 0) get = ETHTOOL_GGRO, set_cmd = ETHTOOL_SGRO;
+    else if (strcmp(argv[3], "tso") == 0) get = ETHTOOL_GTSO, set_cmd = ETHTOOL_STSO;
+    else return 2;
+    int set = -1;
+    if (argc > 4) {
+        if (strcmp(argv[4], "on") == 0) set = 1;
+        else if (strcmp(argv[4], "off") == 0) set = 0;
+        else return 2;
     }
-    v.cmd = ETHTOOL_GGRO;
+    struct ethtool_value v = {.cmd = set_cmd, .data = (unsigned)set};
+    if (set >= 0 && ethtool(argv[2], &v) != 0) { perror("ETHTOOL_S*"); return 1; }
+    v.cmd = get;
     v.data = 0;
-    if (ioctl(fd, SIOCETHTOOL, &ifr) != 0) { perror("ETHTOOL_GGRO"); return 1; }
-    printf("%s gro %s\n", argv[2], v.data ? "on" : "off");
-    if (set >= 0 && (int)!!v.data != set) { fprintf(stderr, "%s: gro is still %s\n", argv[2], v.data ? "on" : "off"); return 1; }
+    if (ethtool(argv[2], &v) != 0) { perror("ETHTOOL_G*"); return 1; }
+    printf("%s %s %s\n", argv[2], argv[3], v.data ? "on" : "off");
+    if (set >= 0 && (int)!!v.data != set) { fprintf(stderr, "%s: %s is still %s\n", argv[2], argv[3], v.data ? "on" : "off"); return 1; }
     return 0;
+}
+
+static int stat(int argc, char **argv) {
+    if (argc < 4 || strlen(argv[2]) >= IFNAMSIZ) return 2;
+    struct {
+        struct ethtool_sset_info hdr;
+        uint32_t len;
+    } info = {.hdr = {.cmd = ETHTOOL_GSSET_INFO, .sset_mask = 1ULL << ETH_SS_STATS}};
+    if (ethtool(argv[2], &info) != 0 || !(info.hdr.sset_mask & (1ULL << ETH_SS_STATS))) { perror("ETHTOOL_GSSET_INFO"); return 1; }
+    uint32_t n = info.len;
+    struct ethtool_gstrings *names = calloc(1, sizeof *names + (size_t)n * ETH_GSTRING_LEN);
+    struct ethtool_stats *values = calloc(1, sizeof *values + (size_t)n * sizeof(uint64_t));
+    if (!names || !values) return 1;
+    names->cmd = ETHTOOL_GSTRINGS, names->string_set = ETH_SS_STATS, names->len = n;
+    values->cmd = ETHTOOL_GSTATS, values->n_stats = n;
+    if (ethtool(argv[2], names) != 0 || ethtool(argv[2], values) != 0) { perror("ETHTOOL_GSTATS"); return 1; }
+    for (uint32_t i = 0; i < n; i++) {
+        if (strncmp((char *)names->data + (size_t)i * ETH_GSTRING_LEN, argv[3], ETH_GSTRING_LEN) == 0) {
+            printf("%llu\n", (unsigned long long)values->data[i]);
+            return 0;
+        }
+    }
+    fprintf(stderr, "%s: no statistic %s\n", argv[2], argv[3]);
+    return 1;
 }
 
 int main(int argc, char **argv) {
     int rc = 2;
     if (argc > 1 && strcmp(argv[1], "blast") == 0) rc = blast(argc, argv);
     else if (argc > 1 && strcmp(argv[1], "probes") == 0) rc = probes(argc, argv);
-    else if (argc > 1 && strcmp(argv[1], "gro") == 0) rc = gro(argc, argv);
+    else if (argc > 1 && strcmp(argv[1], "feature") == 0) rc = feature(argc, argv);
+    else if (argc > 1 && strcmp(argv[1], "stat") == 0) rc = stat(argc, argv);
     if (rc == 2)
         fprintf(stderr, "usage: %s blast VIP RATE COUNT MAX_SECONDS [PROBE_PORT PROBE_EVERY_US]\n"
                         "       %s probes IFACE PORT MAX_SECONDS MAX_COUNT\n"
-                        "       %s gro IFACE [on|off]\n", argv[0], argv[0], argv[0]);
+                        "       %s feature IFACE gro|tso [on|off]\n"
+                        "       %s stat IFACE NAME\n", argv[0], argv[0], argv[0], argv[0]);
     return rc;
 }

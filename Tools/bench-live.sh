@@ -17,8 +17,9 @@
 #
 # veth settings, the same for every system: s0/d0 at veth's defaults (GRO off, so the DUT
 # receives each frame inline in the blaster's send); d1/k0, the pair towards the sink, GRO on
-# (BENCH_SINK_GRO=off to change), which puts k0's receive on NAPI: the sink takes what the DUT
-# sends in batches, whether the kernel forwarded it or `maglev forward` sent it.
+# and TSO off on both ends (BENCH_SINK_GRO=off: GRO off, TSO on), which puts k0's receive on
+# NAPI: the sink takes what the DUT sends in batches, whether the kernel forwarded it or
+# `maglev forward` sent it (k0's rx_queue_0_xdp_packets, recorded per run, shows it).
 #
 # Systems: "kernel" (the DUT's own IPv4 forwarding, no encapsulation); any other name N runs
 # `maglev forward --io N --workers 1` on d0 (GRE frames through AF_PACKET, the default send
@@ -132,9 +133,18 @@ ip -n "$SND" addr add 198.18.3.2/24 dev c0
 ip -n "$DUT" addr add 198.18.0.1/24 dev d0
 ip -n "$DUT" addr add 198.18.2.1/24 dev d1
 ip -n "$SNK" addr add 198.18.2.2/24 dev k0
+# The pair towards the sink: GRO on and TSO off on both ends. GRO on makes k0 receive through
+# NAPI in batches; veth hands a frame to that NAPI path only when the sending side (d1) has TSO
+# off (else only socket-owned frames with rx-gro-list on the receiver would qualify: the
+# forwarder's AF_PACKET frames but not the kernel's forwarded ones).
 SINK_GRO=${BENCH_SINK_GRO:-on}
-ip netns exec "$DUT" "$BL" gro d1 "$SINK_GRO" >/dev/null
-ip netns exec "$SNK" "$BL" gro k0 "$SINK_GRO" >/dev/null
+SINK_TSO=off
+[[ $SINK_GRO == on ]] || SINK_TSO=on
+for end in "$DUT d1" "$SNK k0"; do
+    read -r ns dev <<<"$end"
+    ip netns exec "$ns" "$BL" feature "$dev" gro "$SINK_GRO" >/dev/null
+    ip netns exec "$ns" "$BL" feature "$dev" tso "$SINK_TSO" >/dev/null
+done
 ip -n "$SND" link set s0 up
 ip -n "$SND" link set c0 up   # c1 stays down: what is sent to c0 is dropped at veth's transmit
 ip -n "$DUT" link set d0 up
@@ -151,9 +161,11 @@ ip -n "$DUT" route add 198.18.100.0/24 via 198.18.2.2 dev d1   # kernel forwardi
 ip -n "$DUT" route add 198.18.1.0/24 via 198.18.2.2 dev d1     # GRE to backends: via the sink
 # The sink has ip_forward=0 and no routes beyond its link: what arrives is counted and dropped.
 VIP=198.18.100.10 DEAD_END=198.18.200.10
-SETTINGS="s0/d0: veth defaults (GRO $(ip netns exec "$DUT" "$BL" gro d0 | awk '{ print $3 }'), no RPS);"
-SETTINGS+=" d1/k0 (towards the sink): GRO $(ip netns exec "$SNK" "$BL" gro k0 | awk '{ print $3 }')"
-[[ $SINK_GRO == on ]] && SETTINGS+=" (veth NAPI on k0: batched receive)"
+feature() { ip netns exec "$1" "$BL" feature "$2" "$3" | awk '{ print $3 }'; }
+SETTINGS="s0/d0: veth defaults (GRO $(feature "$DUT" d0 gro), TSO $(feature "$SND" s0 tso)), no RPS;"
+SETTINGS+=" d1/k0 (towards the sink): GRO $(feature "$DUT" d1 gro)/$(feature "$SNK" k0 gro),"
+SETTINGS+=" TSO $(feature "$DUT" d1 tso)/$(feature "$SNK" k0 tso)"
+[[ $SINK_GRO == on ]] && SETTINGS+=" (k0 receives through veth NAPI, in batches, for every system; checked per run: sink_napi_packets)"
 SETTINGS+=", no RPS; static neighbours, IPv6 off, rp_filter off, sink ip_forward=0"
 
 cat >"$DIR/lb.yaml" <<YAML
@@ -192,6 +204,7 @@ task_ns() {
 }
 sink_in_receives() { ip netns exec "$SNK" awk '$1 == "Ip:" && ++n == 2 { print $4 }' /proc/net/snmp; }
 sink_rx_packets() { ip -n "$SNK" -s -j link show k0 | jq '.[0].stats64.rx.packets'; }
+sink_napi_packets() { ip netns exec "$SNK" "$BL" stat k0 rx_queue_0_xdp_packets; }   # frames k0 took via NAPI
 
 FWD_PID=""
 start_system() {   # generator | kernel | ENGINE
@@ -230,20 +243,20 @@ cpu_run() {
     local system=$1 round=$2 rate=$3 secs=$4 file=$5
     local dest=$VIP count=$(($3 * $4))
     [[ $system == generator ]] && dest=$DEAD_END
-    local a0 t0 i0 r0 w0 f0 a1 t1 i1 r1 w1 f1 out
+    local a0 t0 i0 r0 w0 f0 n0 a1 t1 i1 r1 w1 f1 n1 out
     # The busy-tick window holds the blast and 0.2 s for the last packets to drain, not the
     # counter reads around it (each costs a few milliseconds of CPU).
-    i0=$(sink_in_receives) r0=$(sink_rx_packets) f0=$(task_ns $FWD_PID) t0=$(task_ns $FWD_PID "${KSOFTIRQD[@]}")
+    i0=$(sink_in_receives) r0=$(sink_rx_packets) n0=$(sink_napi_packets) f0=$(task_ns $FWD_PID) t0=$(task_ns $FWD_PID "${KSOFTIRQD[@]}")
     a0=$(all_ticks) w0=$(date +%s%N)
     out=$(ip netns exec "$SND" taskset -c 1 "$BL" blast "$dest" "$rate" "$count" $((secs + 1)))
     sleep 0.2
     a1=$(all_ticks) w1=$(date +%s%N) t1=$(task_ns $FWD_PID "${KSOFTIRQD[@]}") f1=$(task_ns $FWD_PID)
-    i1=$(sink_in_receives) r1=$(sink_rx_packets)
+    i1=$(sink_in_receives) r1=$(sink_rx_packets) n1=$(sink_napi_packets)
     local sent secs_run blaster_ns
     read -r _ sent _ _ _ secs_run _ blaster_ns <<<"$out"
-    printf '{"system":"%s","round":%d,"offered_pps":%d,"sent":%d,"seconds":%s,"sink_ip_in_receives":%d,"sink_rx_packets":%d,"busy_ns":%d,"task_ns":%d,"window_ns":%d,"forwarder_ns":%d}\n' \
+    printf '{"system":"%s","round":%d,"offered_pps":%d,"sent":%d,"seconds":%s,"sink_ip_in_receives":%d,"sink_rx_packets":%d,"busy_ns":%d,"task_ns":%d,"window_ns":%d,"forwarder_ns":%d,"sink_napi_packets":%d}\n' \
         "$system" "$round" "$rate" "$sent" "$secs_run" $((i1 - i0)) $((r1 - r0)) \
-        $(((a1 - a0) * (1000000000 / TICK))) $((t1 - t0 + blaster_ns)) $((w1 - w0)) $((f1 - f0)) >>"$file"
+        $(((a1 - a0) * (1000000000 / TICK))) $((t1 - t0 + blaster_ns)) $((w1 - w0)) $((f1 - f0)) $((n1 - n0)) >>"$file"
 }
 
 # A latency run of SYSTEM (already started) at RATE for SECONDS: appends one latency in ns per
@@ -377,7 +390,9 @@ def other_share: (.busy_ns - .task_ns) / (.window_ns * $ncpu);
           holds: ($rs | all(.sink_check)),
           sent_rounds: ($rs | map(.sent)),
           sink_ip_in_receives_rounds: ($rs | map(.sink_ip_in_receives)),
-          sink_rx_packets_rounds: ($rs | map(.sink_rx_packets))},
+          sink_rx_packets_rounds: ($rs | map(.sink_rx_packets)),
+          sink_napi_packets_rounds: ($rs | map(.sink_napi_packets)),
+          all_through_napi: ($rs | all(.sink_napi_packets == .sink_rx_packets))},
         sent_pps_rounds: ($rs | map(.sent / .seconds | r0)),
         latency_us: ($latency[$s] | {probes, p50, p99, p99_9}),
         added_latency_us: (if $latency["kernel"].probes > 0 and $latency[$s].probes > 0 then
