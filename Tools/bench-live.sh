@@ -186,6 +186,7 @@ YAML
 # ---- counters ----
 TICK=$(getconf CLK_TCK)
 all_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+steal_ticks() { awk '$1 == "cpu" { print $9 }' /proc/stat; }
 KSOFTIRQD=()
 for p in /proc/[0-9]*; do
     [[ $(cat "$p/comm" 2>/dev/null) == ksoftirqd/* ]] && KSOFTIRQD+=("${p#/proc/}")
@@ -243,26 +244,26 @@ cpu_run() {
     local system=$1 round=$2 rate=$3 secs=$4 file=$5
     local dest=$VIP count=$(($3 * $4))
     [[ $system == generator ]] && dest=$DEAD_END
-    local a0 t0 i0 r0 w0 f0 n0 a1 t1 i1 r1 w1 f1 n1 out
+    local a0 t0 i0 r0 w0 f0 n0 s0 a1 t1 i1 r1 w1 f1 n1 s1 out
     # The busy-tick window holds the blast and 0.2 s for the last packets to drain, not the
     # counter reads around it (each costs a few milliseconds of CPU).
     i0=$(sink_in_receives) r0=$(sink_rx_packets) n0=$(sink_napi_packets) f0=$(task_ns $FWD_PID) t0=$(task_ns $FWD_PID "${KSOFTIRQD[@]}")
-    a0=$(all_ticks) w0=$(date +%s%N)
+    s0=$(steal_ticks) a0=$(all_ticks) w0=$(date +%s%N)
     out=$(ip netns exec "$SND" taskset -c 1 "$BL" blast "$dest" "$rate" "$count" $((secs + 1)))
     sleep 0.2
-    a1=$(all_ticks) w1=$(date +%s%N) t1=$(task_ns $FWD_PID "${KSOFTIRQD[@]}") f1=$(task_ns $FWD_PID)
+    a1=$(all_ticks) w1=$(date +%s%N) s1=$(steal_ticks) t1=$(task_ns $FWD_PID "${KSOFTIRQD[@]}") f1=$(task_ns $FWD_PID)
     i1=$(sink_in_receives) r1=$(sink_rx_packets) n1=$(sink_napi_packets)
     local sent secs_run blaster_ns
     read -r _ sent _ _ _ secs_run _ blaster_ns <<<"$out"
-    printf '{"system":"%s","round":%d,"offered_pps":%d,"sent":%d,"seconds":%s,"sink_ip_in_receives":%d,"sink_rx_packets":%d,"busy_ns":%d,"task_ns":%d,"window_ns":%d,"forwarder_ns":%d,"sink_napi_packets":%d}\n' \
+    printf '{"system":"%s","round":%d,"offered_pps":%d,"sent":%d,"seconds":%s,"sink_ip_in_receives":%d,"sink_rx_packets":%d,"busy_ns":%d,"task_ns":%d,"window_ns":%d,"forwarder_ns":%d,"sink_napi_packets":%d,"steal_ns":%d}\n' \
         "$system" "$round" "$rate" "$sent" "$secs_run" $((i1 - i0)) $((r1 - r0)) \
-        $(((a1 - a0) * (1000000000 / TICK))) $((t1 - t0 + blaster_ns)) $((w1 - w0)) $((f1 - f0)) $((n1 - n0)) >>"$file"
+        $(((a1 - a0) * (1000000000 / TICK))) $((t1 - t0 + blaster_ns)) $((w1 - w0)) $((f1 - f0)) $((n1 - n0)) $(((s1 - s0) * (1000000000 / TICK))) >>"$file"
 }
 
 # A latency run of SYSTEM (already started) at RATE for SECONDS: appends one latency in ns per
 # probe to $DIR/lat-SYSTEM.
 latency_run() {
-    local system=$1 rate=$2 secs=$3 every_us=250
+    local system=$1 rate=$2 secs=$3 round=$4 every_us=250
     local max=$((secs * 1000000 / every_us + 100))
     ip netns exec "$SNK" taskset -c 1 "$BL" probes k0 7 $((secs + 3)) "$max" >"$DIR/probes.txt" &
     local rx=$!
@@ -273,7 +274,8 @@ latency_run() {
     sleep 0.3
     kill -INT "$rx" 2>/dev/null || true
     wait "$rx" 2>/dev/null || true
-    grep -v ready "$DIR/probes.txt" >>"$DIR/lat-$system" || true
+    grep -v ready "$DIR/probes.txt" >"$DIR/lat-$system-$round" || true
+    cat "$DIR/lat-$system-$round" >>"$DIR/lat-$system"
 }
 
 : >"$DIR/runs.jsonl"
@@ -291,7 +293,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         cpu_run "$system" "$round" "$RATE" "$SECS" "$DIR/runs.jsonl"
         log "  $(tail -n 1 "$DIR/runs.jsonl")"
         if [[ $system != generator ]]; then
-            latency_run "$system" "$HALF" "$SECS"
+            latency_run "$system" "$HALF" "$SECS" "$round"
             if [[ -n $FWD_PID ]]; then
                 log "  $system latency probes so far: $(wc -l <"$DIR/lat-$system")"
             fi
@@ -319,14 +321,21 @@ if [[ $SATURATION == yes ]]; then
 fi
 ELAPSED=$(($(date +%s) - START))
 
-# ---- latency percentiles ----
-: >"$DIR/lat.jsonl"
-for s in "${SYSTEMS[@]}"; do
-    sort -n "$DIR/lat-$s" | awk -v s="$s" '{ a[NR] = $1 } END {
-        if (NR == 0) { printf "{\"system\":\"%s\",\"probes\":0,\"p50\":null,\"p99\":null,\"p99_9\":null}\n", s; exit }
+# ---- latency percentiles (all rounds together, and each round) ----
+percentiles() {   # FILE SYSTEM ROUND: one JSON line
+    sort -n "$1" | awk -v s="$2" -v r="$3" '{ a[NR] = $1 } END {
+        if (NR == 0) { printf "{\"system\":\"%s\",\"round\":%d,\"probes\":0,\"p50\":null,\"p99\":null,\"p99_9\":null}\n", s, r; exit }
         split("0.5 0.99 0.999", q, " ")
         for (k = 1; k <= 3; k++) { i = int(NR * q[k] + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; v[k] = a[i] / 1000 }
-        printf "{\"system\":\"%s\",\"probes\":%d,\"p50\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f}\n", s, NR, v[1], v[2], v[3] }' >>"$DIR/lat.jsonl"
+        printf "{\"system\":\"%s\",\"round\":%d,\"probes\":%d,\"p50\":%.1f,\"p99\":%.1f,\"p99_9\":%.1f}\n", s, r, NR, v[1], v[2], v[3] }'
+}
+: >"$DIR/lat.jsonl"
+: >"$DIR/lat-rounds.jsonl"
+for s in "${SYSTEMS[@]}"; do
+    percentiles "$DIR/lat-$s" "$s" 0 >>"$DIR/lat.jsonl"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        percentiles "$DIR/lat-$s-$round" "$s" "$round" >>"$DIR/lat-rounds.jsonl"
+    done
 done
 
 MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -335,6 +344,7 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 JSON=$(jq -n \
     --slurpfile runs "$DIR/runs.jsonl" --slurpfile sat "$DIR/sat.jsonl" --slurpfile lat "$DIR/lat.jsonl" \
+    --slurpfile latr "$DIR/lat-rounds.jsonl" \
     --argjson rate "$RATE" --argjson rounds "$ROUNDS" --argjson secs "$SECS" --argjson sat_secs "$SAT_SECS" \
     --arg systems "$SYSTEMS_ARG" --arg machine "$MACHINE" --arg date "$DATE" --arg command "$COMMAND_LINE" \
     --arg settings "$SETTINGS" --argjson elapsed "$ELAPSED" --argjson sat_max "$SAT_MAX" \
@@ -395,6 +405,7 @@ def other_share: (.busy_ns - .task_ns) / (.window_ns * $ncpu);
           all_through_napi: ($rs | all(.sink_napi_packets == .sink_rx_packets))},
         sent_pps_rounds: ($rs | map(.sent / .seconds | r0)),
         latency_us: ($latency[$s] | {probes, p50, p99, p99_9}),
+        latency_us_rounds: ([$latr[] | select(.system == $s)] | sort_by(.round) | map({probes, p50, p99, p99_9})),
         added_latency_us: (if $latency["kernel"].probes > 0 and $latency[$s].probes > 0 then
           {p50: ($latency[$s].p50 - $latency["kernel"].p50 | r2), p99: ($latency[$s].p99 - $latency["kernel"].p99 | r2),
            p99_9: ($latency[$s].p99_9 - $latency["kernel"].p99_9 | r2)} else null end),
@@ -449,9 +460,9 @@ else
         else empty end),
       "",
       "latency at \(.latency_rate_pps) pps, probe send to sink receive, us (added over the kernel)",
-      "\("system" | rpad(10)) \("probes" | pad(7)) \("p50" | pad(16)) \("p99" | pad(18)) \("p99.9" | pad(18))",
+      "\("system" | rpad(10)) \("probes" | pad(7)) \("p50" | pad(16)) \("p99" | pad(18)) \("p99.9" | pad(18))  p99 per round",
       (.systems | to_entries[] | .value as $v | $v.latency_us as $l | $v.added_latency_us as $a |
-        "\(.key | rpad(10)) \($l.probes | pad(7)) \("\($l.p50) (+\($a.p50))" | pad(16)) \("\($l.p99) (+\($a.p99))" | pad(18)) \("\($l.p99_9) (+\($a.p99_9))" | pad(18))"),
+        "\(.key | rpad(10)) \($l.probes | pad(7)) \("\($l.p50) (+\($a.p50))" | pad(16)) \("\($l.p99) (+\($a.p99))" | pad(18)) \("\($l.p99_9) (+\($a.p99_9))" | pad(18))  \($v.latency_us_rounds | map(.p99 | tostring) | join(" / "))"),
       (if [.systems[].saturation] | any(. != null) then "", "saturation (max loss-free pps at the sink):" else empty end),
       (.systems | to_entries[] | select(.value.saturation != null) | .value.saturation as $s |
         "  \(.key | rpad(10)) \($s.max_loss_free_pps | pad(8))\(if $s.generator_bound then "  generator-bound: the blaster fell short of the offered rate, the system lost nothing; at least this much" elif $s.ceiling_reached then "  search ceiling reached" else "" end)")
