@@ -4,7 +4,10 @@
 //     Sends up to COUNT UDP datagrams (18-byte payload, destination ports cycling over 1024
 //     values from 10000) to VIP at RATE packets per second, paced against CLOCK_MONOTONIC, in
 //     sendmmsg batches of at most 64 (only what is due; it sleeps while ahead of schedule, so
-//     its CPU time is its own work, and full batches at the limit); stops after COUNT packets or MAX_SECONDS, whichever comes first. With PROBE_PORT,
+//     its CPU time is its own work, and full batches at the limit); stops after COUNT packets or
+//     MAX_SECONDS, whichever comes first. With BENCH_TICK_US=T in the environment it wakes only
+//     every T microseconds and sends what is due (rate x T packets), so its own cost per packet
+//     does not depend on what the receiving side does inline. With PROBE_PORT,
 //     also sends one probe datagram to that port every PROBE_EVERY_US microseconds, carrying
 //     "MGPROBE", a sequence number and CLOCK_REALTIME nanoseconds taken just before its sendto.
 //     Prints: sent N probes P seconds S cpu_ns C (C: the blaster's own CPU time,
@@ -32,6 +35,7 @@
 // The first two are bounded in count and time; limits are checked before anything is sent.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <math.h>
 #include <linux/ethtool.h>
 #include <linux/filter.h>
 #include <linux/sockios.h>
@@ -79,6 +83,13 @@ static int blast(int argc, char **argv) {
         fprintf(stderr, "out of range (RATE <= 2e7, COUNT <= 2e8, MAX_SECONDS <= 120, PROBE_EVERY_US >= 100)\n");
         return 2;
     }
+    // BENCH_TICK_US > 0: wake only on a fixed tick and send what is due then, so that the
+    // blaster sleeps and wakes the same number of times whatever the receiver costs inline
+    // (with per-packet pacing, a receiver that slows each send saves the blaster sleeps, and
+    // its own cost per packet drops: the calibration would no longer match).
+    const char *tick_env = getenv("BENCH_TICK_US");
+    double tick = tick_env ? atof(tick_env) / 1e6 : 0;
+    if (!(tick >= 0 && tick <= 0.01)) { fprintf(stderr, "BENCH_TICK_US: 0..10000\n"); return 2; }
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // 1 us: sleeps end close to when asked
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     if (fd < 0) { perror("socket"); return 1; }
@@ -121,7 +132,9 @@ static int blast(int argc, char **argv) {
         if (n <= 0) {
             // Ahead of schedule: sleep until the next packet (or probe) is due, so that the
             // blaster's CPU time is its work, not spinning (the bench subtracts it).
-            double wait = (sent + 1) / rate - (now - start);
+            double due_at = (sent + 1) / rate;
+            if (tick > 0) due_at = ceil(due_at / tick) * tick;
+            double wait = due_at - (now - start);
             if (probe_port && next_probe - now < wait) wait = next_probe - now;
             if (wait > 2e-6) {
                 struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(wait * 1e9)};

@@ -30,7 +30,8 @@
 #
 # Method (docs/benchmarks.md, "Live forwarding"):
 # - Fixed common rate (--rate, default 150000 pps), the same for every system: the bounded
-#   blaster (Tools/bench-live.c) sends rate x S packets, paced, 1024 UDP flows, 60-byte frames.
+#   blaster (Tools/bench-live.c) sends rate x S packets, 1024 UDP flows, 60-byte frames, paced
+#   on a 100 us tick (BENCH_TICK_US; 0: per packet): every tick it sends what is due.
 # - Interleaved rounds (--rounds, default 3): each round measures the generator alone and then
 #   every system once, in an order rotated by one per round.
 # - Generator alone (every round): the same blast into a veth whose peer is down (c0 -> c1), so
@@ -111,7 +112,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-cc -O2 -Wall -o "$DIR/bench-live" Tools/bench-live.c
+cc -O2 -Wall -o "$DIR/bench-live" Tools/bench-live.c -lm
+# The blaster wakes every BENCH_TICK_US microseconds and sends what is due (15 packets at 150k
+# pps), whatever the system: its own cost per packet then matches the calibration's.
+export BENCH_TICK_US=${BENCH_TICK_US:-100}
 BL=$DIR/bench-live
 
 # ---- topology ----
@@ -344,7 +348,7 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 JSON=$(jq -n \
     --slurpfile runs "$DIR/runs.jsonl" --slurpfile sat "$DIR/sat.jsonl" --slurpfile lat "$DIR/lat.jsonl" \
-    --slurpfile latr "$DIR/lat-rounds.jsonl" \
+    --slurpfile latr "$DIR/lat-rounds.jsonl" --argjson tick "$BENCH_TICK_US" \
     --argjson rate "$RATE" --argjson rounds "$ROUNDS" --argjson secs "$SECS" --argjson sat_secs "$SAT_SECS" \
     --arg systems "$SYSTEMS_ARG" --arg machine "$MACHINE" --arg date "$DATE" --arg command "$COMMAND_LINE" \
     --arg settings "$SETTINGS" --argjson elapsed "$ELAPSED" --argjson sat_max "$SAT_MAX" \
@@ -377,7 +381,7 @@ def other_share: (.busy_ns - .task_ns) / (.window_ns * $ncpu);
 | ($by["kernel"] // [] | map(.task_ns_per_packet) | median) as $kernel_task
 | {
     rate_pps: $rate, rounds: $rounds, seconds_per_run: $secs,
-    latency_rate_pps: ($rate / 2 | floor), latency_probe_every_us: 250,
+    latency_rate_pps: ($rate / 2 | floor), latency_probe_every_us: 250, blaster_tick_us: $tick,
     systems: ($names | map(. as $s | $by[$s] as $rs | ($rs | (quiet // .) | map(.ns_per_packet) | median) as $med
       | ($rs | map(.task_ns_per_packet) | median) as $tmed | {key: $s, value: {
         ns_per_packet_median: ($med | r0),
