@@ -437,8 +437,21 @@ def other_share: (.busy_ns - .task_ns) / (.window_ns * $ncpu);
     latency_method: "probe send (CLOCK_REALTIME before sendto) to the sink AF_PACKET SO_TIMESTAMPNS, at half the rate; added = system percentile minus kernel percentile",
     saturation_method: ("offered rate from the common rate up by x1.25 steps of \($sat_secs) s (at most \($sat_max) pps) until loss > 0.1% or the blaster sends < 97% of the offered rate (generator-bound)"),
     veth_settings: $settings,
-    targets: {
-      io_uring_cpu_ratio_max: 2.0, added_p99_us_max: 100, added_p50_us_max: 15},
+    ratios_to_kernel: ($names | map(. as $s | {key: $s, value: {
+        busy_ticks: (($by[$s] | (quiet // .) | map(.ns_per_packet) | median) as $m
+          | if $kernel_ns == null or $kernel_ns <= 0 then null else ($m / $kernel_ns | r2) end),
+        tasks: (($by[$s] | map(.task_ns_per_packet) | median) as $m
+          | if $kernel_task == null or $kernel_task <= 0 then null else ($m / $kernel_task | r2) end)}}) | from_entries),
+    targets: ({io_uring_cpu_ratio_max: 2.0, added_p99_us_max: 100, added_p50_us_max: 15} as $t | $t + (
+      if ($names | index("io_uring")) == null then {} else
+        (($by["io_uring"] | map(.task_ns_per_packet) | median) as $m
+         | {io_uring_task_ratio: (if $kernel_task == null or $kernel_task <= 0 then null else ($m / $kernel_task | r2) end),
+            io_uring_added_p99_us: (if $latency["kernel"].probes > 0 then ($latency["io_uring"].p99 - $latency["kernel"].p99 | r2) else null end),
+            io_uring_added_p50_us: (if $latency["kernel"].probes > 0 then ($latency["io_uring"].p50 - $latency["kernel"].p50 | r2) else null end)}
+         | . + {cpu_met: (.io_uring_task_ratio != null and .io_uring_task_ratio <= $t.io_uring_cpu_ratio_max),
+                p99_met: (.io_uring_added_p99_us != null and .io_uring_added_p99_us <= $t.added_p99_us_max),
+                p50_met: (.io_uring_added_p50_us != null and .io_uring_added_p50_us <= $t.added_p50_us_max)})
+      end)),
     order_rotated: true, elapsed_seconds: $elapsed, command: $command, machine: $machine, date: $date,
     runs: $runs }')
 
