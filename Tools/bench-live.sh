@@ -41,7 +41,9 @@
 #   Beside it, "task" CPU: what our own tasks ran (the blaster's CLOCK_PROCESS_CPUTIME_ID, the
 #   forwarder's threads and ksoftirqd/N from /proc/PID/schedstat, in ns) per packet, minus the
 #   same for the generator alone; it is blind to other work on the machine, so the difference
-#   between the two ("unattributed") shows whether a run was disturbed.
+#   between the two ("unattributed") shows whether a run was disturbed. On a shared or
+#   virtualised machine read the task figure: busy ticks are sampled at the 4 ms tick and take
+#   in every tenant's work (docs/benchmarks.md has the measurements).
 # - Sink cross-check: packets received at the sink (Ip InReceives in the sink namespace's
 #   /proc/net/snmp, and k0's rx counter) against packets sent.
 # - Latency: after each CPU run, the same system at half the rate for S seconds with one probe
