@@ -4,10 +4,15 @@
 //     Sends up to COUNT UDP datagrams (18-byte payload, destination ports cycling over 1024
 //     values from 10000) to VIP at RATE packets per second, paced against CLOCK_MONOTONIC, in
 //     sendmmsg batches of at most 64 (only what is due; it sleeps while ahead of schedule, so
-//     its CPU time is its own work, and full batches at the limit); stops after COUNT packets or MAX_SECONDS, whichever comes first. With PROBE_PORT,
+//     its CPU time is its own work, and full batches at the limit); stops after COUNT packets or
+//     MAX_SECONDS, whichever comes first. With BENCH_TICK_US=T in the environment it wakes only
+//     every T microseconds and sends what is due (rate x T packets), so its own cost per packet
+//     does not depend on what the receiving side does inline. With PROBE_PORT,
 //     also sends one probe datagram to that port every PROBE_EVERY_US microseconds, carrying
 //     "MGPROBE", a sequence number and CLOCK_REALTIME nanoseconds taken just before its sendto.
-//     Prints: sent N probes P seconds S
+//     Prints: sent N probes P seconds S cpu_ns C (C: the blaster's own CPU time,
+//     CLOCK_PROCESS_CPUTIME_ID, which on this kernel includes the softirq work that runs in its
+//     context: the veth receive on the other side of its socket runs inline in the sender).
 //
 //   bench-live probes IFACE PORT MAX_SECONDS MAX_COUNT
 //     An AF_PACKET socket on IFACE with a classic BPF filter for UDP to PORT, plain
@@ -15,10 +20,25 @@
 //     prints one line per probe, the kernel's receive timestamp minus the probe's send
 //     timestamp, in nanoseconds. Stops after MAX_SECONDS or MAX_COUNT probes.
 //
-// Both are bounded in count and time; limits are checked before anything is sent.
+//   bench-live feature IFACE gro|tso [on|off]
+//     Shows (and with on/off sets) generic receive offload or TCP segmentation offload on IFACE
+//     through the legacy ETHTOOL_G/S{GRO,TSO} ioctls (no ethtool needed). Prints: IFACE gro on.
+//     On veth, GRO on switches the receiving side to NAPI (frames queued and received in
+//     batches of up to 64 instead of one by one inline in the sender's call), but veth hands a
+//     frame to NAPI only when the *sending* side has TSO off (or the frame is socket-owned and
+//     the receiver has rx-gro-list / rx-udp-gro-forwarding): so both are set.
+//
+//   bench-live stat IFACE NAME
+//     Prints one `ethtool -S` statistic of IFACE (ETHTOOL_GSTATS), e.g. veth's
+//     rx_queue_0_xdp_packets, which counts the frames its NAPI path received.
+//
+// The first two are bounded in count and time; limits are checked before anything is sent.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <math.h>
+#include <linux/ethtool.h>
 #include <linux/filter.h>
+#include <linux/sockios.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -27,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -62,6 +83,13 @@ static int blast(int argc, char **argv) {
         fprintf(stderr, "out of range (RATE <= 2e7, COUNT <= 2e8, MAX_SECONDS <= 120, PROBE_EVERY_US >= 100)\n");
         return 2;
     }
+    // BENCH_TICK_US > 0: wake only on a fixed tick and send what is due then, so that the
+    // blaster sleeps and wakes the same number of times whatever the receiver costs inline
+    // (with per-packet pacing, a receiver that slows each send saves the blaster sleeps, and
+    // its own cost per packet drops: the calibration would no longer match).
+    const char *tick_env = getenv("BENCH_TICK_US");
+    double tick = tick_env ? atof(tick_env) / 1e6 : 0;
+    if (!(tick >= 0 && tick <= 0.01)) { fprintf(stderr, "BENCH_TICK_US: 0..10000\n"); return 2; }
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // 1 us: sleeps end close to when asked
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     if (fd < 0) { perror("socket"); return 1; }
@@ -104,7 +132,9 @@ static int blast(int argc, char **argv) {
         if (n <= 0) {
             // Ahead of schedule: sleep until the next packet (or probe) is due, so that the
             // blaster's CPU time is its work, not spinning (the bench subtracts it).
-            double wait = (sent + 1) / rate - (now - start);
+            double due_at = (sent + 1) / rate;
+            if (tick > 0) due_at = ceil(due_at / tick) * tick;
+            double wait = due_at - (now - start);
             if (probe_port && next_probe - now < wait) wait = next_probe - now;
             if (wait > 2e-6) {
                 struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(wait * 1e9)};
@@ -118,7 +148,10 @@ static int blast(int argc, char **argv) {
         if (r > 0) sent += r;
     }
     double el = mono() - start;
-    printf("sent %ld probes %ld seconds %.6f\n", sent, probes, el);
+    struct timespec cpu;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+    printf("sent %ld probes %ld seconds %.6f cpu_ns %lld\n", sent, probes, el,
+           (long long)cpu.tv_sec * 1000000000LL + cpu.tv_nsec);
     return 0;
 }
 
@@ -183,12 +216,75 @@ static int probes(int argc, char **argv) {
     return 0;
 }
 
+// ethtool ioctl on IFACE with REQ pointing at the request.
+static int ethtool(const char *iface, void *req) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, iface, IFNAMSIZ - 1);
+    ifr.ifr_data = req;
+    int r = ioctl(fd, SIOCETHTOOL, &ifr);
+    close(fd);
+    return r;
+}
+
+static int feature(int argc, char **argv) {
+    if (argc < 4 || strlen(argv[2]) >= IFNAMSIZ) return 2;
+    unsigned get, set_cmd;
+    if (strcmp(argv[3], "gro") == 0) get = ETHTOOL_GGRO, set_cmd = ETHTOOL_SGRO;
+    else if (strcmp(argv[3], "tso") == 0) get = ETHTOOL_GTSO, set_cmd = ETHTOOL_STSO;
+    else return 2;
+    int set = -1;
+    if (argc > 4) {
+        if (strcmp(argv[4], "on") == 0) set = 1;
+        else if (strcmp(argv[4], "off") == 0) set = 0;
+        else return 2;
+    }
+    struct ethtool_value v = {.cmd = set_cmd, .data = (unsigned)set};
+    if (set >= 0 && ethtool(argv[2], &v) != 0) { perror("ETHTOOL_S*"); return 1; }
+    v.cmd = get;
+    v.data = 0;
+    if (ethtool(argv[2], &v) != 0) { perror("ETHTOOL_G*"); return 1; }
+    printf("%s %s %s\n", argv[2], argv[3], v.data ? "on" : "off");
+    if (set >= 0 && (int)!!v.data != set) { fprintf(stderr, "%s: %s is still %s\n", argv[2], argv[3], v.data ? "on" : "off"); return 1; }
+    return 0;
+}
+
+static int stat(int argc, char **argv) {
+    if (argc < 4 || strlen(argv[2]) >= IFNAMSIZ) return 2;
+    struct {
+        struct ethtool_sset_info hdr;
+        uint32_t len;
+    } info = {.hdr = {.cmd = ETHTOOL_GSSET_INFO, .sset_mask = 1ULL << ETH_SS_STATS}};
+    if (ethtool(argv[2], &info) != 0 || !(info.hdr.sset_mask & (1ULL << ETH_SS_STATS))) { perror("ETHTOOL_GSSET_INFO"); return 1; }
+    uint32_t n = info.len;
+    struct ethtool_gstrings *names = calloc(1, sizeof *names + (size_t)n * ETH_GSTRING_LEN);
+    struct ethtool_stats *values = calloc(1, sizeof *values + (size_t)n * sizeof(uint64_t));
+    if (!names || !values) return 1;
+    names->cmd = ETHTOOL_GSTRINGS, names->string_set = ETH_SS_STATS, names->len = n;
+    values->cmd = ETHTOOL_GSTATS, values->n_stats = n;
+    if (ethtool(argv[2], names) != 0 || ethtool(argv[2], values) != 0) { perror("ETHTOOL_GSTATS"); return 1; }
+    for (uint32_t i = 0; i < n; i++) {
+        if (strncmp((char *)names->data + (size_t)i * ETH_GSTRING_LEN, argv[3], ETH_GSTRING_LEN) == 0) {
+            printf("%llu\n", (unsigned long long)values->data[i]);
+            return 0;
+        }
+    }
+    fprintf(stderr, "%s: no statistic %s\n", argv[2], argv[3]);
+    return 1;
+}
+
 int main(int argc, char **argv) {
     int rc = 2;
     if (argc > 1 && strcmp(argv[1], "blast") == 0) rc = blast(argc, argv);
     else if (argc > 1 && strcmp(argv[1], "probes") == 0) rc = probes(argc, argv);
+    else if (argc > 1 && strcmp(argv[1], "feature") == 0) rc = feature(argc, argv);
+    else if (argc > 1 && strcmp(argv[1], "stat") == 0) rc = stat(argc, argv);
     if (rc == 2)
         fprintf(stderr, "usage: %s blast VIP RATE COUNT MAX_SECONDS [PROBE_PORT PROBE_EVERY_US]\n"
-                        "       %s probes IFACE PORT MAX_SECONDS MAX_COUNT\n", argv[0], argv[0]);
+                        "       %s probes IFACE PORT MAX_SECONDS MAX_COUNT\n"
+                        "       %s feature IFACE gro|tso [on|off]\n"
+                        "       %s stat IFACE NAME\n", argv[0], argv[0], argv[0], argv[0]);
     return rc;
 }
