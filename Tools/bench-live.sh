@@ -88,7 +88,7 @@ done
 [[ $SATURATION == yes || $SATURATION == no ]] || { echo "--saturation yes|no" >&2; exit 2; }
 IFS=, read -r -a SYSTEMS <<<"$SYSTEMS_ARG"
 for s in "${SYSTEMS[@]}"; do
-    [[ $s =~ ^[a-z][a-z0-9_]*$ && $s != generator ]] || { echo "--systems: kernel and --io engine names, comma-separated" >&2; exit 2; }
+    [[ $s =~ ^[a-z][a-z0-9_-]*$ && $s != generator ]] || { echo "--systems: kernel and --io engine names, comma-separated" >&2; exit 2; }
 done
 [[ $(id -u) == 0 ]] || { echo "Tools/bench live needs root (network namespaces, raw sockets)" >&2; exit 1; }
 command -v ip >/dev/null && command -v taskset >/dev/null && command -v jq >/dev/null || {
