@@ -200,6 +200,46 @@ public final class Dataplane {
         }
     }
 
+    /// `process(batch:linkType:now:)` for frames the caller has parsed already, each decided at
+    /// its own time (replay: one forwarder's packets between two events, each at its capture
+    /// time). `packets[i]` and `statuses[i]` are `PacketParser.parse(_:linkType:into:)`'s packet
+    /// (started as `ParsedPacket.zero`) and answer for slot `i`'s frame, and `nows[i]` its time.
+    /// Every slot gets the verdict, counters and output that
+    /// `process(parsed:_:base:offset:length:now:checksumPending:)` would give it called slot by
+    /// slot in order with the same times, with the batch's bucket prefetch. The packets are
+    /// read in place, never written.
+    public func process(
+        parsedBatch batch: UnsafeMutableBufferPointer<PacketSlot>, packets: UnsafeMutablePointer<ParsedPacket>,
+        statuses: UnsafePointer<DropReason?>, nows: UnsafePointer<UInt64>
+    ) {
+        var start = 0
+        let seed = view.seed
+        let zeroHighLane = FlowHash.zeroHighLane(seed: seed)
+        while start < batch.count {
+            let n = min(Dataplane.batchChunk, batch.count &- start)
+            var bytes = 0
+            for i in 0..<n {
+                bytes &+= batch[start &+ i].length
+                scratchHashes[i] =
+                    statuses[start &+ i] == nil
+                    ? FlowHash.hash(packets[start &+ i].key, seed: seed, zeroHighLane: zeroHighLane) : 0
+            }
+            counters.add(CounterBlock.packets, UInt64(truncatingIfNeeded: n))
+            counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: bytes))
+            var touched: UInt64 = 0
+            for i in 0..<n { touched &+= connections.touch(hash: scratchHashes[i]) }
+            touchSink = touched
+            for i in 0..<n {
+                let j = start &+ i
+                let s = batch[j]
+                batch[j].verdict = decide(
+                    statuses[j], &packets[j], flowHash: scratchHashes[i], base: s.base, offset: s.offset,
+                    length: s.length, checksumPending: s.checksumPending, now: nows[j])
+            }
+            start &+= n
+        }
+    }
+
     /// Processes one frame at `base + offset` of `length` bytes (`checksumPending`: see
     /// `PacketSlot.checksumPending`).
     public func process(
