@@ -41,6 +41,20 @@ struct FlowTable {
         }
     }
 
+    /// Reads `hash`'s first slot, so that a batch can start the cache misses of many lookups
+    /// at once; returns what it read.
+    @inline(__always)
+    func touchSlot(hash: UInt64) -> Int {
+        Int(slots[Int(truncatingIfNeeded: hash) & mask].index)
+    }
+
+    /// Reads the flow in `hash`'s first slot, if any (after `touchSlot`); returns what it read.
+    @inline(__always)
+    func touchFlow(hash: UInt64) -> Int {
+        let index = Int(slots[Int(truncatingIfNeeded: hash) & mask].index)
+        return index == 0 ? 0 : Int(values[index - 1].backend)
+    }
+
     /// Adds a flow whose key is not present yet (`hash`: its key's `FlowTable.hash`).
     mutating func insert(_ flow: ReplayAnalysis.Flow, hash: UInt64) {
         if (values.count + 1) * 2 > slots.count { grow() }

@@ -112,7 +112,8 @@ final class ReplayAnalysis {
 
     /// The same for the replay loop: `packet` (read in place, never written) holds meaning only
     /// when `parsed`.
-    func observe(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict) {
+    /// `flowHash`: `FlowTable.hash(packet.key)` when the caller has it already.
+    func observe(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict, flowHash: UInt64? = nil) {
         if firstNs == nil {
             firstNs = timeNs
             nextSweepNs = timeNs &+ 1_000_000_000
@@ -123,7 +124,7 @@ final class ReplayAnalysis {
             sweep(now: timeNs)
             nextSweepNs = timeNs &+ 1_000_000_000
         }
-        outcome(timeNs: timeNs, packet: &packet, parsed: parsed, verdict: verdict)
+        outcome(timeNs: timeNs, packet: &packet, parsed: parsed, verdict: verdict, flowHash: flowHash)
     }
 
     /// A held fragment's fate (`Dataplane.releaseHeld`): forwarded once its first fragment came,
@@ -133,7 +134,7 @@ final class ReplayAnalysis {
         outcome(timeNs: timeNs, packet: &packet, parsed: parsed, verdict: verdict)
     }
 
-    func outcome(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict) {
+    func outcome(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict, flowHash: UInt64? = nil) {
         switch verdict.action {
         // Held: its outcome comes with `released`. Redirects are resolved by the replay
         // (the owner's verdict is the one observed).
@@ -152,17 +153,18 @@ final class ReplayAnalysis {
                 }
             }
             guard parsed else { return }
-            forwarded(timeNs: timeNs, packet: &packet, backend: verdict.backend, vip: verdict.vip)
+            forwarded(
+                timeNs: timeNs, packet: &packet, backend: verdict.backend, vip: verdict.vip,
+                hash: flowHash ?? FlowTable.hash(packet.key))
         }
     }
 
-    func forwarded(timeNs: UInt64, packet: inout ParsedPacket, backend: Int32, vip: Int32) {
+    func forwarded(timeNs: UInt64, packet: inout ParsedPacket, backend: Int32, vip: Int32, hash: UInt64) {
         let t = tally(backend)
         tallies[t].packets += 1
         tallies[t].bytes += packet.l3Length
         addToTimeline(timeNs: timeNs, backend: t)
 
-        let hash = FlowTable.hash(packet.key)
         let countsAsConnection = packet.fragment == .none && !packet.isICMPError
         let isTCP = packet.key.proto == IPProtocol.tcp
         let flags = packet.tcpFlags

@@ -87,7 +87,10 @@ public final class CaptureReader {
             do {
                 opened.append(try CaptureInput(path: path, index: index))
             } catch {
-                for input in opened { pcap_close(input.handle) }
+                for input in opened {
+                    pcap_close(input.handle)
+                    if let m = input.mapped { maglev_pcap_unmap(m, input.mappedSize) }
+                }
                 throw error
             }
         }
@@ -96,7 +99,10 @@ public final class CaptureReader {
     }
 
     deinit {
-        for input in inputs { pcap_close(input.handle) }
+        for input in inputs {
+            pcap_close(input.handle)
+            if let m = input.mapped { maglev_pcap_unmap(m, input.mappedSize) }
+        }
         scratch.deallocate()
     }
 

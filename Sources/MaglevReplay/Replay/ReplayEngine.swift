@@ -56,11 +56,13 @@ public final class ReplayEngine {
     var timeWentBackwards = 0
     /// The first packet's capture time (the replay's time 0).
     var firstNs: UInt64 = 0
-    /// Packets waiting to be decided, per simulated forwarder (`flushBatches`), and the
-    /// forwarder of each, in packet order from packet number `batchFirstIndex`.
+    /// Packets waiting to be decided, per simulated forwarder (`flushBatches`), and where
+    /// each is (forwarder << 6 | position in its batch), in packet order from packet number
+    /// `batchFirstIndex`.
     var batches: [ForwarderBatch] = []
-    var batchForwarders: [Int32] = []
+    var batchOrder: [Int32] = []
     var batchFirstIndex = 0
+    var touchSink = 0
     var maxBackwardsNs: UInt64 = 0
     static let headroom = 128
     static let bufferSize = 128 + 262_144
@@ -74,10 +76,13 @@ public final class ReplayEngine {
         self.buffer = .allocate(byteCount: ReplayEngine.bufferSize, alignment: 64)
         for _ in 0..<max(1, options.forwarders) { dataplanes.append(newDataplane()) }
         for _ in dataplanes.indices { batches.append(ForwarderBatch()) }
-        batchForwarders.reserveCapacity(ForwarderBatch.capacity * 8)
+        batchOrder.reserveCapacity(ForwarderBatch.capacity * 8)
     }
 
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        for b in batches { b.deallocate() }
+    }
 
     /// The next simulated forwarder: forwarder i is member i of the forwarder group
     /// (`fragments: redirect`), if the group has that many.
@@ -178,9 +183,9 @@ public final class ReplayEngine {
                             && next.pointee.l3Offset + next.pointee.l3ClaimedLength > packet.originalLength))
                 if batchable {
                     if f != 0 { batches[f].packets[batches[f].count] = next.pointee }
-                    if batchForwarders.isEmpty { batchFirstIndex = index }
+                    if batchOrder.isEmpty { batchFirstIndex = index }
+                    batchOrder.append(Int32(truncatingIfNeeded: f << 6 | batches[f].count))
                     batches[f].add(frame, status: s, now: now)
-                    batchForwarders.append(Int32(truncatingIfNeeded: f))
                     if batches[f].count == ForwarderBatch.capacity { flushBatches(writer: writer, csv: csv, total: total) }
                     continue
                 }
@@ -296,6 +301,17 @@ public final class ReplayEngine {
         verdict: Verdict, base: UnsafeMutableRawPointer, writer: PcapWriter?, csv: OutputFile?, total: Int?
     ) {
         analysis.observe(timeNs: now, packet: &packet, parsed: isParsed, verdict: verdict)
+        output(
+            index: index, now: now, elapsed: elapsed, packet: &packet, parsed: isParsed, forwarder: forwarder,
+            verdict: verdict, base: base, writer: writer, csv: csv, total: total)
+    }
+
+    /// `finish` after the analysis.
+    @inline(__always)
+    func output(
+        index: Int, now: UInt64, elapsed: UInt64, packet: inout ParsedPacket, parsed isParsed: Bool, forwarder: Int,
+        verdict: Verdict, base: UnsafeMutableRawPointer, writer: PcapWriter?, csv: OutputFile?, total: Int?
+    ) {
         if let writer, verdict.action == .forward || verdict.action == .icmpReply {
             // A packet cut by the capture's snapshot length is forwarded as captured; its
             // GRE record says what was really sent: the outer header's length and the
@@ -320,7 +336,7 @@ public final class ReplayEngine {
     /// Called before anything that must see them decided: an event, a packet replayed on its
     /// own, the end.
     func flushBatches(writer: PcapWriter?, csv: OutputFile?, total: Int?) {
-        let n = batchForwarders.count
+        let n = batchOrder.count
         guard n > 0 else { return }
         for f in 0..<dataplanes.count where batches[f].count > 0 {
             let b = batches[f]
@@ -328,22 +344,42 @@ public final class ReplayEngine {
                 parsedBatch: UnsafeMutableBufferPointer(start: b.slots, count: b.count), packets: b.packets,
                 statuses: b.statuses, nows: b.nows)
         }
-        let first = batchFirstIndex
-        for k in 0..<n {
-            let f = Int(batchForwarders[k])
+        // The analysis's flows of the forwarded packets: their slots touched for all at once,
+        // then their flows, so that the cache misses overlap (as the data plane's buckets do).
+        var touched: Int = 0
+        for f in 0..<dataplanes.count where batches[f].count > 0 {
             let b = batches[f]
-            let i = b.read
-            b.read = i &+ 1
+            for i in 0..<b.count where b.slots[i].verdict.action == .forward && b.statuses[i] == nil {
+                let h = FlowTable.hash(b.packets[i].key)
+                b.flowHashes[i] = h
+                touched &+= analysis.flows.touchSlot(hash: h)
+            }
+        }
+        for f in 0..<dataplanes.count where batches[f].count > 0 {
+            let b = batches[f]
+            for i in 0..<b.count where b.slots[i].verdict.action == .forward && b.statuses[i] == nil {
+                touched &+= analysis.flows.touchFlow(hash: b.flowHashes[i])
+            }
+        }
+        touchSink = touched
+        let first = batchFirstIndex
+        let analysis = self.analysis
+        for k in 0..<n {
+            let f = Int(batchOrder[k] >> 6)
+            let i = Int(batchOrder[k] & 63)
+            let b = batches[f]
             let now = b.nows[i]
-            finish(
-                index: first + k, now: now, elapsed: now - firstNs, packet: &b.packets[i], parsed: b.statuses[i] == nil,
-                forwarder: f, verdict: b.slots[i].verdict, base: b.slots[i].base, writer: writer, csv: csv, total: total)
+            let verdict = b.slots[i].verdict
+            let parsed = b.statuses[i] == nil
+            analysis.observe(
+                timeNs: now, packet: &b.packets[i], parsed: parsed, verdict: verdict,
+                flowHash: verdict.action == .forward && parsed ? b.flowHashes[i] : nil)
+            output(
+                index: first + k, now: now, elapsed: now - firstNs, packet: &b.packets[i], parsed: parsed, forwarder: f,
+                verdict: verdict, base: b.slots[i].base, writer: writer, csv: csv, total: total)
         }
-        for f in 0..<dataplanes.count {
-            batches[f].count = 0
-            batches[f].read = 0
-        }
-        batchForwarders.removeAll(keepingCapacity: true)
+        for f in 0..<dataplanes.count { batches[f].count = 0 }
+        batchOrder.removeAll(keepingCapacity: true)
     }
 
     /// A redirect (`fragments: redirect`) goes on to its owner, as the GRE packet the live
@@ -645,8 +681,9 @@ extension ReplayEngine {
 
 /// One simulated forwarder's packets between two flushes: each frame copied into its own
 /// buffer behind `ReplayEngine.headroom` bytes of headroom, parsed, with its time. Allocated
-/// once per forwarder.
-final class ForwarderBatch {
+/// once per forwarder (`deallocate` when the engine goes); a struct of pointers, so reading
+/// it per packet retains nothing.
+struct ForwarderBatch {
     /// Packets per `Dataplane.process(parsedBatch:...)` call (its chunk: the bucket prefetch
     /// covers all of them).
     static let capacity = Dataplane.batchChunk
@@ -658,9 +695,10 @@ final class ForwarderBatch {
     let packets: UnsafeMutablePointer<ParsedPacket>
     let statuses: UnsafeMutablePointer<DropReason?>
     let nows: UnsafeMutablePointer<UInt64>
+    /// Each packet's `FlowTable.hash` for the analysis (forwarded packets only), computed
+    /// while its flow's slot is touched.
+    let flowHashes: UnsafeMutablePointer<UInt64>
     var count = 0
-    /// The next packet `ReplayEngine.flushBatches` finishes.
-    var read = 0
 
     init() {
         let n = ForwarderBatch.capacity
@@ -672,23 +710,26 @@ final class ForwarderBatch {
         statuses.initialize(repeating: nil, count: n)
         nows = .allocate(capacity: n)
         nows.initialize(repeating: 0, count: n)
+        flowHashes = .allocate(capacity: n)
+        flowHashes.initialize(repeating: 0, count: n)
         for i in 0..<n {
             (slots + i).initialize(
                 to: PacketSlot(base: frames + i * ForwarderBatch.stride, offset: ReplayEngine.headroom, length: 0))
         }
     }
 
-    deinit {
+    func deallocate() {
         frames.deallocate()
         slots.deallocate()
         packets.deallocate()
         statuses.deallocate()
         nows.deallocate()
+        flowHashes.deallocate()
     }
 
     /// Appends `frame` (at most `frameCapacity` bytes), whose packet is `packets[count]` already.
     @inline(__always)
-    func add(_ frame: UnsafeRawBufferPointer, status: DropReason?, now: UInt64) {
+    mutating func add(_ frame: UnsafeRawBufferPointer, status: DropReason?, now: UInt64) {
         let i = count
         (slots[i].base + ReplayEngine.headroom).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
         slots[i].length = frame.count
