@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/// Maps the file at `path` read-only (sequential access advised) and stores its size in
+/// Maps the file at `path` read-only (sequential access advised; prefaulted up to 1 GiB) and stores its size in
 /// `size`; NULL when it cannot be opened, is empty or cannot be mapped (the caller then reads
 /// through libpcap alone). Used by the capture reader to take classic pcap records in place.
 static inline const void *maglev_pcap_map(const char *path, size_t *size) {
@@ -16,7 +16,7 @@ static inline const void *maglev_pcap_map(const char *path, size_t *size) {
         close(fd);
         return NULL;
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | (st.st_size <= ((off_t)1 << 30) ? MAP_POPULATE : 0), fd, 0);
     close(fd);
     if (p == MAP_FAILED) return NULL;
     (void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);

@@ -27,7 +27,10 @@ struct FlowTable {
 
     var count: Int { values.count }
 
-    static func hash(_ key: FlowKey) -> UInt64 { FlowHash.hash(key, seed: 0x5EED) }
+    /// `FlowHash.hash(key, seed: 0x5EED)`, inlined, with its IPv4 lane computed once.
+    @inline(__always)
+    static func hash(_ key: FlowKey) -> UInt64 { FlowHash.hash(key, seed: 0x5EED, zeroHighLane: zeroHighLane) }
+    static let zeroHighLane = FlowHash.zeroHighLane(seed: 0x5EED)
 
     /// The dense index of `key` (hashed to `hash`), or nil.
     @inline(__always)

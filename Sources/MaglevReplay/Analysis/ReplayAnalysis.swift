@@ -90,6 +90,10 @@ final class ReplayAnalysis {
 
     // Timeline: packets per backend per bucket; the bucket width doubles to keep <= 120 buckets.
     var bucketNs: UInt64 = 100_000_000
+    /// The last packet's bucket and where it starts (offset from the first packet), kept so
+    /// that most packets need no division; set from `bucketNs` each time.
+    var timelineIndex = 0
+    var timelineLow = UInt64.max
     var buckets: [[Int]] = []
 
     init(timeouts: ConnectionTimeouts) {
@@ -352,7 +356,13 @@ final class ReplayAnalysis {
 
     func addToTimeline(timeNs: UInt64, backend: Int) {
         let offset = timeNs &- (firstNs ?? timeNs)
-        var index = Int(offset / bucketNs)
+        // The bucket of the packet before, most of the time: no division.
+        var index: Int
+        if offset >= timelineLow && offset &- timelineLow < bucketNs {
+            index = timelineIndex
+        } else {
+            index = Int(offset / bucketNs)
+        }
         while index >= 120 {
             // Halve the resolution: merge bucket pairs.
             var merged: [[Int]] = []
@@ -371,6 +381,8 @@ final class ReplayAnalysis {
             bucketNs *= 2
             index = Int(offset / bucketNs)
         }
+        timelineIndex = index
+        timelineLow = UInt64(index) &* bucketNs
         while buckets.count <= index { buckets.append([]) }
         if buckets[index].count <= backend { buckets[index] += Array(repeating: 0, count: backend + 1 - buckets[index].count) }
         buckets[index][backend] += 1

@@ -698,7 +698,13 @@ struct ForwarderBatch {
     /// Each packet's `FlowTable.hash` for the analysis (forwarded packets only), computed
     /// while its flow's slot is touched.
     let flowHashes: UnsafeMutablePointer<UInt64>
-    var count = 0
+    /// Packets in the batch, behind a pointer so that appending through `batches[f]` is not a
+    /// mutation of the array (no uniqueness check per packet).
+    let counter: UnsafeMutablePointer<Int>
+    var count: Int {
+        get { counter.pointee }
+        nonmutating set { counter.pointee = newValue }
+    }
 
     init() {
         let n = ForwarderBatch.capacity
@@ -712,6 +718,8 @@ struct ForwarderBatch {
         nows.initialize(repeating: 0, count: n)
         flowHashes = .allocate(capacity: n)
         flowHashes.initialize(repeating: 0, count: n)
+        counter = .allocate(capacity: 1)
+        counter.initialize(to: 0)
         for i in 0..<n {
             (slots + i).initialize(
                 to: PacketSlot(base: frames + i * ForwarderBatch.stride, offset: ReplayEngine.headroom, length: 0))
@@ -725,11 +733,12 @@ struct ForwarderBatch {
         statuses.deallocate()
         nows.deallocate()
         flowHashes.deallocate()
+        counter.deallocate()
     }
 
     /// Appends `frame` (at most `frameCapacity` bytes), whose packet is `packets[count]` already.
     @inline(__always)
-    mutating func add(_ frame: UnsafeRawBufferPointer, status: DropReason?, now: UInt64) {
+    func add(_ frame: UnsafeRawBufferPointer, status: DropReason?, now: UInt64) {
         let i = count
         (slots[i].base + ReplayEngine.headroom).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
         slots[i].length = frame.count
