@@ -39,9 +39,19 @@ struct FlowTable {
         while true {
             let slot = slots[s]
             if slot.index == 0 { return nil }
-            if slot.hash == hash && values[Int(slot.index) - 1].key == key { return Int(slot.index) - 1 }
+            if slot.hash == hash && FlowTable.same(values[Int(slot.index) - 1].key, key) { return Int(slot.index) - 1 }
             s = (s + 1) & mask
         }
+    }
+
+    /// `a == b` (every stored field, as the synthesized `==`), inlined: the synthesized one is
+    /// a call into MaglevCore on every packet.
+    @inline(__always)
+    static func same(_ a: FlowKey, _ b: FlowKey) -> Bool {
+        a.source.low == b.source.low && a.destination.low == b.destination.low && a.source.high == b.source.high
+            && a.destination.high == b.destination.high && a.sourcePort == b.sourcePort
+            && a.destinationPort == b.destinationPort && a.proto == b.proto && a.source.isIPv6 == b.source.isIPv6
+            && a.destination.isIPv6 == b.destination.isIPv6
     }
 
     /// Reads `hash`'s first slot, so that a batch can start the cache misses of many lookups
