@@ -31,6 +31,10 @@ public struct ReplayOptions: Sendable {
     public var decisionsCSV: String?
     /// Called every 65536 packets with (packets done, packets in all, or nil when unknown).
     public var progress: (@Sendable (Int, Int?) -> Void)?
+    /// Where each simulated forwarder's connection and fragment tables live (`maglev replay`
+    /// passes huge pages, as `maglev forward` does: a 1M-entry table is 16 MiB). Placement
+    /// only: the decisions do not depend on it.
+    public var tableMemory: TableMemory = .heap
 
     public init(inputs: [String], config: MaglevConfigFile) {
         self.inputs = inputs
@@ -87,7 +91,9 @@ public final class ReplayEngine {
     /// The next simulated forwarder: forwarder i is member i of the forwarder group
     /// (`fragments: redirect`), if the group has that many.
     func newDataplane() -> Dataplane {
-        let d = Dataplane(snapshot: snapshot, connectionCapacity: options.config.connectionCapacity, fragmentCapacity: 1 << 14)
+        let d = Dataplane(
+            snapshot: snapshot, connectionCapacity: options.config.connectionCapacity, fragmentCapacity: 1 << 14,
+            memory: options.tableMemory)
         let i = dataplanes.count
         if i < config.forwarders.count { d.memberName = config.forwarders[i].name }
         return d
