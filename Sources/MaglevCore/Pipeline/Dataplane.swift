@@ -362,9 +362,12 @@ public final class Dataplane {
             trafficClass: packet.trafficClass,
             source: outerIPv6 ? view.encapSourceIPv6 : view.encapSourceIPv4,
             destination: record.address, flowHash: flowHash, ipv4PartialSum: record.ipv4HeaderSum)
-        counters.add(CounterBlock.forwarded)
-        counters.backend(Int(backend), bytes: packet.l3Length)
-        counters.pair(vipID, Int(backend), bytes: packet.l3Length)
+        // The block's base and strides loaded once for the three counts (through `self`, each
+        // store to the counters could alias them and would reload them).
+        let c = counters
+        c.add(CounterBlock.forwarded)
+        c.backend(Int(backend), bytes: packet.l3Length)
+        c.pair(vipID, Int(backend), bytes: packet.l3Length)
         return Verdict(
             action: .forward, vip: Int32(truncatingIfNeeded: vipID), backend: Int32(bitPattern: backend),
             outputOffset: start,
@@ -417,12 +420,13 @@ public final class Dataplane {
             return snapshot.select(vip: vip, hash: hash)
         }
         if i >= 0 {
-            let b = connections.backend(at: i)
-            let old = connections.state(at: i)
+            // The entry read once: backend and state from one word, refreshed in place.
+            let entry = connections.entry(at: i)
+            let (b, old) = ConnectionTable.backendAndState(of: entry)
             let reopened = isSYN && old == .tcpClosing
             if snapshot.backends[Int(b)].keepsConnections && !reopened {
                 selection = .connectionHit
-                connections.refresh(at: i, state: nextState(old, isTCP: isTCP, flags: flags), now: nowMs)
+                ConnectionTable.refresh(entry, backend: b, state: nextState(old, isTCP: isTCP, flags: flags), now: nowMs)
                 return b
             }
             // Backend gone or down, or a new connection on a closed 5-tuple: select again.
