@@ -1,6 +1,7 @@
 import ArgumentParser
 import MaglevConfig
 import MaglevCore
+import MaglevLinux
 import MaglevReplay
 
 struct ReplayCommand: ParsableCommand {
@@ -121,6 +122,9 @@ struct ReplayCommand: ParsableCommand {
             throw CLIError(error.description)
         }
         options.forwarders = forwarders
+        // Connection tables on huge pages, as `maglev forward` keeps them (fewer page faults
+        // and TLB misses; the decisions are the same).
+        options.tableMemory = TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate)
         options.ecmpHash = ecmpHash
         options.outputPcap = out
         options.decisionsCSV = decisions

@@ -101,6 +101,57 @@ private typealias H = DataplaneHarness
         #expect(actions == [.forward, .pass, .icmpReply])
     }
 
+    /// Replay's entry point: packets parsed by the caller, each decided at its own time, give
+    /// what the single-packet path gives them one by one at those times (verdicts, output
+    /// bytes, counters), across timeouts and ICMP token refills inside one batch.
+    @Test func parsedBatchWithOwnTimesAgreesWithSinglePackets() throws {
+        let config = H.config(backends: H.backends(10)) {
+            $0.pathMTU = 1400
+            $0.icmpRatePerSecond = 2
+            $0.icmpBurst = 1
+        }
+        var frames: [[UInt8]] = []
+        var nows: [UInt64] = []
+        var t = H.start
+        for i in 0..<120 {
+            frames.append(H.tcp(i % 40, flags: i < 40 ? TCPFlags.syn : TCPFlags.ack).bytes)
+            nows.append(t)
+            if i % 7 == 0 {
+                // Two too big at once: the second finds the bucket (burst 1) empty.
+                for _ in 0..<2 {
+                    frames.append(H.tcp(i, flags: TCPFlags.ack).payload(1400).ipv4 { $0.dontFragment = true }.bytes)
+                    nows.append(t)
+                }
+            }
+            if i % 11 == 0 {
+                frames.append(FrameBuilder.nonIP(etherType: 0x0806, body: Array(repeating: 1, count: 28)).bytes)
+                nows.append(t)
+            }
+            // Steps of 0.3 s to 12 s: half-open entries expire between some packets of one
+            // batch, and ICMP tokens come back between others.
+            t += UInt64(300_000_000 + (i % 5) * 2_900_000_000)
+        }
+        let single = Dataplane(snapshot: try ForwardingSnapshot(config: config))
+        let batched = Dataplane(snapshot: try ForwardingSnapshot(config: config))
+        let one = zip(frames, nows).map { H.run(single, $0.0, now: $0.1) }
+        var many: [H.Output] = []
+        var start = 0
+        var size = 5
+        while start < frames.count {
+            let end = min(frames.count, start + size)
+            many += H.runParsedBatch(batched, Array(frames[start..<end]), nows: Array(nows[start..<end]))
+            start = end
+            size = size * 7 % 45 + 1
+        }
+        let differing = zip(one, many).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
+        #expect(one.count == many.count)
+        #expect(differing.isEmpty, "frames \(differing.prefix(5)) differ")
+        #expect(single.statistics == batched.statistics)
+        let actions = Set(one.map(\.verdict.action))
+        #expect(actions.contains(.icmpReply) && actions.contains(.forward) && actions.contains(.pass))
+        #expect(one.contains { $0.verdict.reason == .icmpRateLimited })
+    }
+
     // MARK: 2-4. Reloads: add, remove, drain, down
 
     /// SYN then ACK for flows `range`; returns each flow's backend.

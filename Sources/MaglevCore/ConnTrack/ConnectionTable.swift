@@ -219,6 +219,31 @@ public final class ConnectionTable {
         return state
     }
 
+    /// The entry at `index` (one that `find` returned), for a connection-table hit that reads
+    /// it once: `backendAndState(of:)`, then `refresh(_:backend:state:now:)`.
+    @inline(__always)
+    func entry(at index: Int) -> UnsafeMutablePointer<ConnectionEntry> {
+        checkIndex(index)
+        return entries + index
+    }
+
+    /// Backend and state of a non-empty entry, from one load.
+    @inline(__always)
+    static func backendAndState(of entry: UnsafeMutablePointer<ConnectionEntry>) -> (UInt32, ConnectionState) {
+        let raw = entry.pointee.backendAndState
+        guard let state = ConnectionState(rawValue: UInt8(truncatingIfNeeded: raw >> 24)) else {
+            preconditionFailure("ConnectionTable: an empty way read as a connection")
+        }
+        return (raw & maxBackend, state)
+    }
+
+    /// `refresh(at:state:now:)` for an entry from `entry(at:)` whose backend is `backend`.
+    @inline(__always)
+    static func refresh(_ entry: UnsafeMutablePointer<ConnectionEntry>, backend: UInt32, state: ConnectionState, now: UInt32) {
+        entry.pointee.lastSeen = now
+        entry.pointee.backendAndState = backend | UInt32(state.rawValue) &<< 24
+    }
+
     /// Refreshes lastSeen and moves the entry to `state` (pass its current state to keep it).
     @inline(__always)
     public func refresh(at index: Int, state: ConnectionState, now: UInt32) {

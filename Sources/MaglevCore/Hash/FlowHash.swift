@@ -18,17 +18,17 @@
 /// (`::ffff:a.b.c.d`), so the family needs no word. Not a keyed PRF: someone who knows the
 /// seed can aim flows at one backend, as with any stateless balancer hash.
 public enum FlowHash {
-    @inline(__always)
+    @inlinable @inline(__always)
     static func mix(_ x: UInt64) -> UInt64 {
         let y = x &* 0xC2B2_AE3D_27D4_EB4F
         return ((y << 31) | (y >> 33)) &* 0x9E37_79B1_85EB_CA87
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     static func rotl(_ x: UInt64, _ r: UInt64) -> UInt64 { (x << r) | (x >> (64 &- r)) }
 
     /// MurmurHash3's 64-bit finaliser: full avalanche of every input bit.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func fmix64(_ x: UInt64) -> UInt64 {
         var k = x
         k ^= k >> 33
@@ -57,7 +57,8 @@ public enum FlowHash {
 
     /// `hash(key, seed: seed)`, the same value, with the third lane taken from
     /// `zeroHighLane == zeroHighLane(seed: seed)` when the high words cancel (IPv4).
-    @inline(__always)
+    /// Inlinable: replay's analysis hashes every packet with it.
+    @inlinable @inline(__always)
     public static func hash(_ key: FlowKey, seed: UInt64, zeroHighLane: UInt64) -> UInt64 {
         let ports = UInt64(key.proto) << 32 | UInt64(key.sourcePort) << 16 | UInt64(key.destinationPort)
         let a = mix(key.source.low ^ seed)

@@ -200,6 +200,46 @@ public final class Dataplane {
         }
     }
 
+    /// `process(batch:linkType:now:)` for frames the caller has parsed already, each decided at
+    /// its own time (replay: one forwarder's packets between two events, each at its capture
+    /// time). `packets[i]` and `statuses[i]` are `PacketParser.parse(_:linkType:into:)`'s packet
+    /// (started as `ParsedPacket.zero`) and answer for slot `i`'s frame, and `nows[i]` its time.
+    /// Every slot gets the verdict, counters and output that
+    /// `process(parsed:_:base:offset:length:now:checksumPending:)` would give it called slot by
+    /// slot in order with the same times, with the batch's bucket prefetch. The packets are
+    /// read in place, never written.
+    public func process(
+        parsedBatch batch: UnsafeMutableBufferPointer<PacketSlot>, packets: UnsafeMutablePointer<ParsedPacket>,
+        statuses: UnsafePointer<DropReason?>, nows: UnsafePointer<UInt64>
+    ) {
+        var start = 0
+        let seed = view.seed
+        let zeroHighLane = FlowHash.zeroHighLane(seed: seed)
+        while start < batch.count {
+            let n = min(Dataplane.batchChunk, batch.count &- start)
+            var bytes = 0
+            for i in 0..<n {
+                bytes &+= batch[start &+ i].length
+                scratchHashes[i] =
+                    statuses[start &+ i] == nil
+                    ? FlowHash.hash(packets[start &+ i].key, seed: seed, zeroHighLane: zeroHighLane) : 0
+            }
+            counters.add(CounterBlock.packets, UInt64(truncatingIfNeeded: n))
+            counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: bytes))
+            var touched: UInt64 = 0
+            for i in 0..<n { touched &+= connections.touch(hash: scratchHashes[i]) }
+            touchSink = touched
+            for i in 0..<n {
+                let j = start &+ i
+                let s = batch[j]
+                batch[j].verdict = decide(
+                    statuses[j], &packets[j], flowHash: scratchHashes[i], base: s.base, offset: s.offset,
+                    length: s.length, checksumPending: s.checksumPending, now: nows[j])
+            }
+            start &+= n
+        }
+    }
+
     /// Processes one frame at `base + offset` of `length` bytes (`checksumPending`: see
     /// `PacketSlot.checksumPending`).
     public func process(
@@ -322,9 +362,12 @@ public final class Dataplane {
             trafficClass: packet.trafficClass,
             source: outerIPv6 ? view.encapSourceIPv6 : view.encapSourceIPv4,
             destination: record.address, flowHash: flowHash, ipv4PartialSum: record.ipv4HeaderSum)
-        counters.add(CounterBlock.forwarded)
-        counters.backend(Int(backend), bytes: packet.l3Length)
-        counters.pair(vipID, Int(backend), bytes: packet.l3Length)
+        // The block's base and strides loaded once for the three counts (through `self`, each
+        // store to the counters could alias them and would reload them).
+        let c = counters
+        c.add(CounterBlock.forwarded)
+        c.backend(Int(backend), bytes: packet.l3Length)
+        c.pair(vipID, Int(backend), bytes: packet.l3Length)
         return Verdict(
             action: .forward, vip: Int32(truncatingIfNeeded: vipID), backend: Int32(bitPattern: backend),
             outputOffset: start,
@@ -377,12 +420,13 @@ public final class Dataplane {
             return snapshot.select(vip: vip, hash: hash)
         }
         if i >= 0 {
-            let b = connections.backend(at: i)
-            let old = connections.state(at: i)
+            // The entry read once: backend and state from one word, refreshed in place.
+            let entry = connections.entry(at: i)
+            let (b, old) = ConnectionTable.backendAndState(of: entry)
             let reopened = isSYN && old == .tcpClosing
             if snapshot.backends[Int(b)].keepsConnections && !reopened {
                 selection = .connectionHit
-                connections.refresh(at: i, state: nextState(old, isTCP: isTCP, flags: flags), now: nowMs)
+                ConnectionTable.refresh(entry, backend: b, state: nextState(old, isTCP: isTCP, flags: flags), now: nowMs)
                 return b
             }
             // Backend gone or down, or a new connection on a closed 5-tuple: select again.

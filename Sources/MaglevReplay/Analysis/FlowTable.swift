@@ -27,7 +27,10 @@ struct FlowTable {
 
     var count: Int { values.count }
 
-    static func hash(_ key: FlowKey) -> UInt64 { FlowHash.hash(key, seed: 0x5EED) }
+    /// `FlowHash.hash(key, seed: 0x5EED)`, inlined, with its IPv4 lane computed once.
+    @inline(__always)
+    static func hash(_ key: FlowKey) -> UInt64 { FlowHash.hash(key, seed: 0x5EED, zeroHighLane: zeroHighLane) }
+    static let zeroHighLane = FlowHash.zeroHighLane(seed: 0x5EED)
 
     /// The dense index of `key` (hashed to `hash`), or nil.
     @inline(__always)
@@ -36,9 +39,33 @@ struct FlowTable {
         while true {
             let slot = slots[s]
             if slot.index == 0 { return nil }
-            if slot.hash == hash && values[Int(slot.index) - 1].key == key { return Int(slot.index) - 1 }
+            if slot.hash == hash && FlowTable.same(values[Int(slot.index) - 1].key, key) { return Int(slot.index) - 1 }
             s = (s + 1) & mask
         }
+    }
+
+    /// `a == b` (every stored field, as the synthesized `==`), inlined: the synthesized one is
+    /// a call into MaglevCore on every packet.
+    @inline(__always)
+    static func same(_ a: FlowKey, _ b: FlowKey) -> Bool {
+        a.source.low == b.source.low && a.destination.low == b.destination.low && a.source.high == b.source.high
+            && a.destination.high == b.destination.high && a.sourcePort == b.sourcePort
+            && a.destinationPort == b.destinationPort && a.proto == b.proto && a.source.isIPv6 == b.source.isIPv6
+            && a.destination.isIPv6 == b.destination.isIPv6
+    }
+
+    /// Reads `hash`'s first slot, so that a batch can start the cache misses of many lookups
+    /// at once; returns what it read.
+    @inline(__always)
+    func touchSlot(hash: UInt64) -> Int {
+        Int(slots[Int(truncatingIfNeeded: hash) & mask].index)
+    }
+
+    /// Reads the flow in `hash`'s first slot, if any (after `touchSlot`); returns what it read.
+    @inline(__always)
+    func touchFlow(hash: UInt64) -> Int {
+        let index = Int(slots[Int(truncatingIfNeeded: hash) & mask].index)
+        return index == 0 ? 0 : Int(values[index - 1].backend)
     }
 
     /// Adds a flow whose key is not present yet (`hash`: its key's `FlowTable.hash`).

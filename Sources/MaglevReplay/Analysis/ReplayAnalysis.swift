@@ -90,6 +90,10 @@ final class ReplayAnalysis {
 
     // Timeline: packets per backend per bucket; the bucket width doubles to keep <= 120 buckets.
     var bucketNs: UInt64 = 100_000_000
+    /// The last packet's bucket and where it starts (offset from the first packet), kept so
+    /// that most packets need no division; set from `bucketNs` each time.
+    var timelineIndex = 0
+    var timelineLow = UInt64.max
     var buckets: [[Int]] = []
 
     init(timeouts: ConnectionTimeouts) {
@@ -112,7 +116,8 @@ final class ReplayAnalysis {
 
     /// The same for the replay loop: `packet` (read in place, never written) holds meaning only
     /// when `parsed`.
-    func observe(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict) {
+    /// `flowHash`: `FlowTable.hash(packet.key)` when the caller has it already.
+    func observe(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict, flowHash: UInt64? = nil) {
         if firstNs == nil {
             firstNs = timeNs
             nextSweepNs = timeNs &+ 1_000_000_000
@@ -123,7 +128,7 @@ final class ReplayAnalysis {
             sweep(now: timeNs)
             nextSweepNs = timeNs &+ 1_000_000_000
         }
-        outcome(timeNs: timeNs, packet: &packet, parsed: parsed, verdict: verdict)
+        outcome(timeNs: timeNs, packet: &packet, parsed: parsed, verdict: verdict, flowHash: flowHash)
     }
 
     /// A held fragment's fate (`Dataplane.releaseHeld`): forwarded once its first fragment came,
@@ -133,7 +138,7 @@ final class ReplayAnalysis {
         outcome(timeNs: timeNs, packet: &packet, parsed: parsed, verdict: verdict)
     }
 
-    func outcome(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict) {
+    func outcome(timeNs: UInt64, packet: inout ParsedPacket, parsed: Bool, verdict: Verdict, flowHash: UInt64? = nil) {
         switch verdict.action {
         // Held: its outcome comes with `released`. Redirects are resolved by the replay
         // (the owner's verdict is the one observed).
@@ -152,17 +157,18 @@ final class ReplayAnalysis {
                 }
             }
             guard parsed else { return }
-            forwarded(timeNs: timeNs, packet: &packet, backend: verdict.backend, vip: verdict.vip)
+            forwarded(
+                timeNs: timeNs, packet: &packet, backend: verdict.backend, vip: verdict.vip,
+                hash: flowHash ?? FlowTable.hash(packet.key))
         }
     }
 
-    func forwarded(timeNs: UInt64, packet: inout ParsedPacket, backend: Int32, vip: Int32) {
+    func forwarded(timeNs: UInt64, packet: inout ParsedPacket, backend: Int32, vip: Int32, hash: UInt64) {
         let t = tally(backend)
         tallies[t].packets += 1
         tallies[t].bytes += packet.l3Length
         addToTimeline(timeNs: timeNs, backend: t)
 
-        let hash = FlowTable.hash(packet.key)
         let countsAsConnection = packet.fragment == .none && !packet.isICMPError
         let isTCP = packet.key.proto == IPProtocol.tcp
         let flags = packet.tcpFlags
@@ -350,7 +356,13 @@ final class ReplayAnalysis {
 
     func addToTimeline(timeNs: UInt64, backend: Int) {
         let offset = timeNs &- (firstNs ?? timeNs)
-        var index = Int(offset / bucketNs)
+        // The bucket of the packet before, most of the time: no division.
+        var index: Int
+        if offset >= timelineLow && offset &- timelineLow < bucketNs {
+            index = timelineIndex
+        } else {
+            index = Int(offset / bucketNs)
+        }
         while index >= 120 {
             // Halve the resolution: merge bucket pairs.
             var merged: [[Int]] = []
@@ -369,6 +381,8 @@ final class ReplayAnalysis {
             bucketNs *= 2
             index = Int(offset / bucketNs)
         }
+        timelineIndex = index
+        timelineLow = UInt64(index) &* bucketNs
         while buckets.count <= index { buckets.append([]) }
         if buckets[index].count <= backend { buckets[index] += Array(repeating: 0, count: backend + 1 - buckets[index].count) }
         buckets[index][backend] += 1

@@ -19,7 +19,7 @@ public struct CaptureError: Error, Sendable, CustomStringConvertible {
 }
 
 /// One packet of a capture, ready for the data plane. `bytes` stays valid until the next call
-/// to `next()`.
+/// to `next()` (a caller must not count on longer, whatever the reader happens to point into).
 public struct CapturedPacket {
     public var timestampNs: UInt64
     /// The frame as the parser sees it: an Ethernet frame, or an IP packet (`.rawIP`), with any
@@ -64,8 +64,9 @@ public struct CapturedPacket {
 /// throws the same error again on every later call. Packets returned before remain valid
 /// results, so the caller can report what it has along with the error.
 ///
-/// **Memory.** `bytes` points into libpcap's buffer, or, for Linux cooked captures of tagged
-/// traffic, into one buffer the reader owns and reuses. Nothing is allocated per packet.
+/// **Memory.** `bytes` points into the file's mapping (classic pcap files, see
+/// `CaptureInput`), into libpcap's buffer, or, for Linux cooked captures of tagged traffic,
+/// into one buffer the reader owns and reuses. Nothing is allocated per packet.
 public final class CaptureReader {
     /// The files, in the order given.
     public let paths: [String]
@@ -87,7 +88,10 @@ public final class CaptureReader {
             do {
                 opened.append(try CaptureInput(path: path, index: index))
             } catch {
-                for input in opened { pcap_close(input.handle) }
+                for input in opened {
+                    pcap_close(input.handle)
+                    if let m = input.mapped { maglev_pcap_unmap(m, input.mappedSize) }
+                }
                 throw error
             }
         }
@@ -96,7 +100,10 @@ public final class CaptureReader {
     }
 
     deinit {
-        for input in inputs { pcap_close(input.handle) }
+        for input in inputs {
+            pcap_close(input.handle)
+            if let m = input.mapped { maglev_pcap_unmap(m, input.mappedSize) }
+        }
         scratch.deallocate()
     }
 

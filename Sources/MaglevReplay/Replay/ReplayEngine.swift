@@ -31,6 +31,10 @@ public struct ReplayOptions: Sendable {
     public var decisionsCSV: String?
     /// Called every 65536 packets with (packets done, packets in all, or nil when unknown).
     public var progress: (@Sendable (Int, Int?) -> Void)?
+    /// Where each simulated forwarder's connection and fragment tables live (`maglev replay`
+    /// passes huge pages, as `maglev forward` does: a 1M-entry table is 16 MiB). Placement
+    /// only: the decisions do not depend on it.
+    public var tableMemory: TableMemory = .heap
 
     public init(inputs: [String], config: MaglevConfigFile) {
         self.inputs = inputs
@@ -54,6 +58,15 @@ public final class ReplayEngine {
     /// Packets whose timestamp was older than the replay clock (replayed at the clock's time),
     /// and the largest step back.
     var timeWentBackwards = 0
+    /// The first packet's capture time (the replay's time 0).
+    var firstNs: UInt64 = 0
+    /// Packets waiting to be decided, per simulated forwarder (`flushBatches`), and where
+    /// each is (forwarder << 6 | position in its batch), in packet order from packet number
+    /// `batchFirstIndex`.
+    var batches: [ForwarderBatch] = []
+    var batchOrder: [Int32] = []
+    var batchFirstIndex = 0
+    var touchSink = 0
     var maxBackwardsNs: UInt64 = 0
     static let headroom = 128
     static let bufferSize = 128 + 262_144
@@ -66,14 +79,21 @@ public final class ReplayEngine {
         self.analysis = ReplayAnalysis(timeouts: config.timeouts)
         self.buffer = .allocate(byteCount: ReplayEngine.bufferSize, alignment: 64)
         for _ in 0..<max(1, options.forwarders) { dataplanes.append(newDataplane()) }
+        for _ in dataplanes.indices { batches.append(ForwarderBatch()) }
+        batchOrder.reserveCapacity(ForwarderBatch.capacity * 8)
     }
 
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        for b in batches { b.deallocate() }
+    }
 
     /// The next simulated forwarder: forwarder i is member i of the forwarder group
     /// (`fragments: redirect`), if the group has that many.
     func newDataplane() -> Dataplane {
-        let d = Dataplane(snapshot: snapshot, connectionCapacity: options.config.connectionCapacity, fragmentCapacity: 1 << 14)
+        let d = Dataplane(
+            snapshot: snapshot, connectionCapacity: options.config.connectionCapacity, fragmentCapacity: 1 << 14,
+            memory: options.tableMemory)
         let i = dataplanes.count
         if i < config.forwarders.count { d.memberName = config.forwarders[i].name }
         return d
@@ -101,13 +121,16 @@ public final class ReplayEngine {
         csv?.write("packet,time,src,dst,proto,sport,dport,vip,forwarder,backend,verdict\n")
 
         var index = 0
-        var firstNs: UInt64?
         // The replay clock: the capture's timestamps, except that it never goes backwards. A
         // packet older than one before it (merged interfaces, NIC timestamping) keeps the
         // latest time seen, and is counted.
         var clockNs: UInt64 = 0
         var captureError: CaptureError?
         var parsedPacket = ParsedPacket.zero
+        // Whether any data plane holds fragments (`fragments: redirect`): then every packet is
+        // replayed on its own, followed by `releaseHeld`, as a held fragment may come out after
+        // any packet.
+        var anyHeld = false
         while true {
             let packet: CapturedPacket
             do {
@@ -118,7 +141,7 @@ public final class ReplayEngine {
                 break
             }
             index += 1
-            if firstNs == nil {
+            if index == 1 {
                 firstNs = packet.timestampNs
                 clockNs = packet.timestampNs
             }
@@ -129,22 +152,62 @@ public final class ReplayEngine {
                 clockNs = packet.timestampNs
             }
             let now = clockNs
-            let elapsed = now - firstNs!
+            let elapsed = now - firstNs
 
-            // Events due before this packet, in the order given.
-            while let due = pending.firstIndex(where: { isDue($0.1, index: index, elapsedNs: elapsed, total: total) }) {
-                let event = pending.remove(at: due).1
-                apply(event, packet: index, timeNs: now)
+            // Events due before this packet, in the order given (the packets before it decided
+            // first).
+            if !pending.isEmpty,
+                pending.contains(where: { isDue($0.1, index: index, elapsedNs: elapsed, total: total) })
+            {
+                flushBatches(writer: writer, csv: csv, total: total)
+                while let due = pending.firstIndex(where: { isDue($0.1, index: index, elapsedNs: elapsed, total: total) }) {
+                    let event = pending.remove(at: due).1
+                    apply(event, packet: index, timeNs: now)
+                }
+                anyHeld = dataplanes.contains(where: \.hasHeld)
+                while batches.count < dataplanes.count { batches.append(ForwarderBatch()) }
             }
 
             let length = min(packet.bytes.count, ReplayEngine.bufferSize - ReplayEngine.headroom)
+            // Parsed once, here, where libpcap read it: the analysis, ECMP and the data plane
+            // read the same packet.
+            let frame = UnsafeRawBufferPointer(start: packet.bytes.baseAddress, count: length)
+            let forwarder: Int
+            let status: DropReason?
+            let batchable: Bool
+            if !anyHeld && length <= ForwarderBatch.frameCapacity {
+                // Straight into the batch of its forwarder when it can go there: a packet
+                // that cannot be redirected, held or release held fragments.
+                let next = batches[0].packets + batches[0].count
+                next.pointee = .zero
+                let s = PacketParser.parse(frame, linkType: packet.linkType, into: &next.pointee)
+                let f = dataplanes.count > 1 ? pickForwarder(s == nil ? next.pointee : nil, frame: frame) : 0
+                batchable =
+                    s != nil
+                    || (next.pointee.fragment == .none && next.pointee.key.proto != IPProtocol.gre
+                        && !(next.pointee.isTruncated
+                            && next.pointee.l3Offset + next.pointee.l3ClaimedLength > packet.originalLength))
+                if batchable {
+                    if f != 0 { batches[f].packets[batches[f].count] = next.pointee }
+                    if batchOrder.isEmpty { batchFirstIndex = index }
+                    batchOrder.append(Int32(truncatingIfNeeded: f << 6 | batches[f].count))
+                    batches[f].add(frame, status: s, now: now)
+                    if batches[f].count == ForwarderBatch.capacity { flushBatches(writer: writer, csv: csv, total: total) }
+                    continue
+                }
+                parsedPacket = next.pointee
+                forwarder = f
+                status = s
+            } else {
+                parsedPacket = .zero
+                status = PacketParser.parse(frame, linkType: packet.linkType, into: &parsedPacket)
+                forwarder = dataplanes.count > 1 ? pickForwarder(status == nil ? parsedPacket : nil, frame: frame) : 0
+                batchable = false
+            }
+            // On its own: the packets before it decided first.
+            flushBatches(writer: writer, csv: csv, total: total)
             (buffer + ReplayEngine.headroom).copyMemory(from: packet.bytes.baseAddress!, byteCount: length)
-            let frame = UnsafeRawBufferPointer(start: buffer + ReplayEngine.headroom, count: length)
-            // Parsed once, here: the analysis and the data plane read the same packet.
-            parsedPacket = .zero
-            let status = PacketParser.parse(frame, linkType: packet.linkType, into: &parsedPacket)
             let isParsed = status == nil
-            let forwarder = dataplanes.count > 1 ? pickForwarder(isParsed ? parsedPacket : nil, frame: frame) : 0
             let verdict: Verdict
             if isParsed, parsedPacket.isTruncated,
                 parsedPacket.l3Offset + parsedPacket.l3ClaimedLength > packet.originalLength
@@ -160,30 +223,17 @@ public final class ReplayEngine {
                         parsed: status, &parsedPacket, base: buffer, offset: ReplayEngine.headroom, length: length,
                         now: now), index: index, now: now)
             }
-            analysis.observe(timeNs: now, packet: &parsedPacket, parsed: isParsed, verdict: verdict)
-
-            if let writer, verdict.action == .forward || verdict.action == .icmpReply {
-                // A packet cut by the capture's snapshot length is forwarded as captured; its
-                // GRE record says what was really sent: the outer header's length and the
-                // record's original length cover the whole inner packet (caplen stays what we
-                // have), so tshark reads the output as cleanly as the input.
-                var original = verdict.outputLength
-                if verdict.action == .forward, isParsed, parsedPacket.isTruncated {
-                    original += parsedPacket.l3ClaimedLength - parsedPacket.l3Length
-                    GREEncapsulator.setOuterLength(
-                        buffer + verdict.outputOffset, outerIPv6: verdict.outputIsIPv6, total: original)
-                }
-                writer.write(
-                    UnsafeRawBufferPointer(start: buffer + verdict.outputOffset, count: verdict.outputLength),
-                    timestampNs: now, originalLength: original)
-            }
-            if let csv { csv.write(decisionRow(index, elapsed, isParsed ? parsedPacket : nil, forwarder, verdict)) }
+            finish(
+                index: index, now: now, elapsed: elapsed, packet: &parsedPacket, parsed: isParsed, forwarder: forwarder,
+                verdict: verdict, base: buffer, writer: writer, csv: csv, total: total)
             releaseHeld(now: now, elapsed: elapsed, writer: writer, csv: csv)
-            if index & 0xFFFF == 0 { options.progress?(index, total) }
+            anyHeld = dataplanes.contains(where: \.hasHeld)
         }
+        flushBatches(writer: writer, csv: csv, total: total)
         // Fragments still held when the capture ends never saw their first fragment: they
         // expire, as they would live.
-        if dataplanes.contains(where: \.hasHeld), let first = firstNs {
+        if dataplanes.contains(where: \.hasHeld), index > 0 {
+            let first = firstNs
             let end = clockNs &+ UInt64(config.fragmentHold.timeoutMs) &* 1_000_000
             releaseHeld(now: end, elapsed: end - first, writer: writer, csv: csv)
         }
@@ -247,6 +297,95 @@ public final class ReplayEngine {
             throw outputError
         }
         return (report, captureError)
+    }
+
+    /// What follows a packet's verdict, in packet order: the analysis, `--out`, `--decisions`,
+    /// progress. `base`: the buffer the verdict's output offset points into.
+    @inline(__always)
+    func finish(
+        index: Int, now: UInt64, elapsed: UInt64, packet: inout ParsedPacket, parsed isParsed: Bool, forwarder: Int,
+        verdict: Verdict, base: UnsafeMutableRawPointer, writer: PcapWriter?, csv: OutputFile?, total: Int?
+    ) {
+        analysis.observe(timeNs: now, packet: &packet, parsed: isParsed, verdict: verdict)
+        output(
+            index: index, now: now, elapsed: elapsed, packet: &packet, parsed: isParsed, forwarder: forwarder,
+            verdict: verdict, base: base, writer: writer, csv: csv, total: total)
+    }
+
+    /// `finish` after the analysis.
+    @inline(__always)
+    func output(
+        index: Int, now: UInt64, elapsed: UInt64, packet: inout ParsedPacket, parsed isParsed: Bool, forwarder: Int,
+        verdict: Verdict, base: UnsafeMutableRawPointer, writer: PcapWriter?, csv: OutputFile?, total: Int?
+    ) {
+        if let writer, verdict.action == .forward || verdict.action == .icmpReply {
+            // A packet cut by the capture's snapshot length is forwarded as captured; its
+            // GRE record says what was really sent: the outer header's length and the
+            // record's original length cover the whole inner packet (caplen stays what we
+            // have), so tshark reads the output as cleanly as the input.
+            var original = verdict.outputLength
+            if verdict.action == .forward, isParsed, packet.isTruncated {
+                original += packet.l3ClaimedLength - packet.l3Length
+                GREEncapsulator.setOuterLength(base + verdict.outputOffset, outerIPv6: verdict.outputIsIPv6, total: original)
+            }
+            writer.write(
+                UnsafeRawBufferPointer(start: base + verdict.outputOffset, count: verdict.outputLength),
+                timestampNs: now, originalLength: original)
+        }
+        if let csv { csv.write(decisionRow(index, elapsed, isParsed ? packet : nil, forwarder, verdict)) }
+        if index & 0xFFFF == 0 { options.progress?(index, total) }
+    }
+
+    /// Decides the packets waiting in the forwarders' batches (each forwarder's in one
+    /// `Dataplane.process(parsedBatch:...)` call, at each packet's own time; forwarders share
+    /// no state, so the order among them does not matter), then finishes them in packet order.
+    /// Called before anything that must see them decided: an event, a packet replayed on its
+    /// own, the end.
+    func flushBatches(writer: PcapWriter?, csv: OutputFile?, total: Int?) {
+        let n = batchOrder.count
+        guard n > 0 else { return }
+        for f in 0..<dataplanes.count where batches[f].count > 0 {
+            let b = batches[f]
+            dataplanes[f].process(
+                parsedBatch: UnsafeMutableBufferPointer(start: b.slots, count: b.count), packets: b.packets,
+                statuses: b.statuses, nows: b.nows)
+        }
+        // The analysis's flows of the forwarded packets: their slots touched for all at once,
+        // then their flows, so that the cache misses overlap (as the data plane's buckets do).
+        var touched: Int = 0
+        for f in 0..<dataplanes.count where batches[f].count > 0 {
+            let b = batches[f]
+            for i in 0..<b.count where b.slots[i].verdict.action == .forward && b.statuses[i] == nil {
+                let h = FlowTable.hash(b.packets[i].key)
+                b.flowHashes[i] = h
+                touched &+= analysis.flows.touchSlot(hash: h)
+            }
+        }
+        for f in 0..<dataplanes.count where batches[f].count > 0 {
+            let b = batches[f]
+            for i in 0..<b.count where b.slots[i].verdict.action == .forward && b.statuses[i] == nil {
+                touched &+= analysis.flows.touchFlow(hash: b.flowHashes[i])
+            }
+        }
+        touchSink = touched
+        let first = batchFirstIndex
+        let analysis = self.analysis
+        for k in 0..<n {
+            let f = Int(batchOrder[k] >> 6)
+            let i = Int(batchOrder[k] & 63)
+            let b = batches[f]
+            let now = b.nows[i]
+            let verdict = b.slots[i].verdict
+            let parsed = b.statuses[i] == nil
+            analysis.observe(
+                timeNs: now, packet: &b.packets[i], parsed: parsed, verdict: verdict,
+                flowHash: verdict.action == .forward && parsed ? b.flowHashes[i] : nil)
+            output(
+                index: first + k, now: now, elapsed: now - firstNs, packet: &b.packets[i], parsed: parsed, forwarder: f,
+                verdict: verdict, base: b.slots[i].base, writer: writer, csv: csv, total: total)
+        }
+        for f in 0..<dataplanes.count { batches[f].count = 0 }
+        batchOrder.removeAll(keepingCapacity: true)
     }
 
     /// A redirect (`fragments: redirect`) goes on to its owner, as the GRE packet the live
@@ -543,5 +682,74 @@ extension ReplayEngine {
             throw outputError
         }
         return (report, error)
+    }
+}
+
+/// One simulated forwarder's packets between two flushes: each frame copied into its own
+/// buffer behind `ReplayEngine.headroom` bytes of headroom, parsed, with its time. Allocated
+/// once per forwarder (`deallocate` when the engine goes); a struct of pointers, so reading
+/// it per packet retains nothing.
+struct ForwarderBatch {
+    /// Packets per `Dataplane.process(parsedBatch:...)` call (its chunk: the bucket prefetch
+    /// covers all of them).
+    static let capacity = Dataplane.batchChunk
+    /// The largest frame a batch takes; larger ones are replayed on their own.
+    static let frameCapacity = stride - ReplayEngine.headroom
+    static let stride = 2048
+    let frames: UnsafeMutableRawPointer
+    let slots: UnsafeMutablePointer<PacketSlot>
+    let packets: UnsafeMutablePointer<ParsedPacket>
+    let statuses: UnsafeMutablePointer<DropReason?>
+    let nows: UnsafeMutablePointer<UInt64>
+    /// Each packet's `FlowTable.hash` for the analysis (forwarded packets only), computed
+    /// while its flow's slot is touched.
+    let flowHashes: UnsafeMutablePointer<UInt64>
+    /// Packets in the batch, behind a pointer so that appending through `batches[f]` is not a
+    /// mutation of the array (no uniqueness check per packet).
+    let counter: UnsafeMutablePointer<Int>
+    var count: Int {
+        get { counter.pointee }
+        nonmutating set { counter.pointee = newValue }
+    }
+
+    init() {
+        let n = ForwarderBatch.capacity
+        frames = .allocate(byteCount: n * ForwarderBatch.stride, alignment: 64)
+        slots = .allocate(capacity: n)
+        packets = .allocate(capacity: n)
+        packets.initialize(repeating: .zero, count: n)
+        statuses = .allocate(capacity: n)
+        statuses.initialize(repeating: nil, count: n)
+        nows = .allocate(capacity: n)
+        nows.initialize(repeating: 0, count: n)
+        flowHashes = .allocate(capacity: n)
+        flowHashes.initialize(repeating: 0, count: n)
+        counter = .allocate(capacity: 1)
+        counter.initialize(to: 0)
+        for i in 0..<n {
+            (slots + i).initialize(
+                to: PacketSlot(base: frames + i * ForwarderBatch.stride, offset: ReplayEngine.headroom, length: 0))
+        }
+    }
+
+    func deallocate() {
+        frames.deallocate()
+        slots.deallocate()
+        packets.deallocate()
+        statuses.deallocate()
+        nows.deallocate()
+        flowHashes.deallocate()
+        counter.deallocate()
+    }
+
+    /// Appends `frame` (at most `frameCapacity` bytes), whose packet is `packets[count]` already.
+    @inline(__always)
+    func add(_ frame: UnsafeRawBufferPointer, status: DropReason?, now: UInt64) {
+        let i = count
+        (slots[i].base + ReplayEngine.headroom).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
+        slots[i].length = frame.count
+        statuses[i] = status
+        nows[i] = now
+        count = i &+ 1
     }
 }

@@ -69,6 +69,42 @@ struct DataplaneHarness {
         return (0..<frames.count).map { Output(verdict: slots[$0].verdict, bytes: output(of: slots[$0].verdict, in: buffers[$0])) }
     }
 
+    /// The same frames parsed here (as replay parses them) and decided in one
+    /// `process(parsedBatch:packets:statuses:nows:)` call, frame `i` at `nows[i]`.
+    static func runParsedBatch(
+        _ dataplane: Dataplane, _ frames: [[UInt8]], nows: [UInt64], linkType: LinkType = .ethernet,
+        headroom: Int = headroom
+    ) -> [Output] {
+        let buffers = frames.map { frame -> UnsafeMutableRawPointer in
+            let b = UnsafeMutableRawPointer.allocate(byteCount: headroom + frame.count + 1, alignment: 16)
+            b.initializeMemory(as: UInt8.self, repeating: 0xEE, count: headroom + frame.count + 1)
+            frame.withUnsafeBytes { (b + headroom).copyMemory(from: $0.baseAddress!, byteCount: frame.count) }
+            return b
+        }
+        defer { for b in buffers { b.deallocate() } }
+        let n = frames.count
+        let slots = UnsafeMutableBufferPointer<PacketSlot>.allocate(capacity: n)
+        let packets = UnsafeMutablePointer<ParsedPacket>.allocate(capacity: n)
+        let statuses = UnsafeMutablePointer<DropReason?>.allocate(capacity: n)
+        defer {
+            slots.deallocate()
+            packets.deallocate()
+            statuses.deallocate()
+        }
+        for (i, frame) in frames.enumerated() {
+            slots[i] = PacketSlot(base: buffers[i], offset: headroom, length: frame.count)
+            (packets + i).initialize(to: .zero)
+            (statuses + i).initialize(
+                to: PacketParser.parse(
+                    UnsafeRawBufferPointer(start: buffers[i] + headroom, count: frame.count), linkType: linkType,
+                    into: &packets[i]))
+        }
+        nows.withUnsafeBufferPointer {
+            dataplane.process(parsedBatch: slots, packets: packets, statuses: statuses, nows: $0.baseAddress!)
+        }
+        return (0..<n).map { Output(verdict: slots[$0].verdict, bytes: output(of: slots[$0].verdict, in: buffers[$0])) }
+    }
+
     private static func output(of verdict: Verdict, in buffer: UnsafeMutableRawPointer) -> [UInt8] {
         guard verdict.action == .forward || verdict.action == .icmpReply || verdict.action == .redirect else { return [] }
         return Array(UnsafeRawBufferPointer(start: buffer + verdict.outputOffset, count: verdict.outputLength))
