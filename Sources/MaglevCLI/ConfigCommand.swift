@@ -80,6 +80,12 @@ struct ConfigCommand: ParsableCommand {
         let encap = [c.encapSourceIPv4, c.encapSourceIPv6].compactMap { $0?.description }
         out += "  encap source \(encap.isEmpty ? "none" : encap.joined(separator: ", ")), path MTU \(c.pathMTU), "
         out += "fragments \(c.fragmentPolicy.rawValue)\n"
+        if !c.forwarders.isEmpty {
+            out += "  forwarder group: " + c.forwarders.map { "\($0.name) \($0.address)" }.joined(separator: ", ")
+            out += c.fragmentPolicy == .redirect
+                ? "; hold \(c.fragmentHold.packets) fragments per worker for \(c.fragmentHold.timeoutMs) ms\n"
+                : " (used by fragments: redirect only)\n"
+        }
         if c.connectionTracking {
             let t = c.timeouts
             out += "  connection tracking: on, \(file.connectionCapacity) entries per worker\n"

@@ -29,6 +29,28 @@ import Testing
             backends: [{ name: a, address: 198.18.1.1, weight: -1 }]
         """
 
+    /// With `fragments: redirect` the summary names the group and the hold.
+    @Test func summaryNamesTheForwarderGroup() throws {
+        let path = NSTemporaryDirectory() + "maglev-config-group-\(getpid()).yaml"
+        defer { unlink(path) }
+        try """
+            encap: {source_ipv4: 198.18.1.11}
+            fragments: redirect
+            forwarders:
+              - {name: fwd1, address: 198.18.1.11}
+              - {name: fwd2, address: 198.18.1.12}
+            fragment_hold: {packets: 32, timeout: 500ms}
+            vips:
+              - {name: dns4, address: 198.19.0.11, protocol: udp, port: 53, backends: [{name: b1, address: 198.18.1.101}]}
+
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let summary = try ConfigCommand.Check.check(path).get()
+        #expect(summary.contains("fragments redirect\n"), "\(summary)")
+        #expect(
+            summary.contains("forwarder group: fwd1 198.18.1.11, fwd2 198.18.1.12; hold 32 fragments per worker for 500 ms"),
+            "\(summary)")
+    }
+
     @Test func summaryOfTheExample() throws {
         let summary = try ConfigCommand.Check.check(Self.example).get()
         #expect(summary.hasPrefix("\(Self.example): OK\n"))
