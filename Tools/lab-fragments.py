@@ -22,7 +22,7 @@ import time
 
 
 def sink(args):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in args.address else socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((args.address, args.port))
     deadline = time.monotonic() + args.seconds
@@ -47,9 +47,25 @@ def ipv4_header(tos, total, ident, flags_offset, src, dst):
                        socket.inet_aton(src), socket.inet_aton(dst))
 
 
+def ipv6_header(tclass, payload_length, next_header, src, dst):
+    return struct.pack("!IHBB16s16s", 6 << 28 | tclass << 20, payload_length, next_header, 64,
+                       socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst))
+
+
+def udp6_checksum(src, dst, udp):
+    pseudo = socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+    pseudo += struct.pack("!IxxxB", len(udp), 17)
+    data = pseudo + udp + (b"\0" if len(udp) % 2 else b"")
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (~total & 0xFFFF) or 0xFFFF
+
+
 def send(args):
     sources = args.sources.split(",")
-    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    ipv6 = ":" in args.destination
+    raw = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     deadline = time.monotonic() + args.seconds
     ident_base = (os.getpid() * 7919 + args.run * 101) & 0x7FFF
     for seq in range(args.datagrams):
@@ -67,6 +83,28 @@ def send(args):
         udp = struct.pack("!HHHH", sport, args.port, 8 + len(payload), 0) + payload
         ident = (ident_base + seq) & 0xFFFF or 1
         packets = []
+        if ipv6:
+            # UDP checksums are mandatory over IPv6; a fragment header (next header 44) on each
+            # fragment, later fragments with traffic class T.
+            udp = udp[:6] + struct.pack("!H", udp6_checksum(src, args.destination, udp)) + udp[8:]
+            if kind == "whole":
+                packets.append(ipv6_header(0, len(udp), 17, src, args.destination) + udp)
+            else:
+                chunk = 1200
+                offsets = list(range(0, len(udp), chunk))
+                for i, off in enumerate(offsets):
+                    part = udp[off:off + chunk]
+                    more = 1 if i < len(offsets) - 1 else 0
+                    tclass = 0 if off == 0 else args.later_tos
+                    fragment = struct.pack("!BBHI", 17, 0, off | more, 0x10000 + ident)
+                    packets.append(ipv6_header(tclass, 8 + len(part), 44, src, args.destination) + fragment + part)
+                if kind == "three-reversed":
+                    packets.reverse()
+            for p in packets:
+                raw.sendto(p, (args.destination, 0))
+            print("%d %d %s %d %s %d" % (seq, flow, src, sport, kind, len(packets)))
+            time.sleep(args.gap)
+            continue
         if kind == "whole":
             packets.append(ipv4_header(0, 20 + len(udp), ident, 0, src, args.destination) + udp)
         else:
