@@ -50,21 +50,28 @@ struct cmaglev_tpacket_frame cmaglev_tpacket_frame(const void *packet) {
     return f;
 }
 
-void *cmaglev_tpacket_v2_tx_ring(int fd, unsigned int frame_size, unsigned int frame_count, unsigned int block_frames) {
+// A TPACKET_V2 ring (`ring_option`: PACKET_RX_RING or PACKET_TX_RING) of `frame_count` slots of
+// `frame_size` bytes, `block_frames` to a block, after `option` = `value` (PACKET_RESERVE or
+// PACKET_QDISC_BYPASS); mapped, or NULL with errno set.
+static void *tpacket_v2_ring(int fd, int option, unsigned int value, int ring_option, unsigned int frame_size,
+                             unsigned int frame_count, unsigned int block_frames) {
     int version = TPACKET_V2;
     if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version) != 0) return NULL;
-    int one = 1;
-    if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) != 0) return NULL;
+    if (setsockopt(fd, SOL_PACKET, option, &value, sizeof value) != 0) return NULL;
     struct tpacket_req req = {0};
     req.tp_block_size = frame_size * block_frames;
     req.tp_block_nr = frame_count / block_frames;
     req.tp_frame_size = frame_size;
     req.tp_frame_nr = req.tp_block_nr * block_frames;
-    if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof req) != 0) return NULL;
+    if (setsockopt(fd, SOL_PACKET, ring_option, &req, sizeof req) != 0) return NULL;
     void *ring = mmap(NULL, (size_t)req.tp_block_size * req.tp_block_nr, PROT_READ | PROT_WRITE,
                       MAP_SHARED | MAP_POPULATE, fd, 0);
     if (ring == MAP_FAILED) return NULL;
     return ring;
+}
+
+void *cmaglev_tpacket_v2_tx_ring(int fd, unsigned int frame_size, unsigned int frame_count, unsigned int block_frames) {
+    return tpacket_v2_ring(fd, PACKET_QDISC_BYPASS, 1, PACKET_TX_RING, frame_size, frame_count, block_frames);
 }
 
 unsigned int cmaglev_tpacket2_tx_data_offset(void) { return TPACKET2_HDRLEN - sizeof(struct sockaddr_ll); }
@@ -88,19 +95,12 @@ void cmaglev_tpacket2_tx_queue(void *slot, unsigned int length) {
 
 void *cmaglev_tpacket_v2_rx_ring(int fd, unsigned int frame_size, unsigned int frame_count, unsigned int block_frames,
                                  unsigned int reserve) {
-    int version = TPACKET_V2;
-    if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version) != 0) return NULL;
-    if (setsockopt(fd, SOL_PACKET, PACKET_RESERVE, &reserve, sizeof reserve) != 0) return NULL;
-    struct tpacket_req req = {0};
-    req.tp_block_size = frame_size * block_frames;
-    req.tp_block_nr = frame_count / block_frames;
-    req.tp_frame_size = frame_size;
-    req.tp_frame_nr = req.tp_block_nr * block_frames;
-    if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) != 0) return NULL;
-    void *ring = mmap(NULL, (size_t)req.tp_block_size * req.tp_block_nr, PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_POPULATE, fd, 0);
-    if (ring == MAP_FAILED) return NULL;
-    return ring;
+    return tpacket_v2_ring(fd, PACKET_RESERVE, reserve, PACKET_RX_RING, frame_size, frame_count, block_frames);
+}
+
+int cmaglev_tpacket2_rx_ready(const void *slot) {
+    const struct tpacket2_hdr *h = slot;
+    return (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) != 0;
 }
 
 int cmaglev_tpacket2_rx_frame(const void *slot, struct cmaglev_tpacket_frame *frame) {

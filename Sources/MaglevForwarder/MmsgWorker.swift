@@ -72,16 +72,9 @@ final class MmsgWorker: PacketEngineWorker {
     deinit { slots.deallocate() }
 
     /// The blocking loop; returns after a stop request (within one idle wait).
-    func run() {
-        publishStatistics()
-        while !link.stopRequested.load(ordering: .relaxed) { turn() }
-        publishStatistics()
-    }
+    func run() { runUntilStopped() }
 
     var batchSlots: UnsafeMutableBufferPointer<PacketSlot> { slots }
-
-    @inline(__always)
-    func batchTime() -> UInt64 { MonotonicClock.now() }
 
     /// One `recvmmsg` (blocking for the first frame, at most the idle wait).
     @inline(__always)

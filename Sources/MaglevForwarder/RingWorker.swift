@@ -47,10 +47,10 @@ final class RingWorker: PacketEngineWorker {
     /// Per slot: the destination of a raw send.
     let addresses: UnsafeMutableRawPointer
     let completions: UnsafeMutableBufferPointer<IORingCompletion>
-    /// The next block to look at, and the blocks of the current batch (handed back after its
-    /// sends complete).
+    /// The next block to look at, and how many blocks before it the current batch took (handed
+    /// back after its sends complete; consecutive in ring order).
     var nextBlock = 0
-    var batchBlocks: [Int]
+    var batchBlocks = 0
     /// A batch takes another block (or slot) while it has at most this many frames.
     let batchLimit: Int
     var inflightSends = 0
@@ -113,8 +113,6 @@ final class RingWorker: PacketEngineWorker {
         addresses = .allocate(byteCount: n * IORing.addressBytes, alignment: 8)
         completions = .allocate(capacity: IORing.maximumDrain)
         completions.initialize(repeating: IORingCompletion())
-        batchBlocks = []
-        batchBlocks.reserveCapacity(packets.blockCount)
         batchLimit = packets.layout == .frames ? min(options.batchLimit, RingWorker.slotCapacity / 2) : RingWorker.slotCapacity / 2
     }
 
@@ -125,16 +123,9 @@ final class RingWorker: PacketEngineWorker {
     }
 
     /// The blocking loop; returns after a stop request (within one idle wait).
-    func run() {
-        publishStatistics()
-        while !link.stopRequested.load(ordering: .relaxed) { turn() }
-        publishStatistics()
-    }
+    func run() { runUntilStopped() }
 
     var batchSlots: UnsafeMutableBufferPointer<PacketSlot> { slots }
-
-    @inline(__always)
-    func batchTime() -> UInt64 { MonotonicClock.now() }
 
     /// The frames of every ready block, in ring order, while they fit the slots.
     @inline(__always)
@@ -145,7 +136,7 @@ final class RingWorker: PacketEngineWorker {
         }
         var count = 0
         var truncated: UInt64 = 0
-        while packets.isReady(nextBlock) && batchBlocks.count < packets.blockCount {
+        while packets.isReady(nextBlock) && batchBlocks < packets.blockCount {
             let b = nextBlock
             _ = packets.frames(ofBlock: b) { f in
                 if count < RingWorker.slotCapacity {
@@ -155,7 +146,7 @@ final class RingWorker: PacketEngineWorker {
                     if f.truncated { truncated &+= 1 }
                 }
             }
-            batchBlocks.append(b)
+            batchBlocks &+= 1
             nextBlock = nextBlock &+ 1 == packets.blockCount ? 0 : nextBlock &+ 1
             if count >= batchLimit { break }
         }
@@ -219,8 +210,13 @@ final class RingWorker: PacketEngineWorker {
             io.sendErrors &+= transmit.ring.refused &- transmit.refusedCounted
             transmit.refusedCounted = transmit.ring.refused
         }
-        for b in batchBlocks { packets.release(b) }
-        batchBlocks.removeAll(keepingCapacity: true)
+        var b = nextBlock &- batchBlocks
+        if b < 0 { b &+= packets.blockCount }
+        for _ in 0..<batchBlocks {
+            packets.release(b)
+            b = b &+ 1 == packets.blockCount ? 0 : b &+ 1
+        }
+        batchBlocks = 0
     }
 
     var ioModeName: String { packets.layout == .frames ? "ring-frames" : "ring" }

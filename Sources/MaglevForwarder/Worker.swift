@@ -221,9 +221,6 @@ final class Worker: PacketEngineWorker {
 
     var batchSlots: UnsafeMutableBufferPointer<PacketSlot> { slots }
 
-    @inline(__always)
-    func batchTime() -> UInt64 { MonotonicClock.now() }
-
     /// Submits queued sends and waits (one `io_uring_enter`), then copies out every ready
     /// completion: receives become slots, completed sends give their buffers back.
     @inline(__always)

@@ -170,6 +170,18 @@ protocol PacketEngineWorker: BatchSender {
 }
 
 extension PacketEngineWorker {
+    /// The live engines' batch time: the monotonic clock, read once per batch.
+    @inline(__always)
+    func batchTime() -> UInt64 { MonotonicClock.now() }
+
+    /// Turns until a stop request (seen within one idle wait), statistics published before and
+    /// after: the loop of the engines with nothing in flight across turns (mmsg, ring).
+    func runUntilStopped() {
+        publishStatistics()
+        while !link.stopRequested.load(ordering: .relaxed) { turn() }
+        publishStatistics()
+    }
+
     /// One turn; returns the batch size.
     @inline(__always)
     @discardableResult

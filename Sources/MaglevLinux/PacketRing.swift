@@ -70,13 +70,7 @@ public struct PacketRing: ~Copyable {
                 throw SystemError(call: "setsockopt(PACKET_RX_RING, TPACKET_V3) / mmap", errno: Glibc.errno)
             }
             mapped = r
-            _ = try SystemCall.run("bind(AF_PACKET, \(interface))") {
-                cmaglev_packet_bind(fd, Int32(index), cmaglev_eth_p_all())
-            }
-            if let fanoutGroup {
-                let value = Int32(fanoutGroup) | (Int32(cmaglev_packet_fanout_hash()) << 16)
-                try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_fanout(), value, name: "PACKET_FANOUT")
-            }
+            try PacketSocket.bind(fd, interfaceIndex: Int32(index), interface: interface, fanoutGroup: fanoutGroup)
         } catch {
             if let mapped { cmaglev_tpacket_unmap(mapped, mappedBytes) }
             closeDescriptor(fd)
@@ -101,10 +95,7 @@ public struct PacketRing: ~Copyable {
     /// Whether user space owns block `i` (the kernel filled or retired it).
     @inline(__always)
     public func isReady(_ i: Int) -> Bool {
-        if layout == .frames {
-            var f = cmaglev_tpacket_frame()
-            return cmaglev_tpacket2_rx_frame(block(i), &f) != 0
-        }
+        if layout == .frames { return cmaglev_tpacket2_rx_ready(block(i)) != 0 }
         return cmaglev_tpacket_block_ready(block(i)) != 0
     }
 
@@ -150,11 +141,7 @@ public struct PacketRing: ~Copyable {
 
     /// Frames dropped since the last call (ring full; `PACKET_STATISTICS`, reset on read).
     public func takeStatistics() throws(SystemError) -> (packets: UInt64, drops: UInt64) {
-        var packets: UInt32 = 0
-        var drops: UInt32 = 0
-        let fd = self.fd
-        _ = try SystemCall.run("getsockopt(PACKET_STATISTICS)") { cmaglev_packet_statistics(fd, &packets, &drops) }
-        return (UInt64(packets), UInt64(drops))
+        try PacketSocket.takeStatistics(fd: fd)
     }
 }
 

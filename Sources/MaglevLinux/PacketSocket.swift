@@ -60,13 +60,7 @@ public struct PacketSocket: ~Copyable {
             try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_ignore_outgoing(), 1, name: "PACKET_IGNORE_OUTGOING")
             try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_auxdata(), 1, name: "PACKET_AUXDATA")
             if let filter { try PacketSocket.attach(fd: fd, filter: filter) }
-            _ = try SystemCall.run("bind(AF_PACKET, \(interface))") {
-                cmaglev_packet_bind(fd, Int32(index), cmaglev_eth_p_all())
-            }
-            if let fanoutGroup {
-                let value = Int32(fanoutGroup) | (Int32(cmaglev_packet_fanout_hash()) << 16)
-                try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_fanout(), value, name: "PACKET_FANOUT")
-            }
+            try PacketSocket.bind(fd, interfaceIndex: Int32(index), interface: interface, fanoutGroup: fanoutGroup)
         } catch {
             closeDescriptor(fd)
             throw error
@@ -86,11 +80,7 @@ public struct PacketSocket: ~Copyable {
     /// Frames the kernel queued and dropped (receive queue full) since the last call; the
     /// kernel resets both on read. The corresponding option is `PACKET_STATISTICS`.
     public func takeStatistics() throws(SystemError) -> (packets: UInt64, drops: UInt64) {
-        var packets: UInt32 = 0
-        var drops: UInt32 = 0
-        let fd = self.fd
-        _ = try SystemCall.run("getsockopt(PACKET_STATISTICS)") { cmaglev_packet_statistics(fd, &packets, &drops) }
-        return (UInt64(packets), UInt64(drops))
+        try PacketSocket.takeStatistics(fd: fd)
     }
 
     /// Waits up to `timeoutMilliseconds` for a frame and copies it into `buffer`; returns its
@@ -104,6 +94,26 @@ public struct PacketSocket: ~Copyable {
         return try SystemCall.retrying("recv(packet socket)") {
             recv(fd, buffer.baseAddress, buffer.count, cmaglev_msg_dontwait() | cmaglev_msg_trunc())
         }
+    }
+
+    /// Binds `fd` to the interface for every protocol, then joins the `PACKET_FANOUT_HASH`
+    /// group (when one is given): the last steps of opening a receive socket, ring or not.
+    static func bind(_ fd: Int32, interfaceIndex: Int32, interface: String, fanoutGroup: UInt16?) throws(SystemError) {
+        _ = try SystemCall.run("bind(AF_PACKET, \(interface))") {
+            cmaglev_packet_bind(fd, interfaceIndex, cmaglev_eth_p_all())
+        }
+        if let fanoutGroup {
+            let value = Int32(fanoutGroup) | (Int32(cmaglev_packet_fanout_hash()) << 16)
+            try PacketSocket.setOption(fd, SOL_PACKET, cmaglev_packet_fanout(), value, name: "PACKET_FANOUT")
+        }
+    }
+
+    /// `PACKET_STATISTICS` of `fd`: frames queued and dropped since the last read (reset then).
+    static func takeStatistics(fd: Int32) throws(SystemError) -> (packets: UInt64, drops: UInt64) {
+        var packets: UInt32 = 0
+        var drops: UInt32 = 0
+        _ = try SystemCall.run("getsockopt(PACKET_STATISTICS)") { cmaglev_packet_statistics(fd, &packets, &drops) }
+        return (UInt64(packets), UInt64(drops))
     }
 
     static func attach(fd: Int32, filter: [BPFInstruction]) throws(SystemError) {

@@ -204,6 +204,8 @@ void *cmaglev_tpacket_v2_rx_ring(int fd, unsigned int frame_size, unsigned int f
 /// Slot `slot` of a V2 receive ring: 1 and `*frame` filled when user space owns it (read with
 /// acquire order), else 0.
 int cmaglev_tpacket2_rx_frame(const void *slot, struct cmaglev_tpacket_frame *frame);
+/// Whether user space owns V2 receive slot `slot` (its status only, acquire order).
+int cmaglev_tpacket2_rx_ready(const void *slot);
 /// Hands a V2 receive slot back to the kernel (release order).
 void cmaglev_tpacket2_rx_release(void *slot);
 

@@ -44,7 +44,7 @@ public final class Dataplane {
     /// replay, each simulated forwarder's. nil, or a name not in the group: this data plane
     /// redirects nothing (it keeps every fragment it gets).
     public var memberName: String? {
-        didSet { member = memberName.flatMap { snapshot.memberIndex(named: $0) } ?? -1 }
+        didSet { member = Dataplane.member(named: memberName, in: snapshot) }
     }
     /// What the driver tags the fragments held by the next `process` call with; handed back by
     /// `releaseHeld` (replay: the packet number).
@@ -80,8 +80,17 @@ public final class Dataplane {
 
     /// The hold a config asks for: none unless `fragments: redirect`.
     static func makeHold(_ config: DataplaneConfig) -> FragmentHold {
-        FragmentHold(
-            capacity: config.fragmentPolicy == .redirect ? config.fragmentHold.packets : 0, packetBytes: config.pathMTU)
+        let size = holdSize(config)
+        return FragmentHold(capacity: size.capacity, packetBytes: size.packetBytes)
+    }
+
+    static func holdSize(_ config: DataplaneConfig) -> (capacity: Int, packetBytes: Int) {
+        (config.fragmentPolicy == .redirect ? max(0, config.fragmentHold.packets) : 0, config.pathMTU)
+    }
+
+    /// The index of the group member named `name` in `snapshot`'s forwarder group, or -1.
+    static func member(named name: String?, in snapshot: ForwardingSnapshot) -> Int {
+        name.flatMap { snapshot.memberIndex(named: $0) } ?? -1
     }
 
     deinit {
@@ -117,16 +126,12 @@ public final class Dataplane {
         fragments.timeouts = new.config.timeouts
         snapshot = new
         view = new.view
-        member = memberName.flatMap { new.memberIndex(named: $0) } ?? -1
+        member = Dataplane.member(named: memberName, in: new)
         // A hold of another size, once the current one is empty (its fragments keep their slots).
-        let wanted = Dataplane.makeHoldSize(new.config)
+        let wanted = Dataplane.holdSize(new.config)
         if hold.count == 0 && (wanted.capacity != hold.capacity || wanted.packetBytes != hold.packetBytes) {
             hold = Dataplane.makeHold(new.config)
         }
-    }
-
-    static func makeHoldSize(_ config: DataplaneConfig) -> (capacity: Int, packetBytes: Int) {
-        (config.fragmentPolicy == .redirect ? max(0, config.fragmentHold.packets) : 0, config.pathMTU)
     }
 
     /// Where the next packet of an established flow `key` (not a SYN, not a fragment, not an
