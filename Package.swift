@@ -38,13 +38,18 @@ let package = Package(
             name: "CLibPcap", pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]),
         .target(name: "CMaglevShim", dependencies: ["CLibURing"]),
+        // AF_XDP (`--io xdp`): the hand-assembled XDP program, loaded through libbpf, and the
+        // workers' UMEM and rings through libxdp's xsk API.
+        .target(
+            name: "CMaglevXDP",
+            linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
         // Counts mallocs process-wide (interposes glibc's allocator): linked into the tests, and
         // preloaded by `maglev bench` (libMaglevAllocationCounter.so); never into `maglev`.
         .target(name: "CAllocationCounter"),
 
         // The only home of syscalls.
         .target(
-            name: "MaglevLinux", dependencies: ["CLibURing", "CMaglevShim"],
+            name: "MaglevLinux", dependencies: ["CLibURing", "CMaglevShim", "CMaglevXDP"],
             swiftSettings: strict),
 
         // The config file (YAML): schema, validation with file/line/field errors, snapshot input.

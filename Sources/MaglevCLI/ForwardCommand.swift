@@ -60,7 +60,12 @@ struct ForwardCommand: AsyncParsableCommand {
             copies frames into it a block at a time; no per-frame receive) and sends through \
             io_uring in one submit per batch, straight from the ring. --io ring-frames is the same \
             with a TPACKET_V2 receive ring (a slot per frame, visible at once; a V3 block waits to \
-            fill or for its 1 ms retire timer).
+            fill or for its 1 ms retire timer). --io xdp attaches an XDP program to the interface \
+            that steers only VIP traffic (and GRE to this forwarder's group address) to one AF_XDP \
+            socket per receive queue (--workers up to the queue count); the rest of the host's \
+            traffic passes untouched. Native mode where the driver has it, else generic; zero-copy \
+            where the driver has it, else copy mode (veth). Needs root (CAP_BPF, CAP_NET_ADMIN, \
+            locked memory for the UMEM); the program detaches when the forwarder stops or dies.
 
             Needs CAP_NET_RAW (root) and io_uring (sysctl kernel.io_uring_disabled=0). The \
             packet socket gets a copy of each frame and the kernel still handles the original: \
@@ -70,6 +75,7 @@ struct ForwardCommand: AsyncParsableCommand {
               maglev forward --config /etc/maglev.yaml --interface eth0
               maglev forward --config lb.yaml --interface eth1 --workers 4 --stats-interval 5
               maglev forward --config lb.yaml --interface eth1 --send raw
+              maglev forward --config lb.yaml --interface eth1 --io xdp --workers 4   # 4 RX queues
               maglev forward --config lb.yaml --interface veth0 --json-stats \\
                 --stats-interval 1 --duration 30
               maglev forward --config lb.yaml --interface eth0 --admin 127.0.0.1:9100
@@ -102,7 +108,7 @@ struct ForwardCommand: AsyncParsableCommand {
     var filter = "vips"
 
     @Option(
-        help: "Worker I/O: io_uring (default: multishot RECVMSG), ring (TPACKET_V3 receive ring, TX ring and io_uring sends), ring-frames (the same with a TPACKET_V2 receive ring) or mmsg (plain recvmmsg/sendmmsg, batches of 64).")
+        help: "Worker I/O: io_uring (default: multishot RECVMSG), ring (TPACKET_V3 receive ring, TX ring and io_uring sends), ring-frames (the same with a TPACKET_V2 receive ring), xdp (AF_XDP sockets fed by an XDP program) or mmsg (plain recvmmsg/sendmmsg, batches of 64).")
     var io = "io_uring"
 
     @Option(help: "How GRE leaves: packet (AF_PACKET frames with the next hop's Ethernet header, qdisc bypass; default) or raw (raw IP sockets).")
@@ -144,8 +150,8 @@ struct ForwardCommand: AsyncParsableCommand {
         if let s = statsInterval, !(s > 0) { throw ValidationError("--stats-interval must be more than 0 seconds") }
         if let d = duration, !(d > 0) { throw ValidationError("--duration must be more than 0 seconds") }
         if VIPFilter.Mode(rawValue: filter) == nil { throw ValidationError("--filter must be vips or ethertype") }
-        if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring, ring, ring-frames or mmsg") }
-        if busyPoll && io == "mmsg" { throw ValidationError("--busy-poll needs --io io_uring or ring") }
+        if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring, ring, ring-frames, xdp or mmsg") }
+        if busyPoll && io == "mmsg" { throw ValidationError("--busy-poll needs --io io_uring, ring, ring-frames or xdp") }
         if let send, ForwarderSend(rawValue: send) == nil { throw ValidationError("--send must be packet or raw") }
         if let admin {
             guard let a = AdminAddress(admin) else {
@@ -179,7 +185,16 @@ struct ForwardCommand: AsyncParsableCommand {
                 "io_uring is not available: \(hint) (sysctl kernel.io_uring_disabled); `--io mmsg` works without it")
         }
         let cpus = ThreadContext.allowedCPUs()
-        var options = ForwarderOptions(interface: interface, workers: workers ?? max(1, cpus.count))
+        var defaultWorkers = max(1, cpus.count)
+        if ioMode == .xdp {
+            // One worker per receive queue (an XSK socket serves one queue).
+            do {
+                defaultWorkers = try XDPProgram.receiveQueues(interface: interface)
+            } catch {
+                throw CLIError("--io xdp: cannot read the receive queues of '\(interface)': \(error)")
+            }
+        }
+        var options = ForwarderOptions(interface: interface, workers: workers ?? defaultWorkers)
         options.connectionCapacity = file.connectionCapacity
         options.filterMode = VIPFilter.Mode(rawValue: filter) ?? .vips
         options.io = ioMode

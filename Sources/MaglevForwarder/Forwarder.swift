@@ -50,6 +50,11 @@ public final class Forwarder: @unchecked Sendable {
     /// The next-hop headers workers have (or will have after their next batch).
     var linkHeaders = LinkHeaders.empty
     var threads: [OSThread] = []
+    /// `--io xdp`: the XDP program on the interface (attached by `start`, detached when the
+    /// forwarder goes).
+    var xdp: XDPProgram?
+    /// The prefixes the XDP program steers: the VIPs (and the group address for redirects).
+    var xdpPrefixes: [XDPProgram.Prefix]
     /// Stopping may be asked by the workers' service and by the runtime's final `stop()`.
     let joinLock = Mutex<Void>(())
     var current: ForwardingSnapshot
@@ -76,6 +81,7 @@ public final class Forwarder: @unchecked Sendable {
         let filter = VIPFilter.program(
             for: config.vips, mode: options.filterMode, redirects: Forwarder.redirectAddress(config, options))
         self.mailbox = SnapshotMailbox(.init(snapshot: snapshot, filter: filter.program, filterMode: filter.mode))
+        self.xdpPrefixes = VIPFilter.xdpPrefixes(for: config.vips, redirects: Forwarder.redirectAddress(config, options))
         self.links = (0..<options.workers).map { WorkerLink(id: $0, zero: DataplaneStatistics()) }
         self.startTime = MonotonicClock.now()
         self.startCPU = ProcessCPUTime.now()
@@ -149,16 +155,19 @@ public final class Forwarder: @unchecked Sendable {
             try openResolver()
             refreshNextHops()
         }
+        if options.io == .xdp { try attachXDP() }
         let cpus = options.cpus ?? ThreadContext.allowedCPUs()
         for link in links {
             let cpu: Int? = cpus.isEmpty ? nil : cpus[link.id % cpus.count]
             let mailbox = self.mailbox
             let nextHops = self.nextHops
             let options = self.options
+            let xdp = self.xdp
             do {
                 threads.append(
                     try OSThread {
-                        Forwarder.workerMain(link: link, mailbox: mailbox, nextHops: nextHops, options: options, cpu: cpu)
+                        Forwarder.workerMain(
+                            link: link, mailbox: mailbox, nextHops: nextHops, options: options, cpu: cpu, xdp: xdp)
                     })
             } catch {
                 link.failure.withLock { $0 = ForwarderError("cannot start worker \(link.id): \(error)") }
@@ -179,7 +188,8 @@ public final class Forwarder: @unchecked Sendable {
     }
 
     static func workerMain(
-        link: WorkerLink, mailbox: SnapshotMailbox, nextHops: NextHopMailbox, options: ForwarderOptions, cpu: Int?
+        link: WorkerLink, mailbox: SnapshotMailbox, nextHops: NextHopMailbox, options: ForwarderOptions, cpu: Int?,
+        xdp: XDPProgram?
     ) {
         do throws(ForwarderError) {
             if let path = options.networkNamespace {
@@ -200,6 +210,12 @@ public final class Forwarder: @unchecked Sendable {
                 worker.run()
             case .ring, .ringFrames:
                 let worker = try RingWorker(link: link, mailbox: mailbox, nextHops: nextHops, options: options, cpu: cpu)
+                link.state.store(WorkerLink.State.running.rawValue, ordering: .releasing)
+                worker.run()
+            case .xdp:
+                guard let xdp else { throw ForwarderError("--io xdp: the XDP program is not attached") }
+                let worker = try XDPWorker(
+                    link: link, mailbox: mailbox, nextHops: nextHops, options: options, cpu: cpu, program: xdp)
                 link.state.store(WorkerLink.State.running.rawValue, ordering: .releasing)
                 worker.run()
             }
@@ -227,6 +243,58 @@ public final class Forwarder: @unchecked Sendable {
         let filter = VIPFilter.program(
             for: config.vips, mode: options.filterMode, redirects: Forwarder.redirectAddress(config, options))
         mailbox.publish(.init(snapshot: snapshot, filter: filter.program, filterMode: filter.mode))
+        xdpPrefixes = VIPFilter.xdpPrefixes(for: config.vips, redirects: Forwarder.redirectAddress(config, options))
+        if let xdp {
+            do {
+                try xdp.setPrefixes(xdpPrefixes)
+            } catch {
+                throw ForwarderError("the XDP program's VIP prefixes could not be updated: \(error)")
+            }
+        }
+    }
+
+    /// Loads the XDP program and attaches it to the interface (in the workers' namespace), with
+    /// the config's VIP prefixes.
+    func attachXDP() throws(ForwarderError) {
+        let prefixes = xdpPrefixes
+        guard prefixes.count <= XDPProgram.maximumPrefixes else {
+            throw ForwarderError(
+                "--io xdp steers at most \(XDPProgram.maximumPrefixes) VIP prefixes (this config has \(prefixes.count))")
+        }
+        let box = Mutex<Result<(XDPProgram, Int), SystemError>?>(nil)
+        let namespace = options.networkNamespace
+        let interface = options.interface
+        let queues = max(64, options.workers)
+        let open: @Sendable () -> Void = {
+            do throws(SystemError) {
+                if let namespace { try ThreadContext.enterNetworkNamespace(path: namespace) }
+                let rx = try XDPProgram.receiveQueues(interface: interface)
+                let p = try XDPProgram(interface: interface, maximumQueues: queues)
+                try p.setPrefixes(prefixes)
+                box.withLock { $0 = .success((p, rx)) }
+            } catch {
+                box.withLock { $0 = .failure(error) }
+            }
+        }
+        do {
+            let thread = try OSThread(open)
+            thread.join()
+        } catch {
+            throw ForwarderError("cannot start the XDP loader: \(error)")
+        }
+        switch box.withLock({ $0 }) {
+        case .success(let (p, rx)):
+            // A queue without a socket would pass its VIP packets to the kernel (lost).
+            guard rx == options.workers else {
+                throw ForwarderError(
+                    "--io xdp runs one worker per receive queue, and '\(interface)' has \(rx) (--workers is "
+                        + "\(options.workers)): use --workers \(rx), or set the queue count with "
+                        + "`ethtool -L \(interface) combined \(options.workers)`")
+            }
+            xdp = p
+        case .failure(let e): throw XDPWorker.attachError(e, interface: interface)
+        case nil: throw ForwarderError("the XDP loader did not finish")
+        }
     }
 
     /// Asks every worker for its counters and waits (up to `timeoutMilliseconds`) for them.
@@ -320,6 +388,7 @@ public final class Forwarder: @unchecked Sendable {
     @discardableResult
     public func stop() -> ForwarderStatistics {
         stopWorkers()
+        xdp = nil  // detaches the XDP program (its link closes)
         return collect()
     }
 

@@ -140,4 +140,37 @@ public enum VIPFilter {
         p[dispatchStart + 3].k = UInt32(v6Start - (dispatchStart + 4))
         return p
     }
+
+    /// The prefixes `--io xdp`'s program steers to the workers: every VIP prefix, and GRE to
+    /// this forwarder's group address (marked as both when a VIP prefix covers it, so its other
+    /// traffic stays a VIP's). The same packets as the `vips` program, less tagged frames (XDP
+    /// would take them from the kernel whatever their destination).
+    public static func xdpPrefixes(for vips: [VIPConfig], redirects: IPAddress? = nil) -> [XDPProgram.Prefix] {
+        var byKey: [[UInt8]: XDPProgram.Prefix] = [:]
+        for vip in vips {
+            let bits = vip.address.isIPv6 ? 128 : 32
+            let length = max(0, min(vip.prefixLength, bits))
+            let address = masked(vip.address.networkBytes, to: length)
+            byKey[[UInt8(length)] + address] = XDPProgram.Prefix(address: address, length: length, kind: .vip)
+        }
+        if let r = redirects {
+            let address = r.networkBytes
+            let length = r.isIPv6 ? 128 : 32
+            let covered = vips.contains { vip in
+                vip.address.isIPv6 == r.isIPv6
+                    && masked(address, to: vip.prefixLength) == masked(vip.address.networkBytes, to: vip.prefixLength)
+            }
+            byKey[[UInt8(length)] + address] = XDPProgram.Prefix(
+                address: address, length: length, kind: covered ? .vipAndGRE : .gre)
+        }
+        return byKey.sorted { $0.key.count != $1.key.count ? $0.key.count < $1.key.count : $0.key.lexicographicallyPrecedes($1.key) }
+            .map(\.value)
+    }
+
+    static func masked(_ bytes: [UInt8], to length: Int) -> [UInt8] {
+        bytes.enumerated().map { i, b in
+            let keep = max(0, min(8, length - 8 * i))
+            return keep == 8 ? b : b & ~(UInt8(0xFF) >> keep)
+        }
+    }
 }

@@ -65,6 +65,9 @@ public enum ForwarderIO: String, Sendable, CaseIterable {
     /// The same with a `TPACKET_V2` receive ring: a slot per frame, each the worker's as soon as
     /// it is in (no block to fill or retire first).
     case ringFrames = "ring-frames"
+    /// AF_XDP: an XDP program steers VIP traffic to one XSK socket per receive queue (worker i
+    /// owns queue i), frames in a UMEM with headroom, sends from the same UMEM (`XDPWorker`).
+    case xdp
 }
 
 /// Settings of the live forwarder that are not part of the forwarding config.

@@ -167,6 +167,8 @@ protocol PacketEngineWorker: BatchSender {
     func batchTime() -> UInt64
     /// After the batch was routed: sends what was queued, gives buffers back.
     func finishBatch()
+    /// After the last turn, before the final statistics: counts what completed since.
+    func settle()
 }
 
 extension PacketEngineWorker {
@@ -174,11 +176,14 @@ extension PacketEngineWorker {
     @inline(__always)
     func batchTime() -> UInt64 { MonotonicClock.now() }
 
+    func settle() {}
+
     /// Turns until a stop request (seen within one idle wait), statistics published before and
     /// after: the loop of the engines with nothing in flight across turns (mmsg, ring).
     func runUntilStopped() {
         publishStatistics()
         while !link.stopRequested.load(ordering: .relaxed) { turn() }
+        settle()
         publishStatistics()
     }
 

@@ -32,6 +32,11 @@ struct ChecksumOffloadLiveTests {
         try Self.segmentsReachTheBackendWithCorrectChecksums(io: .ringFrames)
     }
 
+    @Test(.enabled(if: NetworkLab.unavailableReason == nil, Comment(rawValue: NetworkLab.unavailableReason ?? "")))
+    func segmentsSentWithChecksumOffloadReachTheBackendWithCorrectChecksumsOverXDP() throws {
+        try Self.segmentsReachTheBackendWithCorrectChecksums(io: .xdp)
+    }
+
     @Test func segmentsSentWithChecksumOffloadReachTheBackendWithCorrectChecksumsOverMmsg() throws {
         try Self.segmentsReachTheBackendWithCorrectChecksums(io: .mmsg)
     }

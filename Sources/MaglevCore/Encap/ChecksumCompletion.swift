@@ -7,7 +7,7 @@
 /// UDP header; a UDP result of 0 is written as 0xFFFF (0 means "no checksum", RFC 768).
 ///
 /// A packet the data plane forwards otherwise unchanged; only its two checksum bytes change.
-enum ChecksumCompletion {
+public enum ChecksumCompletion {
     /// TCP: checksum at byte 16 of the header.
     static let tcpField = 16
     /// UDP: checksum at byte 6 of the header.

@@ -1,0 +1,286 @@
+import MaglevCore
+import MaglevLinux
+
+/// The AF_XDP loop (`maglev forward --io xdp`, issue 10 §4): the forwarder's XDP program
+/// (`XDPProgram`) redirects VIP traffic on the interface to one XSK socket per receive queue,
+/// worker i owning queue i. Frames land in the worker's UMEM with 256 bytes of headroom, so the
+/// data plane writes the outer headers in place; no skb clone, no per-frame receive call.
+///
+/// Loop turn: take back the frames of completed XSK sends (to the fill ring) -> wait for
+/// received frames (`poll`, at most the idle wait) when none are ready -> take up to a batch off
+/// the RX ring -> between batches (snapshot, next hops, statistics) -> `Dataplane.process` ->
+/// forwards whose next hop is on this interface go on the XSK TX ring, straight from the UMEM
+/// (one `sendto` kick per 32 frames in copy mode; none in zero-copy mode unless the driver asks);
+/// other forwards, ICMP replies and redirects are sent through io_uring from the UMEM, one
+/// submit per batch, waited for -> every frame not on the TX ring goes back to the fill ring.
+/// No per-packet allocation, lock or system call.
+final class XDPWorker: PacketEngineWorker {
+    static let sendTag: UInt64 = 2 << 56
+
+    let link: WorkerLink
+    let mailbox: SnapshotMailbox
+    let options: ForwarderOptions
+    let cpu: Int?
+    let program: XDPProgram
+    let socket: XDPSocket
+    let raw4: RawIPSocket
+    let raw6: RawIPSocket
+    let frames: WorkerFrames
+    var ring: IORing
+    let dataplane: Dataplane
+    var installedGeneration: UInt64
+    var filterMode: VIPFilter.Mode
+    var io = IOCounters()
+
+    let capacity: Int
+    let slots: UnsafeMutableBufferPointer<PacketSlot>
+    /// Per slot: the received frame (its UMEM address).
+    let received: UnsafeMutablePointer<XDPFrame>
+    /// Per slot: the destination of a raw send.
+    let addresses: UnsafeMutableRawPointer
+    /// This batch's frames for the TX ring.
+    let transmit: UnsafeMutablePointer<XDPFrame>
+    var transmitCount = 0
+    /// Frames to give back to the fill ring after the batch (released, or sent through io_uring)
+    /// and completed XSK sends.
+    let giveBack: UnsafeMutablePointer<UInt64>
+    var giveBackCount = 0
+    let completions: UnsafeMutableBufferPointer<IORingCompletion>
+    var inflightSends = 0
+    /// Frames on the TX ring whose completion has not come back yet.
+    var transmitting = 0
+    /// The socket's drop counter at the last statistics.
+    var reportedDrops: UInt64 = 0
+
+    init(
+        link: WorkerLink, mailbox: SnapshotMailbox, nextHops: NextHopMailbox, options: ForwarderOptions, cpu: Int?,
+        program: XDPProgram
+    ) throws(ForwarderError) {
+        self.link = link
+        self.mailbox = mailbox
+        self.options = options
+        self.program = program
+        let generation = mailbox.generation.load(ordering: .acquiring)
+        let published = mailbox.current
+        self.installedGeneration = generation
+        self.filterMode = .vips
+        self.cpu = pinCallingThread(to: cpu)
+        do {
+            socket = try XDPSocket(
+                interface: options.interface, queue: link.id, frameSize: options.bufferSize > 2048 ? 4096 : 2048,
+                frameCount: options.bufferCount)
+            try program.register(socket: socket.fd, queue: link.id)
+            raw4 = try RawIPSocket(ipv6: false)
+        } catch {
+            throw XDPWorker.openingError(error, options: options, queue: link.id)
+        }
+        do {
+            raw6 = try RawIPSocket(ipv6: true)
+        } catch {
+            raw6 = RawIPSocket.unavailable(ipv6: true)
+        }
+        frames = try WorkerFrames(options: options, mailbox: nextHops)
+        do {
+            ring = try IORing(entries: 2048, bufferCount: 2, bufferSize: 256, nameReserve: 64)
+            try ring.registerFiles([-1, raw4.fd, raw6.fd, frames.descriptor])
+        } catch {
+            throw ForwarderError.opening(error, interface: options.interface)
+        }
+        dataplane = makeWorkerDataplane(snapshot: published.snapshot, options: options)
+        capacity = min(options.batchLimit, IORing.maximumDrain)
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: PacketSlot(base: socket.umem, offset: 0, length: 0))
+        received = .allocate(capacity: capacity)
+        received.initialize(repeating: XDPFrame(), count: capacity)
+        addresses = .allocate(byteCount: capacity * IORing.addressBytes, alignment: 8)
+        transmit = .allocate(capacity: capacity)
+        transmit.initialize(repeating: XDPFrame(), count: capacity)
+        giveBack = .allocate(capacity: socket.frameCount)
+        giveBack.initialize(repeating: 0, count: socket.frameCount)
+        completions = .allocate(capacity: IORing.maximumDrain)
+        completions.initialize(repeating: IORingCompletion())
+    }
+
+    deinit {
+        slots.deallocate()
+        received.deallocate()
+        addresses.deallocate()
+        transmit.deallocate()
+        giveBack.deallocate()
+        completions.deallocate()
+    }
+
+    static func openingError(_ e: SystemError, options: ForwarderOptions, queue: Int) -> ForwarderError {
+        if e.call.hasPrefix("AF_XDP"), e.errno == 22 {  // EINVAL: no such queue
+            return ForwarderError(
+                "\(e): '\(options.interface)' has no receive queue \(queue); --io xdp runs one worker per "
+                    + "receive queue, so use --workers up to the queue count (`ethtool -l \(options.interface)`)")
+        }
+        if e.errno == 12 || e.errno == 1 {  // ENOMEM / EPERM: the UMEM could not be locked
+            return ForwarderError(
+                "\(e): the UMEM (\(options.bufferCount) frames) needs locked memory: run as root (CAP_IPC_LOCK), "
+                    + "raise `ulimit -l`, or use fewer buffers")
+        }
+        return ForwarderError.opening(e, interface: options.interface)
+    }
+
+    /// A failed program load or attach, worded for the operator.
+    static func attachError(_ e: SystemError, interface: String) -> ForwarderError {
+        if e.call.hasPrefix("if_nametoindex") { return ForwarderError.opening(e, interface: interface) }
+        if e.isPermissionDenied {
+            return ForwarderError(
+                "\(e): loading an XDP program needs CAP_BPF and CAP_NET_ADMIN (run as root); `--io io_uring` does not")
+        }
+        if e.errno == 16 {  // EBUSY
+            return ForwarderError(
+                "\(e): '\(interface)' already has an XDP program attached (`ip link show \(interface)`); detach it "
+                    + "(`ip link set \(interface) xdp off`) or use another --io")
+        }
+        return ForwarderError("cannot attach the XDP program to '\(interface)': \(e)")
+    }
+
+    func run() { runUntilStopped() }
+
+    /// Sends that completed after the last turn are counted.
+    func settle() { reclaimTransmitted() }
+
+    var batchSlots: UnsafeMutableBufferPointer<PacketSlot> { slots }
+
+    /// Completed XSK sends go back to the fill ring; then up to a batch of received frames.
+    @inline(__always)
+    func receiveBatch() -> Int {
+        if transmitting > 0 { reclaimTransmitted() }
+        if !socket.hasReceived {
+            if options.busyPoll { return 0 }
+            socket.wait(timeoutMilliseconds: Int32(max(1, options.idleWaitNanoseconds / 1_000_000)))
+        }
+        let n = socket.receive(into: received, max: capacity)
+        let umem = socket.umem
+        for i in 0..<n {
+            let offset = Int(truncatingIfNeeded: received[i].address)
+            let length = Int(received[i].length)
+            // AF_XDP carries no CHECKSUM_PARTIAL flag (AF_PACKET's auxiliary data does): judged
+            // from the bytes, so frames sent with checksum offload (veth) are completed too.
+            slots[i] = PacketSlot(
+                base: umem, offset: offset, length: length,
+                checksumPending: ChecksumCompletion.isLeftToTheNIC(umem + offset, length: length))
+        }
+        return n
+    }
+
+    @inline(__always)
+    func reclaimTransmitted() {
+        let n = socket.completed(into: giveBack, max: socket.frameCount)
+        if n > 0 {
+            transmitting &-= n
+            var c = io
+            c.sent &+= UInt64(n)
+            c.sentThroughTxRing &+= UInt64(n)
+            io = c
+            _ = socket.refill(giveBack, count: n)
+        }
+    }
+
+    /// Queues the batch's XSK sends and kicks them, waits for its io_uring sends, and gives
+    /// every other frame of the batch back to the fill ring.
+    @inline(__always)
+    func finishBatch() {
+        if transmitCount > 0 {
+            let queued = socket.queue(transmit, count: transmitCount)
+            transmitting &+= queued
+            if queued < transmitCount {
+                // The TX ring is full: those frames are lost, counted as send errors.
+                io.sendErrors &+= UInt64(transmitCount &- queued)
+                for i in queued..<transmitCount {
+                    giveBack[giveBackCount] = transmit[i].address
+                    giveBackCount &+= 1
+                }
+            }
+            do {
+                _ = try socket.kick()
+            } catch {
+                io.sendErrors &+= 1
+                io.lastSendErrno = error.errno
+            }
+            transmitCount = 0
+        }
+        if inflightSends > 0 {
+            do {
+                try ring.submitAndWait(count: inflightSends)
+            } catch {
+                io.sendErrors &+= 1
+            }
+            while inflightSends > 0 {
+                let n = ring.drain(into: completions)
+                if n == 0 {
+                    do { try ring.submitAndWait(count: 1) } catch { break }
+                    continue
+                }
+                for i in 0..<n where completions[i].userData & (0xFF << 56) == XDPWorker.sendTag {
+                    inflightSends &-= 1
+                    if completions[i].result < 0 {
+                        io.sendErrors &+= 1
+                        io.lastSendErrno = -completions[i].result
+                    } else {
+                        io.sent &+= 1
+                    }
+                }
+            }
+        }
+        if giveBackCount > 0 {
+            _ = socket.refill(giveBack, count: giveBackCount)
+            giveBackCount = 0
+        }
+    }
+
+    var ioModeName: String {
+        "xdp (\(program.isNative ? "native" : "generic"), \(socket.isZeroCopy ? "zero-copy" : "copy"))"
+    }
+    var hasIPv6: Bool { raw6.isOpen }
+    /// The XDP program filters by its prefix maps, which the control side updates; the socket
+    /// filter of the other engines has no place here.
+    func attachFilter(_ filter: [BPFInstruction]) throws(SystemError) {}
+    func takeKernelDrops() -> UInt64? {
+        guard let total = try? socket.drops() else { return nil }
+        defer { reportedDrops = total }
+        return total &- reportedDrops
+    }
+
+    // BatchSender.
+    @inline(__always)
+    func sendFrame(slot: Int, offset: Int, length: Int, address: UnsafeRawPointer) {
+        // On the XSK TX ring when the next hop is on this interface (sockaddr_ll's ifindex at
+        // byte 4); else through io_uring and the AF_PACKET socket.
+        if address.loadUnaligned(fromByteOffset: 4, as: Int32.self) == program.interfaceIndex {
+            transmit[transmitCount] = XDPFrame(address: UInt64(truncatingIfNeeded: offset), length: UInt32(truncatingIfNeeded: length))
+            transmitCount &+= 1
+            return
+        }
+        ring.sendFrame(
+            bytes: socket.umem + offset, length: length, address: address, addressLength: LinkHeaders.addressLength,
+            fileIndex: Worker.frameFile, userData: XDPWorker.sendTag)
+        inflightSends &+= 1
+        release(slot: slot)
+    }
+
+    @inline(__always)
+    func sendRaw(slot: Int, offset: Int, length: Int, ipv6: Bool) {
+        ring.send(
+            bytes: socket.umem + offset, length: length, ipv6: ipv6, address: addresses + slot &* IORing.addressBytes,
+            fileIndex: ipv6 ? Worker.ipv6File : Worker.ipv4File, userData: XDPWorker.sendTag)
+        inflightSends &+= 1
+        release(slot: slot)
+    }
+
+    /// The slot's frame goes back to the fill ring after the batch (after its io_uring send, if
+    /// it has one).
+    @inline(__always)
+    func release(slot: Int) {
+        giveBack[giveBackCount] = received[slot].address
+        giveBackCount &+= 1
+    }
+
+    func sendNow(_ packet: UnsafeRawBufferPointer, ipv6: Bool) {
+        sendNowThroughRaw(packet, ipv6: ipv6, raw4: raw4, raw6: raw6, io: &io)
+    }
+}
