@@ -176,4 +176,52 @@ private typealias H = DataplaneHarness
         #expect(dp.statistics.checksumsCompleted == 0)
         #expect(dp.statistics.checksumsNotCompletable == 0)
     }
+
+    /// `isLeftToTheNIC` (engines without the kernel's flag, `--io xdp`): true for the partial
+    /// form of every TCP/UDP frame without IPv6 extension headers, false for the complete frame,
+    /// for a complete frame whose checksum equals its pseudo-header sum by chance, for frames
+    /// with other corruption, and for what it cannot judge (extension headers, fragments, ICMP,
+    /// truncated frames).
+    @Test func partialChecksumsAreRecognisedFromTheBytesAlone() {
+        func judge(_ frame: [UInt8]) -> Bool {
+            frame.withUnsafeBytes { ChecksumCompletion.isLeftToTheNIC($0.baseAddress!, length: frame.count) }
+        }
+        for (name, builder) in Self.frames() {
+            let complete = builder.bytes
+            #expect(!judge(complete), "\(name): complete")
+            let partial = Self.partial(complete)
+            let hasExtensions = name.contains("extension")
+            #expect(judge(partial) == !hasExtensions, "\(name): partial")
+            // Cut short of its claimed length: not judged.
+            #expect(!judge(Array(partial.dropLast())), "\(name): truncated")
+        }
+        // A complete checksum that equals the pseudo-header sum: search payload bytes until the
+        // completed field happens to equal it (about one in 65,536), then it must verify and be
+        // left alone.
+        var found = false
+        let base = FrameBuilder.udp(H.client(1), 40000, H.vip4, 53).payload(4).bytes
+        let l4 = 14 + 20
+        for seed in 0..<(1 << 22) where !found {
+            var frame = base
+            frame[l4 + 8] = UInt8(seed & 0xFF)
+            frame[l4 + 9] = UInt8((seed >> 8) & 0xFF)
+            frame[l4 + 10] = UInt8((seed >> 16) & 0xFF)
+            // Recompute the real checksum for the changed payload.
+            frame[l4 + 6] = 0
+            frame[l4 + 7] = 0
+            let pseudo = H.onesComplementSum(Array(frame[26..<34]) + [0, IPProtocol.udp, 0, 12])
+            let sum = H.onesComplementSum(Array(frame[l4...]) + [UInt8(pseudo >> 8), UInt8(pseudo & 0xFF)])
+            let checksum = ~UInt16(sum)
+            guard checksum == UInt16(pseudo) else { continue }
+            frame[l4 + 6] = UInt8(checksum >> 8)
+            frame[l4 + 7] = UInt8(checksum & 0xFF)
+            #expect(!judge(frame), "a complete checksum equal to the pseudo-header sum is left alone")
+            found = true
+        }
+        #expect(found, "no coincidence found in the search range")
+        // Fragments and ICMP are never judged.
+        let fragment = FrameBuilder.udp(H.client(9), 40009, H.vip4, 53).payload(100).ipv4Fragments(payloadPerFragment: 40)[0]
+        #expect(!judge(Self.partial(fragment)))
+        #expect(!judge(FrameBuilder.icmp(H.client(13), H.vip4, .echoRequest(id: 3)).bytes))
+    }
 }

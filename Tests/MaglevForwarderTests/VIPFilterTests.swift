@@ -164,4 +164,24 @@ extension VIPFilterTests {
         p[6] = proto
         return Packets.frame(p)
     }
+
+    /// `--io xdp`'s prefixes: each VIP's prefix masked to its length, once; the group address
+    /// for GRE only, or as both when a VIP prefix covers it.
+    @Test func xdpPrefixesAreTheVIPsAndTheGroupAddress() {
+        let vips = [
+            VIPConfig(name: "a", address: IPAddress("198.18.100.10")!, backends: []),
+            VIPConfig(name: "b", address: IPAddress("198.18.100.10")!, proto: IPProtocol.udp, port: 53, backends: []),
+            VIPConfig(name: "net", address: IPAddress("198.18.101.77")!, prefixLength: 24, backends: []),
+            VIPConfig(name: "v6", address: IPAddress("2001:db8:100::10")!, backends: []),
+        ]
+        let alone = VIPFilter.xdpPrefixes(for: vips, redirects: IPAddress("198.18.0.1")!)
+        #expect(alone.count == 4)
+        #expect(alone.contains(XDPProgram.Prefix(address: [198, 18, 100, 10], length: 32, kind: .vip)))
+        #expect(alone.contains(XDPProgram.Prefix(address: [198, 18, 101, 0], length: 24, kind: .vip)))
+        #expect(alone.contains(XDPProgram.Prefix(address: [198, 18, 0, 1], length: 32, kind: .gre)))
+        #expect(alone.contains { $0.address.count == 16 && $0.length == 128 && $0.kind == .vip })
+        let covered = VIPFilter.xdpPrefixes(for: vips, redirects: IPAddress("198.18.101.5")!)
+        #expect(covered.contains(XDPProgram.Prefix(address: [198, 18, 101, 5], length: 32, kind: .vipAndGRE)))
+        #expect(VIPFilter.xdpPrefixes(for: vips).count == 3)
+    }
 }

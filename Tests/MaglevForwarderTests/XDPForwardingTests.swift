@@ -1,0 +1,80 @@
+import MaglevCore
+import MaglevForwarder
+import MaglevLinux
+import Testing
+
+/// `--io xdp` beyond forwarding (MmsgForwardingTests and ChecksumOffloadLiveTests check that, as
+/// for every engine): the XDP program follows reloads, leaves the interface when the forwarder
+/// stops, and refuses a worker count that leaves receive queues without a socket. Namespaces
+/// made and removed by each test; needs root, io_uring and AF_XDP (copy mode on veth).
+@Suite(
+    .serialized,
+    .enabled(if: NetworkLab.unavailableReason == nil, Comment(rawValue: NetworkLab.unavailableReason ?? "")))
+struct XDPForwardingTests {
+    static func options(_ lab: NetworkLab, workers: Int = 1) -> ForwarderOptions {
+        var o = LiveForwardingTests.options(lab, workers: workers)
+        o.io = .xdp
+        return o
+    }
+
+    static func udp(to vip: String, count: Int, firstPort: Int) -> [[UInt8]] {
+        (0..<count).map {
+            Packets.ipv4(
+                source: LiveForwardingTests.client4, destination: vip, proto: IPProtocol.udp,
+                sourcePort: firstPort + $0, destinationPort: 53)
+        }
+    }
+
+    /// Whether the interface has an XDP program attached, as `ip link` shows it.
+    static func hasXDP(_ lab: NetworkLab) throws -> Bool {
+        guard let ip = NetworkLab.ipPath else { throw NetworkLab.CommandError(description: "no ip") }
+        let r = NetworkLab.run([ip, "-n", lab.forwarderNamespace, "link", "show", "dev", lab.forwarderInterface])
+        return r.output.contains("prog/xdp")
+    }
+
+    /// A reload that removes a VIP and adds another: the program stops steering the old one
+    /// (its packets pass to the kernel and never reach the data plane) and steers the new one.
+    @Test func aReloadMovesTheProgramsPrefixes() throws {
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        var config = LiveForwardingTests.config()
+        let forwarder = try Forwarder(config: config, options: Self.options(lab))
+        try forwarder.start()
+        defer { forwarder.stop() }
+        #expect(try Self.hasXDP(lab), "the program is attached while the forwarder runs")
+
+        let before = Self.udp(to: LiveForwardingTests.vip4, count: 40, firstPort: 30000)
+        #expect(try LiveForwardingTests.exchange(lab, send: before, expect: before.count, keep: LiveForwardingTests.isGRE).count == 40)
+
+        let newVIP = "198.18.100.20"
+        config.vips[0].address = IPAddress(newVIP)!
+        try forwarder.publish(config)
+        ThreadContext.sleep(milliseconds: 50)
+        let old = Self.udp(to: LiveForwardingTests.vip4, count: 30, firstPort: 31000)
+        let moved = Self.udp(to: newVIP, count: 50, firstPort: 32000)
+        let captured = try LiveForwardingTests.exchange(lab, send: old + moved, expect: moved.count + 1, keep: LiveForwardingTests.isGRE)
+        #expect(captured.count == moved.count, "only the new VIP's packets are forwarded")
+        #expect(captured.allSatisfy { Array($0[24 + 16..<24 + 20]) == Packets.ipv4Bytes(newVIP) })
+
+        let stats = forwarder.stop()
+        #expect(stats.totalDataplane.packets == UInt64(before.count + moved.count), "the old VIP's packets stayed in the kernel")
+        #expect(stats.totalDataplane.forwarded == UInt64(before.count + moved.count))
+        #expect(try !Self.hasXDP(lab), "the program leaves the interface when the forwarder stops")
+    }
+
+    /// The veth has one receive queue: two workers would leave nothing for the second socket,
+    /// and a queue with no socket would lose VIP packets to the kernel. Refused, naming the fix.
+    @Test func moreWorkersThanReceiveQueuesIsRefused() throws {
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        let forwarder = try Forwarder(config: LiveForwardingTests.config(), options: Self.options(lab, workers: 2))
+        do {
+            try forwarder.start()
+            forwarder.stop()
+            Issue.record("two workers on a one-queue veth started")
+        } catch {
+            #expect(error.message.contains("--workers 1"), "\(error.message)")
+        }
+        #expect(try !Self.hasXDP(lab), "nothing left attached after a refused start")
+    }
+}
