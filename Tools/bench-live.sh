@@ -23,7 +23,9 @@
 #
 # Systems: "kernel" (the DUT's own IPv4 forwarding, no encapsulation); any other name N runs
 # `maglev forward --io N --workers 1` on d0 (GRE frames through AF_PACKET, the default send
-# path), e.g. io_uring and mmsg.
+# path; xdp-native and xdp-generic: --io xdp with that --xdp-mode; the GRE leaves by d1, another
+# interface, so xdp sends it through io_uring and AF_PACKET, not its XSK TX ring), e.g. io_uring,
+# ring, xdp and mmsg.
 #
 # CPUs (2 vCPUs): the blaster and the probe receiver run under `taskset -c 1`, the forwarder
 # under `taskset -c 0`. veth hands a frame to the peer's receive path on the sending CPU.
@@ -224,8 +226,11 @@ start_system() {   # generator | kernel | ENGINE
     kernel) ip netns exec "$DUT" sysctl -qw net.ipv4.ip_forward=1 ;;
     *)
         ip netns exec "$DUT" sysctl -qw net.ipv4.ip_forward=0
+        # xdp-native / xdp-generic: --io xdp with that --xdp-mode.
+        local engine=$1 extra=()
+        case "$1" in xdp-native | xdp-generic) engine=xdp extra=(--xdp-mode "${1#xdp-}") ;; esac
         ip netns exec "$DUT" taskset -c 0 "$MAGLEV" forward --config "$DIR/lb.yaml" --interface d0 --workers 1 \
-            --io "$1" ${BENCH_FORWARD_ARGS:-} --duration 300 >"$DIR/forward.txt" 2>&1 &
+            --io "$engine" "${extra[@]}" ${BENCH_FORWARD_ARGS:-} --duration 300 >"$DIR/forward.txt" 2>&1 &
         FWD_PID=$!
         PIDS+=("$FWD_PID")
         local i

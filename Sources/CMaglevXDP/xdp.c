@@ -180,12 +180,15 @@ fail_map:
     return r;
 }
 
-int cmaglev_xdp_attach(struct cmaglev_xdp_program *p, int ifindex, int native_only) {
-    LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = XDP_FLAGS_DRV_MODE);
-    int r = bpf_link_create(p->prog_fd, ifindex, BPF_XDP, &opts);
-    p->native = 1;
-    if (r < 0 && !native_only) {
-        opts.flags = XDP_FLAGS_SKB_MODE;
+int cmaglev_xdp_attach(struct cmaglev_xdp_program *p, int ifindex, int mode) {
+    int r = -EINVAL;
+    if (mode != 2) {
+        LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = XDP_FLAGS_DRV_MODE);
+        r = bpf_link_create(p->prog_fd, ifindex, BPF_XDP, &opts);
+        p->native = 1;
+    }
+    if (r < 0 && mode != 1) {
+        LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = XDP_FLAGS_SKB_MODE);
         r = bpf_link_create(p->prog_fd, ifindex, BPF_XDP, &opts);
         p->native = 0;
     }

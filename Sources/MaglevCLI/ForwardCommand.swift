@@ -111,6 +111,9 @@ struct ForwardCommand: AsyncParsableCommand {
         help: "Worker I/O: io_uring (default: multishot RECVMSG), ring (TPACKET_V3 receive ring, TX ring and io_uring sends), ring-frames (the same with a TPACKET_V2 receive ring), xdp (AF_XDP sockets fed by an XDP program) or mmsg (plain recvmmsg/sendmmsg, batches of 64).")
     var io = "io_uring"
 
+    @Option(help: "--io xdp: where the XDP program runs: auto (native where the driver has it, else generic), native or generic.")
+    var xdpMode = "auto"
+
     @Option(help: "How GRE leaves: packet (AF_PACKET frames with the next hop's Ethernet header, qdisc bypass; default) or raw (raw IP sockets).")
     var send: String?
 
@@ -152,6 +155,7 @@ struct ForwardCommand: AsyncParsableCommand {
         if VIPFilter.Mode(rawValue: filter) == nil { throw ValidationError("--filter must be vips or ethertype") }
         if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring, ring, ring-frames, xdp or mmsg") }
         if busyPoll && io == "mmsg" { throw ValidationError("--busy-poll needs --io io_uring, ring, ring-frames or xdp") }
+        if XDPProgram.AttachMode(rawValue: xdpMode) == nil { throw ValidationError("--xdp-mode must be auto, native or generic") }
         if let send, ForwarderSend(rawValue: send) == nil { throw ValidationError("--send must be packet or raw") }
         if let admin {
             guard let a = AdminAddress(admin) else {
@@ -201,6 +205,7 @@ struct ForwardCommand: AsyncParsableCommand {
         options.send = send.flatMap(ForwarderSend.init(rawValue:)) ?? .packet
         if noPin { options.cpus = [] }
         options.busyPoll = busyPoll
+        options.xdpMode = XDPProgram.AttachMode(rawValue: xdpMode) ?? .auto
         let forwarderName = name ?? HostName.forwarderDefault()
         options.memberName = forwarderName
         if file.dataplane.fragmentPolicy == .redirect,

@@ -265,11 +265,12 @@ public final class Forwarder: @unchecked Sendable {
         let namespace = options.networkNamespace
         let interface = options.interface
         let queues = max(64, options.workers)
+        let mode = options.xdpMode
         let open: @Sendable () -> Void = {
             do throws(SystemError) {
                 if let namespace { try ThreadContext.enterNetworkNamespace(path: namespace) }
                 let rx = try XDPProgram.receiveQueues(interface: interface)
-                let p = try XDPProgram(interface: interface, maximumQueues: queues)
+                let p = try XDPProgram(interface: interface, maximumQueues: queues, mode: mode)
                 try p.setPrefixes(prefixes)
                 box.withLock { $0 = .success((p, rx)) }
             } catch {

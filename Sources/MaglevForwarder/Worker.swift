@@ -1,5 +1,5 @@
 import MaglevCore
-import MaglevLinux
+public import MaglevLinux
 import Synchronization
 
 /// What the control side publishes to every worker: a snapshot and the kernel filter for its
@@ -107,6 +107,8 @@ public struct ForwarderOptions: Sendable {
     /// This forwarder's name in the forwarder group (`forwarders:`, `fragments: redirect`):
     /// `maglev forward --name`.
     public var memberName: String? = nil
+    /// `--io xdp`: where the XDP program runs (`--xdp-mode`).
+    public var xdpMode: XDPProgram.AttachMode = .auto
 
     public init(interface: String, workers: Int = 1) {
         self.interface = interface

@@ -45,9 +45,18 @@ public final class XDPProgram: @unchecked Sendable {
     public var isNative: Bool { program.native != 0 }
     public static let maximumPrefixes = 16384
 
-    /// Loads the program and attaches it to `interface` (native mode where the driver has it,
-    /// else generic mode unless `nativeOnly`).
-    public init(interface: String, maximumQueues: Int = 64, nativeOnly: Bool = false) throws(SystemError) {
+    /// Where the program runs.
+    public enum AttachMode: String, Sendable, CaseIterable {
+        /// Native where the driver has it, else generic.
+        case auto
+        /// In the driver, before an skb exists (fails where the driver has no XDP).
+        case native
+        /// On the skb, after the driver (every interface; slower).
+        case generic
+    }
+
+    /// Loads the program and attaches it to `interface` in `mode`.
+    public init(interface: String, maximumQueues: Int = 64, mode: AttachMode = .auto) throws(SystemError) {
         let index = if_nametoindex(interface)
         if index == 0 { throw SystemError(call: "if_nametoindex(\(interface))", errno: Glibc.errno) }
         interfaceIndex = Int32(index)
@@ -59,10 +68,10 @@ public final class XDPProgram: @unchecked Sendable {
             let text = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw SystemError(call: "loading the XDP program (\(text.suffix(600)))", errno: -r)
         }
-        let a = cmaglev_xdp_attach(&program, Int32(index), nativeOnly ? 1 : 0)
+        let a = cmaglev_xdp_attach(&program, Int32(index), mode == .auto ? 0 : mode == .native ? 1 : 2)
         if a < 0 {
             cmaglev_xdp_close(&program)
-            throw SystemError(call: "bpf_link_create(XDP, \(interface))", errno: -a)
+            throw SystemError(call: "bpf_link_create(XDP, \(interface), \(mode.rawValue) mode)", errno: -a)
         }
     }
 

@@ -34,8 +34,9 @@ struct cmaglev_xdp_program {
 int cmaglev_xdp_load(struct cmaglev_xdp_program *p, unsigned int max_prefixes, unsigned int max_queues, char *log,
                      size_t log_size);
 /// Attaches the program to `ifindex` through a bpf_link (detached when it closes, also when the
-/// process dies): native mode, else generic mode unless `native_only`.
-int cmaglev_xdp_attach(struct cmaglev_xdp_program *p, int ifindex, int native_only);
+/// process dies). `mode` 0: native (driver) mode, else generic (skb) mode; 1: native only;
+/// 2: generic only.
+int cmaglev_xdp_attach(struct cmaglev_xdp_program *p, int ifindex, int mode);
 /// Closes every descriptor of the program (detaching it).
 void cmaglev_xdp_close(struct cmaglev_xdp_program *p);
 /// Sets (inserts or replaces) one prefix. `address` has 4 or 16 bytes, network order.
