@@ -77,4 +77,32 @@ struct XDPForwardingTests {
         }
         #expect(try !Self.hasXDP(lab), "nothing left attached after a refused start")
     }
+
+    /// Frames come back: with a UMEM of 256 frames (an RX ring of 128), 3,000 packets in bursts of
+    /// 100 through the XSK TX ring (`--send packet`) or io_uring (`--send raw`) are all forwarded
+    /// (a frame lost on either path would starve the fill ring within 256 packets), every one
+    /// counted once.
+    @Test(arguments: [ForwarderSend.packet, .raw])
+    func framesReturnToTheFillRing(send: ForwarderSend) throws {
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        var options = Self.options(lab)
+        options.bufferCount = 256
+        options.send = send
+        let forwarder = try Forwarder(config: LiveForwardingTests.config(), options: options)
+        try forwarder.start()
+        defer { forwarder.stop() }
+        var forwarded = 0
+        for burst in 0..<30 {
+            let packets = Self.udp(to: LiveForwardingTests.vip4, count: 100, firstPort: 10000 + burst * 100)
+            forwarded += try LiveForwardingTests.exchange(lab, send: packets, expect: packets.count, keep: LiveForwardingTests.isGRE).count
+        }
+        let stats = forwarder.stop()
+        let drops = Int(stats.totalIO.kernelDrops)
+        #expect(forwarded + drops == 3000, "forwarded \(forwarded), dropped by the socket \(drops)")
+        #expect(forwarded >= 2900, "frames are recycled: \(forwarded) of 3000 forwarded")
+        #expect(stats.totalIO.sent == UInt64(forwarded))
+        #expect(stats.totalIO.sendErrors == 0)
+        #expect(stats.totalIO.sentThroughTxRing == (send == .packet ? UInt64(forwarded) : 0))
+    }
 }
