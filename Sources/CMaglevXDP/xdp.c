@@ -363,6 +363,9 @@ unsigned int cmaglev_xsk_refill(struct cmaglev_xsk *x, const uint64_t *addresses
     }
     for (unsigned int i = 0; i < n; i++) *xsk_ring_prod__fill_addr(&x->fill, index + i) = addresses[i] & x->frame_mask;
     xsk_ring_prod__submit(&x->fill, n);
+    // A zero-copy driver that ran out of fill frames stopped and asks to be woken.
+    if (x->zerocopy && xsk_ring_prod__needs_wakeup(&x->fill))
+        recvfrom(xsk_socket__fd(x->socket), NULL, 0, MSG_DONTWAIT, NULL, NULL);
     return n;
 }
 
