@@ -105,4 +105,27 @@ struct XDPForwardingTests {
         #expect(stats.totalIO.sendErrors == 0)
         #expect(stats.totalIO.sentThroughTxRing == (send == .packet ? UInt64(forwarded) : 0))
     }
+
+    /// A veth with two receive queues and two workers, one socket per queue: flows the sender
+    /// spreads over both queues are all forwarded once, each worker taking its queue's share.
+    @Test func oneWorkerPerReceiveQueue() throws {
+        let lab = try NetworkLab(queues: 2)
+        defer { lab.tearDown() }
+        let forwarder = try Forwarder(config: LiveForwardingTests.config(), options: Self.options(lab, workers: 2))
+        try forwarder.start()
+        defer { forwarder.stop() }
+        var forwarded = 0
+        for burst in 0..<8 {
+            // Raw sockets from two threads' worth of source ports: the sender's transmit queue,
+            // and so the receive queue, follows the packet's hash.
+            let packets = Self.udp(to: LiveForwardingTests.vip4, count: 100, firstPort: 20000 + burst * 100)
+            forwarded += try LiveForwardingTests.exchange(lab, send: packets, expect: packets.count, keep: LiveForwardingTests.isGRE).count
+        }
+        let stats = forwarder.stop()
+        #expect(forwarded == 800, "every packet forwarded once over two queues: \(forwarded)")
+        #expect(stats.workers.count == 2)
+        #expect(stats.totalDataplane.forwarded == 800)
+        let perWorker = stats.workers.map(\.dataplane.packets)
+        #expect(perWorker.allSatisfy { $0 > 0 }, "both queues carried packets: \(perWorker)")
+    }
 }

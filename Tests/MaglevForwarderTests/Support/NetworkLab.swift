@@ -50,7 +50,8 @@ final class NetworkLab: @unchecked Sendable {
 
     /// `namespacePrefix` starts both namespace names (`PREFIX-fwd-TAG`, `PREFIX-cli-TAG`); tests
     /// that follow the lab's convention pass `mglab-t<pid>`, which `Tools/lab` never touches.
-    init(namespacePrefix: String = "mglv") throws {
+    /// `queues`: receive and transmit queues of each veth end (veth's default otherwise).
+    init(namespacePrefix: String = "mglv", queues: Int? = nil) throws {
         NetworkLab.counterLock.lock()
         NetworkLab.counter += 1
         let n = NetworkLab.counter
@@ -62,7 +63,7 @@ final class NetworkLab: @unchecked Sendable {
         clientInterface = "mc\(tag)"
         heartbeat = try BusyHeartbeat()
         do {
-            try setUp()
+            try setUp(queues: queues)
         } catch {
             tearDown()
             throw error
@@ -74,15 +75,16 @@ final class NetworkLab: @unchecked Sendable {
     var forwarderNamespacePath: String { "/run/netns/\(forwarderNamespace)" }
     var clientNamespacePath: String { "/run/netns/\(clientNamespace)" }
 
-    private func setUp() throws {
+    private func setUp(queues: Int?) throws {
         let f = forwarderNamespace
         let c = clientNamespace
         try ip("netns", "add", f)
         created = true
         try ip("netns", "add", c)
+        let q = queues.map { ["numtxqueues", "\($0)", "numrxqueues", "\($0)"] } ?? []
         try ip(
-            "-n", f, "link", "add", forwarderInterface, "address", NetworkLab.forwarderMAC, "type", "veth", "peer",
-            "name", clientInterface, "address", NetworkLab.clientMAC, "netns", c)
+            ["-n", f, "link", "add", forwarderInterface, "address", NetworkLab.forwarderMAC] + q + ["type", "veth", "peer",
+            "name", clientInterface, "address", NetworkLab.clientMAC] + q + ["netns", c])
         for (ns, dev, v4, v6) in [
             (f, forwarderInterface, "198.18.0.1/24", "2001:db8::1/64"),
             (c, clientInterface, "198.18.0.2/24", "2001:db8::2/64"),
@@ -115,7 +117,9 @@ final class NetworkLab: @unchecked Sendable {
         var description: String
     }
 
-    func ip(_ args: String...) throws {
+    func ip(_ args: String...) throws { try ip(args) }
+
+    func ip(_ args: [String]) throws {
         guard let ip = NetworkLab.ipPath else { throw CommandError(description: "no ip") }
         let r = NetworkLab.run([ip] + args)
         if r.status != 0 { throw CommandError(description: "ip \(args.joined(separator: " ")): \(r.output)") }
