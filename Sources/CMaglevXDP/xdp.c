@@ -257,6 +257,8 @@ struct cmaglev_xsk {
     size_t area_size;
     uint64_t frame_mask;
     int zerocopy;
+    /// A transmit-only socket on another interface shares its owner's UMEM (not its own).
+    int shares_umem;
 };
 
 int cmaglev_xsk_open(struct cmaglev_xsk **out, const char *ifname, unsigned int queue, unsigned int frame_size,
@@ -318,11 +320,54 @@ fail:
     return r;
 }
 
+int cmaglev_xsk_open_transmit(struct cmaglev_xsk **out, const struct cmaglev_xsk *owner, const char *ifname,
+                              unsigned int queue, char *step, size_t step_size) {
+    *out = NULL;
+    struct cmaglev_xsk *x = calloc(1, sizeof *x);
+    if (!x) return -ENOMEM;
+    x->shares_umem = 1;
+    x->umem = owner->umem;
+    x->area = owner->area;
+    x->area_size = owner->area_size;
+    x->frame_mask = owner->frame_mask;
+    unsigned int size = (unsigned int)(owner->area_size / (~owner->frame_mask + 1)) / 2;
+    struct xsk_socket_config config = {
+        .rx_size = 0,
+        .tx_size = size,
+        .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+        .xdp_flags = 0,
+        .bind_flags = XDP_USE_NEED_WAKEUP | (owner->zerocopy ? XDP_ZEROCOPY : XDP_COPY),
+    };
+    // Its own fill and completion rings (another device); nothing is received on it, so the
+    // fill ring stays empty.
+    int r = xsk_socket__create_shared(&x->socket, ifname, queue, owner->umem, NULL, &x->tx, &x->fill, &x->completion,
+                                      &config);
+    if (r && owner->zerocopy) {
+        config.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY;
+        r = xsk_socket__create_shared(&x->socket, ifname, queue, owner->umem, NULL, &x->tx, &x->fill, &x->completion,
+                                      &config);
+    }
+    if (r) {
+        say(step, step_size, "xsk_socket__create_shared (transmit)", -r);
+        x->socket = NULL;
+        cmaglev_xsk_close(x);
+        return r;
+    }
+    struct xdp_options options = {0};
+    socklen_t length = sizeof options;
+    if (getsockopt(xsk_socket__fd(x->socket), SOL_XDP, XDP_OPTIONS, &options, &length) == 0)
+        x->zerocopy = (options.flags & XDP_OPTIONS_ZEROCOPY) != 0;
+    *out = x;
+    return 0;
+}
+
 void cmaglev_xsk_close(struct cmaglev_xsk *x) {
     if (!x) return;
     if (x->socket) xsk_socket__delete(x->socket);
-    if (x->umem) xsk_umem__delete(x->umem);
-    if (x->area && x->area != MAP_FAILED) munmap(x->area, x->area_size);
+    if (!x->shares_umem) {
+        if (x->umem) xsk_umem__delete(x->umem);
+        if (x->area && x->area != MAP_FAILED) munmap(x->area, x->area_size);
+    }
     free(x);
 }
 

@@ -252,7 +252,7 @@ public enum StatisticsFormat {
             + " truncated \(io.truncated) kernel_drops \(io.kernelDrops) frames \(io.sentAsFrames)"
             + " next_hop_fallbacks \(io.nextHopFallbacks)"
             + " checksums_completed \(d.checksumsCompleted) checksums_not_completable \(d.checksumsNotCompletable)"
-            + " batches \(io.batches) turns \(io.turns)"
+            + " tx_ring \(io.sentThroughTxRing) batches \(io.batches) turns \(io.turns)"
     }
 
     /// One JSON object on one line (keys in a fixed order), by the one JSON writer: a

@@ -9,10 +9,12 @@ import MaglevLinux
 /// Loop turn: take back the frames of completed XSK sends (to the fill ring) -> wait for
 /// received frames (`poll`, at most the idle wait) when none are ready -> take up to a batch off
 /// the RX ring -> between batches (snapshot, next hops, statistics) -> `Dataplane.process` ->
-/// forwards whose next hop is on this interface go on the XSK TX ring, straight from the UMEM
-/// (one `sendto` kick per 32 frames in copy mode; none in zero-copy mode unless the driver asks);
-/// other forwards, ICMP replies and redirects are sent through io_uring from the UMEM, one
-/// submit per batch, waited for -> every frame not on the TX ring goes back to the fill ring.
+/// forwards go on the XSK TX ring of their next hop's interface, straight from the UMEM (the
+/// worker's own socket for the receive interface, a transmit-only socket sharing the UMEM for
+/// others; one `sendto` kick per 32 frames in copy mode, none in zero-copy mode unless the
+/// driver asks); `--send raw`, ICMP replies, redirects and interfaces that refused a socket go
+/// through io_uring from the UMEM, one submit per batch, waited for -> every frame not on a TX
+/// ring goes back to the fill ring.
 /// No per-packet allocation, lock or system call.
 final class XDPWorker: PacketEngineWorker {
     static let sendTag: UInt64 = 2 << 56
@@ -38,9 +40,21 @@ final class XDPWorker: PacketEngineWorker {
     let received: UnsafeMutablePointer<XDPFrame>
     /// Per slot: the destination of a raw send.
     let addresses: UnsafeMutableRawPointer
-    /// This batch's frames for the TX ring.
-    let transmit: UnsafeMutablePointer<XDPFrame>
-    var transmitCount = 0
+    /// Where GRE frames leave through an XSK TX ring: egress 0 is the receive interface (this
+    /// worker's own socket); others get a transmit-only socket sharing the UMEM, opened between
+    /// batches the first time a frame needs one (on queue `link.id` of that interface). Frames
+    /// for an interface that refused one go through io_uring.
+    static let maximumEgress = 8
+    var egressSockets: [XDPSocket]
+    /// Per egress: the interface index, and this batch's frames (`capacity` each).
+    let egressIndexes: UnsafeMutablePointer<Int32>
+    let egressFrames: UnsafeMutablePointer<XDPFrame>
+    let egressQueued: UnsafeMutablePointer<Int>
+    var egressCount = 1
+    /// Interfaces that refused a transmit socket (never asked again), and the one a frame of
+    /// this batch asked for.
+    var refusedEgress: [Int32] = []
+    var wantedEgress: Int32 = 0
     /// Frames to give back to the fill ring after the batch (released, or sent through io_uring)
     /// and completed XSK sends.
     let giveBack: UnsafeMutablePointer<UInt64>
@@ -93,8 +107,14 @@ final class XDPWorker: PacketEngineWorker {
         received = .allocate(capacity: capacity)
         received.initialize(repeating: XDPFrame(), count: capacity)
         addresses = .allocate(byteCount: capacity * IORing.addressBytes, alignment: 8)
-        transmit = .allocate(capacity: capacity)
-        transmit.initialize(repeating: XDPFrame(), count: capacity)
+        egressSockets = [socket]
+        egressIndexes = .allocate(capacity: XDPWorker.maximumEgress)
+        egressIndexes.initialize(repeating: 0, count: XDPWorker.maximumEgress)
+        egressIndexes[0] = program.interfaceIndex
+        egressFrames = .allocate(capacity: XDPWorker.maximumEgress * capacity)
+        egressFrames.initialize(repeating: XDPFrame(), count: XDPWorker.maximumEgress * capacity)
+        egressQueued = .allocate(capacity: XDPWorker.maximumEgress)
+        egressQueued.initialize(repeating: 0, count: XDPWorker.maximumEgress)
         giveBack = .allocate(capacity: socket.frameCount)
         giveBack.initialize(repeating: 0, count: socket.frameCount)
         completions = .allocate(capacity: IORing.maximumDrain)
@@ -105,7 +125,10 @@ final class XDPWorker: PacketEngineWorker {
         slots.deallocate()
         received.deallocate()
         addresses.deallocate()
-        transmit.deallocate()
+        egressSockets.removeAll()
+        egressIndexes.deallocate()
+        egressFrames.deallocate()
+        egressQueued.deallocate()
         giveBack.deallocate()
         completions.deallocate()
     }
@@ -168,16 +191,19 @@ final class XDPWorker: PacketEngineWorker {
         return n
     }
 
+    /// Frames whose XSK send completed (on any egress) go back to the fill ring.
     @inline(__always)
     func reclaimTransmitted() {
-        let n = socket.completed(into: giveBack, max: socket.frameCount)
-        if n > 0 {
-            transmitting &-= n
-            var c = io
-            c.sent &+= UInt64(n)
-            c.sentThroughTxRing &+= UInt64(n)
-            io = c
-            _ = socket.refill(giveBack, count: n)
+        for e in 0..<egressCount {
+            let n = egressSockets[e].completed(into: giveBack, max: socket.frameCount)
+            if n > 0 {
+                transmitting &-= n
+                var c = io
+                c.sent &+= UInt64(n)
+                c.sentThroughTxRing &+= UInt64(n)
+                io = c
+                _ = socket.refill(giveBack, count: n)
+            }
         }
     }
 
@@ -185,24 +211,27 @@ final class XDPWorker: PacketEngineWorker {
     /// every other frame of the batch back to the fill ring.
     @inline(__always)
     func finishBatch() {
-        if transmitCount > 0 {
-            let queued = socket.queue(transmit, count: transmitCount)
+        for e in 0..<egressCount where egressQueued[e] > 0 {
+            let frames = egressFrames + e &* capacity
+            let count = egressQueued[e]
+            let out = egressSockets[e]
+            let queued = out.queue(frames, count: count)
             transmitting &+= queued
-            if queued < transmitCount {
+            if queued < count {
                 // The TX ring is full: those frames are lost, counted as send errors.
-                io.sendErrors &+= UInt64(transmitCount &- queued)
-                for i in queued..<transmitCount {
-                    giveBack[giveBackCount] = transmit[i].address
+                io.sendErrors &+= UInt64(count &- queued)
+                for i in queued..<count {
+                    giveBack[giveBackCount] = frames[i].address
                     giveBackCount &+= 1
                 }
             }
             do {
-                _ = try socket.kick()
+                _ = try out.kick()
             } catch {
                 io.sendErrors &+= 1
                 io.lastSendErrno = error.errno
             }
-            transmitCount = 0
+            egressQueued[e] = 0
         }
         if inflightSends > 0 {
             do {
@@ -231,6 +260,25 @@ final class XDPWorker: PacketEngineWorker {
             _ = socket.refill(giveBack, count: giveBackCount)
             giveBackCount = 0
         }
+        if wantedEgress != 0 { openEgress(wantedEgress) }
+    }
+
+    /// Opens a transmit-only socket on another interface for the frames routed there (between
+    /// batches, once per interface); an interface that refuses one keeps the io_uring path.
+    func openEgress(_ index: Int32) {
+        wantedEgress = 0
+        guard egressCount < XDPWorker.maximumEgress else {
+            refusedEgress.append(index)
+            return
+        }
+        do {
+            let out = try XDPSocket(transmittingFor: socket, interfaceIndex: index, queue: link.id)
+            egressSockets.append(out)
+            egressIndexes[egressCount] = index
+            egressCount &+= 1
+        } catch {
+            refusedEgress.append(index)
+        }
     }
 
     var ioModeName: String {
@@ -249,13 +297,18 @@ final class XDPWorker: PacketEngineWorker {
     // BatchSender.
     @inline(__always)
     func sendFrame(slot: Int, offset: Int, length: Int, address: UnsafeRawPointer) {
-        // On the XSK TX ring when the next hop is on this interface (sockaddr_ll's ifindex at
-        // byte 4); else through io_uring and the AF_PACKET socket.
-        if address.loadUnaligned(fromByteOffset: 4, as: Int32.self) == program.interfaceIndex {
-            transmit[transmitCount] = XDPFrame(address: UInt64(truncatingIfNeeded: offset), length: UInt32(truncatingIfNeeded: length))
-            transmitCount &+= 1
+        // On an XSK TX ring when the next hop's interface (sockaddr_ll's ifindex at byte 4) has
+        // one; else through io_uring and the AF_PACKET socket (and a transmit socket is asked
+        // for, between batches).
+        let index = address.loadUnaligned(fromByteOffset: 4, as: Int32.self)
+        for e in 0..<egressCount where egressIndexes[e] == index {
+            let q = egressQueued[e]
+            egressFrames[e &* capacity &+ q] = XDPFrame(
+                address: UInt64(truncatingIfNeeded: offset), length: UInt32(truncatingIfNeeded: length))
+            egressQueued[e] = q &+ 1
             return
         }
+        if wantedEgress == 0 && !refusedEgress.contains(index) { wantedEgress = index }
         ring.sendFrame(
             bytes: socket.umem + offset, length: length, address: address, addressLength: LinkHeaders.addressLength,
             fileIndex: Worker.frameFile, userData: XDPWorker.sendTag)

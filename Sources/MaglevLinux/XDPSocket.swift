@@ -173,7 +173,42 @@ public final class XDPSocket {
         self.frameSize = frameSize
         self.frameCount = frameCount
         self.queue = queue
+        owner = nil
     }
+
+    /// A transmit-only socket on `interface`'s queue `queue` that shares `owner`'s UMEM: frames
+    /// received by the owner leave through it without a copy into another buffer, and come back
+    /// on its own completion ring (`completed`). It has no receive ring.
+    public init(transmittingFor owner: XDPSocket, interface: String, queue: Int) throws(SystemError) {
+        var step = [CChar](repeating: 0, count: 256)
+        var h: OpaquePointer?
+        let r = cmaglev_xsk_open_transmit(&h, owner.handle, interface, UInt32(queue), &step, step.count)
+        guard r == 0, let h else {
+            let text = String(decoding: step.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw SystemError(call: "AF_XDP transmit socket on \(interface) queue \(queue) (\(text))", errno: -r)
+        }
+        handle = h
+        fd = cmaglev_xsk_fd(h)
+        umem = owner.umem
+        isZeroCopy = cmaglev_xsk_zerocopy(h) != 0
+        frameSize = owner.frameSize
+        frameCount = owner.frameCount
+        self.queue = queue
+        self.owner = owner
+    }
+
+    /// The same for the interface with index `interfaceIndex`.
+    public convenience init(transmittingFor owner: XDPSocket, interfaceIndex: Int32, queue: Int) throws(SystemError) {
+        var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        guard if_indextoname(UInt32(bitPattern: interfaceIndex), &name) != nil else {
+            throw SystemError(call: "if_indextoname(\(interfaceIndex))", errno: Glibc.errno)
+        }
+        let text = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        try self.init(transmittingFor: owner, interface: text, queue: queue)
+    }
+
+    /// The socket whose UMEM this one shares (kept alive as long as this one).
+    let owner: XDPSocket?
 
     deinit { cmaglev_xsk_close(handle) }
 

@@ -41,10 +41,12 @@ struct LiveForwardingTests {
 
     /// In the client namespace: opens a capture on the client's veth, sends `packets` with raw
     /// sockets, and collects incoming IP packets until `expect` of them match `keep` (or 3 s).
+    /// `captureOn`: another interface of the client namespace to capture on.
     static func exchange(
-        _ lab: NetworkLab, send packets: [[UInt8]], expect: Int, keep: @escaping @Sendable ([UInt8]) -> Bool
+        _ lab: NetworkLab, send packets: [[UInt8]], expect: Int, captureOn: String? = nil,
+        keep: @escaping @Sendable ([UInt8]) -> Bool
     ) throws -> [[UInt8]] {
-        let interface = lab.clientInterface
+        let interface = captureOn ?? lab.clientInterface
         return try lab.inClientNamespace {
             let capture = try PacketSocket(interface: interface, fanoutGroup: nil, filter: nil)
             let raw4 = try RawIPSocket(ipv6: false)

@@ -128,4 +128,54 @@ struct XDPForwardingTests {
         let perWorker = stats.workers.map(\.dataplane.packets)
         #expect(perWorker.allSatisfy { $0 > 0 }, "both queues carried packets: \(perWorker)")
     }
+
+    /// A two-armed forwarder: the backends' route leaves by a second veth, so GRE frames take a
+    /// transmit-only AF_XDP socket on that interface, sharing the worker's UMEM: every packet
+    /// arrives there once, byte-identical inside, and none on the receive interface.
+    @Test func greLeavesThroughASecondInterfaceFromTheSameUMEM() throws {
+        let lab = try NetworkLab()
+        defer { lab.tearDown() }
+        let f = lab.forwarderNamespace
+        let c = lab.clientNamespace
+        let out = "\(lab.forwarderInterface)e"
+        let peer = "\(lab.clientInterface)e"
+        try lab.ip("-n", f, "link", "add", out, "address", "02:00:5e:12:00:11", "type", "veth", "peer", "name", peer,
+            "address", "02:00:5e:12:00:12", "netns", c)
+        try lab.ip("-n", f, "addr", "add", "198.18.5.1/24", "dev", out)
+        try lab.ip("-n", c, "addr", "add", "198.18.5.2/24", "dev", peer)
+        try lab.ip("-n", f, "link", "set", out, "up")
+        try lab.ip("-n", c, "link", "set", peer, "up")
+        try lab.ip("-n", f, "neigh", "replace", "198.18.5.2", "lladdr", "02:00:5e:12:00:12", "dev", out, "nud", "permanent")
+        try lab.ip("-n", f, "route", "replace", "198.18.1.0/24", "via", "198.18.5.2", "dev", out)
+
+        let config = LiveForwardingTests.config()
+        let forwarder = try Forwarder(config: config, options: Self.options(lab))
+        try forwarder.start()
+        defer { forwarder.stop() }
+        let offline = try OfflineForwarder(config)
+        var forwarded = 0
+        for burst in 0..<3 {
+            let packets = Self.udp(to: LiveForwardingTests.vip4, count: 100, firstPort: 40000 + burst * 100)
+            let captured = try LiveForwardingTests.exchange(
+                lab, send: packets, expect: packets.count, captureOn: peer, keep: LiveForwardingTests.isGRE)
+            var remaining = captured
+            for p in packets {
+                let (_, output) = offline.process(p)
+                if let i = remaining.firstIndex(where: { Packets.sameExceptIPv4IDAndChecksum($0, output) }) {
+                    #expect(Array(remaining[i][24...]) == p, "inner packet byte-identical")
+                    remaining.remove(at: i)
+                    forwarded += 1
+                }
+            }
+            #expect(remaining.isEmpty, "unexpected GRE packets: \(remaining.count)")
+        }
+        let stats = forwarder.stop()
+        #expect(forwarded == 300, "every packet left by the second interface: \(forwarded)")
+        #expect(stats.totalIO.sentAsFrames == 300)
+        // The first batch's frames take io_uring while the transmit socket is opened; every later
+        // one its TX ring.
+        #expect(stats.totalIO.sentThroughTxRing >= 200, "\(stats.totalIO.sentThroughTxRing) through an XSK TX ring")
+        #expect(stats.totalIO.sent == 300)
+        #expect(stats.totalIO.sendErrors == 0)
+    }
 }

@@ -79,6 +79,10 @@ struct cmaglev_xsk_counters {
 /// failure, `*out` is NULL and the failing step is written to `step`.
 int cmaglev_xsk_open(struct cmaglev_xsk **out, const char *ifname, unsigned int queue, unsigned int frame_size,
                      unsigned int frame_count, int copy_only, char *step, size_t step_size);
+/// A transmit-only socket on another interface's queue `queue`, sharing `owner`'s UMEM (its
+/// own completion ring; frames sent through it come back there). Close it before its owner.
+int cmaglev_xsk_open_transmit(struct cmaglev_xsk **out, const struct cmaglev_xsk *owner, const char *ifname,
+                              unsigned int queue, char *step, size_t step_size);
 void cmaglev_xsk_close(struct cmaglev_xsk *x);
 int cmaglev_xsk_fd(const struct cmaglev_xsk *x);
 /// Start of the UMEM (frame addresses are offsets from it).
