@@ -5,6 +5,13 @@
 #
 #   Tools/bench live [--format json|text] [--rate PPS] [--rounds N] [--seconds S]
 #                    [--systems kernel,io_uring,mmsg] [--saturation yes|no] [--sat-seconds S]
+#                    [--workers N] [--generators M]
+#
+# Scaling (issue 10 §5): --workers N runs `maglev forward --workers N` pinned to CPUs 0..N-1,
+# and --generators M runs M blasters, each at RATE/M, pinned to CPUs N..N+M-1 (the probe
+# receiver on CPU N); every veth end gets max(N, M) queues, so --io xdp has one receive queue
+# per worker (and a transmit queue per worker on d1) and the blasters' flows spread over them. Needs N + M CPUs (the default,
+# 1 and 1, fits 2 vCPUs). A machine with 16 cores runs e.g. --workers 4 --generators 4.
 #
 # Topology (three network namespaces made here, removed on exit; nothing in the root namespace;
 # addresses from 198.18.0.0/15 only; static neighbours, IPv6 off, so nothing else is on the wire):
@@ -27,8 +34,9 @@
 # interface, so xdp sends it through io_uring and AF_PACKET, not its XSK TX ring), e.g. io_uring,
 # ring, xdp and mmsg.
 #
-# CPUs (2 vCPUs): the blaster and the probe receiver run under `taskset -c 1`, the forwarder
-# under `taskset -c 0`. veth hands a frame to the peer's receive path on the sending CPU.
+# CPUs (2 vCPUs, the defaults): the blaster and the probe receiver run under `taskset -c 1`, the
+# forwarder under `taskset -c 0`. veth hands a frame to the peer's receive path on the sending
+# CPU.
 #
 # Method (docs/benchmarks.md, "Live forwarding"):
 # - Fixed common rate (--rate, default 150000 pps), the same for every system: the bounded
@@ -60,12 +68,13 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 MAGLEV=${MAGLEV:-$REPO/.build/release/maglev}
 FORMAT=text RATE=150000 ROUNDS=3 SECS=3 SYSTEMS_ARG=kernel,io_uring,mmsg SATURATION=yes SAT_SECS=2
+WORKERS=1 GENERATORS=1
 SAT_MAX=${BENCH_SAT_MAX:-1000000}
 MAX_OTHER=${BENCH_MAX_OTHER:-0.10}   # a run is "disturbed" when other work used more of the CPUs
 COMMAND_LINE="Tools/bench live $*"
 usage() {
     echo "usage: Tools/bench live [--format json|text] [--rate PPS] [--rounds N] [--seconds S]" \
-        "[--systems kernel,io_uring,mmsg] [--saturation yes|no] [--sat-seconds S]" >&2
+        "[--systems kernel,io_uring,mmsg] [--saturation yes|no] [--sat-seconds S] [--workers N] [--generators M]" >&2
     exit 2
 }
 while [[ $# -gt 0 ]]; do
@@ -78,6 +87,8 @@ while [[ $# -gt 0 ]]; do
     --systems) SYSTEMS_ARG=$2 ;;
     --saturation) SATURATION=$2 ;;
     --sat-seconds) SAT_SECS=$2 ;;
+    --workers) WORKERS=$2 ;;
+    --generators) GENERATORS=$2 ;;
     *) usage ;;
     esac
     shift 2
@@ -95,7 +106,20 @@ done
 [[ $(id -u) == 0 ]] || { echo "Tools/bench live needs root (network namespaces, raw sockets)" >&2; exit 1; }
 command -v ip >/dev/null && command -v taskset >/dev/null && command -v jq >/dev/null || {
     echo "needs ip (iproute2), taskset (util-linux) and jq" >&2; exit 1; }
-(($(nproc) >= 2)) || { echo "needs 2 CPUs (forwarder on CPU 0, generator on CPU 1)" >&2; exit 1; }
+[[ $WORKERS =~ ^[0-9]+$ ]] && ((WORKERS >= 1 && WORKERS <= 64)) || { echo "--workers: 1..64" >&2; exit 2; }
+[[ $GENERATORS =~ ^[0-9]+$ ]] && ((GENERATORS >= 1 && GENERATORS <= 64)) || { echo "--generators: 1..64" >&2; exit 2; }
+# BENCH_OVERCOMMIT=1 lets a small machine run the scaling code paths (CPUs taken modulo its
+# count; the figures then mean nothing): for checking the script, not for measuring.
+NCPU=$(nproc)
+((NCPU >= WORKERS + GENERATORS)) || [[ ${BENCH_OVERCOMMIT:-0} == 1 ]] || {
+    echo "needs $((WORKERS + GENERATORS)) CPUs (forwarder on CPUs 0..$((WORKERS - 1)), generators after them); this machine has $NCPU" >&2
+    exit 1
+}
+FWD_CPUS=0-$(((WORKERS - 1) % NCPU))
+((WORKERS <= NCPU)) || FWD_CPUS=0-$((NCPU - 1))
+cpu_of() { echo $(($1 % NCPU)); }
+GEN_CPU0=$(cpu_of "$WORKERS")
+QUEUES=$((WORKERS > GENERATORS ? WORKERS : GENERATORS))
 for s in "${SYSTEMS[@]}"; do
     [[ $s == kernel || -x $MAGLEV ]] || { echo "no $MAGLEV: swift build -c release --product maglev" >&2; exit 1; }
 done
@@ -131,8 +155,10 @@ MAC_C0=02:00:5e:12:10:05 MAC_C1=02:00:5e:12:10:06
 ip netns add "$SND"
 ip netns add "$DUT"
 ip netns add "$SNK"
-ip -n "$SND" link add s0 address $MAC_S type veth peer name d0 address $MAC_D0 netns "$DUT"
-ip -n "$DUT" link add d1 address $MAC_D1 type veth peer name k0 address $MAC_K netns "$SNK"
+ip -n "$SND" link add s0 address $MAC_S numtxqueues $QUEUES numrxqueues $QUEUES type veth \
+    peer name d0 address $MAC_D0 numtxqueues $QUEUES numrxqueues $QUEUES netns "$DUT"
+ip -n "$DUT" link add d1 address $MAC_D1 numtxqueues $QUEUES numrxqueues $QUEUES type veth \
+    peer name k0 address $MAC_K numtxqueues $QUEUES numrxqueues $QUEUES netns "$SNK"
 ip -n "$SND" link add c0 address $MAC_C0 type veth peer name c1 address $MAC_C1
 for ns in "$SND" "$DUT" "$SNK"; do
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 \
@@ -229,7 +255,7 @@ start_system() {   # generator | kernel | ENGINE
         # xdp-native / xdp-generic: --io xdp with that --xdp-mode.
         local engine=$1 extra=()
         case "$1" in xdp-native | xdp-generic) engine=xdp extra=(--xdp-mode "${1#xdp-}") ;; esac
-        ip netns exec "$DUT" taskset -c 0 "$MAGLEV" forward --config "$DIR/lb.yaml" --interface d0 --workers 1 \
+        ip netns exec "$DUT" taskset -c "$FWD_CPUS" "$MAGLEV" forward --config "$DIR/lb.yaml" --interface d0 --workers "$WORKERS" \
             --io "$engine" "${extra[@]}" ${BENCH_FORWARD_ARGS:-} --duration 300 >"$DIR/forward.txt" 2>&1 &
         FWD_PID=$!
         PIDS+=("$FWD_PID")
@@ -253,6 +279,26 @@ stop_system() {
     fi
 }
 
+# GENERATORS blasters at RATE/GENERATORS each, in parallel, each pinned to its CPU: prints one
+# blaster-style line with their sums ("sent N probes 0 seconds S cpu_ns C"; S the longest).
+blast_all() {
+    local dest=$1 rate=$2 count=$3 max_secs=$4 g
+    if ((GENERATORS == 1)); then
+        ip netns exec "$SND" taskset -c "$GEN_CPU0" "$BL" blast "$dest" "$rate" "$count" "$max_secs"
+        return
+    fi
+    local pids=()
+    for ((g = 0; g < GENERATORS; g++)); do
+        ip netns exec "$SND" taskset -c "$(cpu_of $((WORKERS + g)))" "$BL" blast "$dest" $((rate / GENERATORS)) \
+            $((count / GENERATORS)) "$max_secs" >"$DIR/blast-$g.txt" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    cat "$DIR"/blast-*.txt | awk '{ sent += $2; if ($6 > secs) secs = $6; cpu += $8 }
+        END { printf "sent %d probes 0 seconds %s cpu_ns %d\n", sent, secs, cpu }'
+    rm -f "$DIR"/blast-*.txt
+}
+
 # One CPU run of SYSTEM (already started) at RATE for SECONDS: appends a JSON line to FILE.
 cpu_run() {
     local system=$1 round=$2 rate=$3 secs=$4 file=$5
@@ -263,7 +309,7 @@ cpu_run() {
     # counter reads around it (each costs a few milliseconds of CPU).
     i0=$(sink_in_receives) r0=$(sink_rx_packets) n0=$(sink_napi_packets) f0=$(task_ns $FWD_PID) t0=$(task_ns $FWD_PID "${KSOFTIRQD[@]}")
     s0=$(steal_ticks) a0=$(all_ticks) w0=$(date +%s%N)
-    out=$(ip netns exec "$SND" taskset -c 1 "$BL" blast "$dest" "$rate" "$count" $((secs + 1)))
+    out=$(blast_all "$dest" "$rate" "$count" $((secs + 1)))
     sleep 0.2
     a1=$(all_ticks) w1=$(date +%s%N) s1=$(steal_ticks) t1=$(task_ns $FWD_PID "${KSOFTIRQD[@]}") f1=$(task_ns $FWD_PID)
     i1=$(sink_in_receives) r1=$(sink_rx_packets) n1=$(sink_napi_packets)
@@ -279,12 +325,12 @@ cpu_run() {
 latency_run() {
     local system=$1 rate=$2 secs=$3 round=$4 every_us=250
     local max=$((secs * 1000000 / every_us + 100))
-    ip netns exec "$SNK" taskset -c 1 "$BL" probes k0 7 $((secs + 3)) "$max" >"$DIR/probes.txt" &
+    ip netns exec "$SNK" taskset -c "$GEN_CPU0" "$BL" probes k0 7 $((secs + 3)) "$max" >"$DIR/probes.txt" &
     local rx=$!
     PIDS+=("$rx")
     local i
     for i in $(seq 50); do grep -q ready "$DIR/probes.txt" && break; sleep 0.05; done
-    ip netns exec "$SND" taskset -c 1 "$BL" blast "$VIP" "$rate" $((rate * secs)) $((secs + 1)) 7 "$every_us" >/dev/null
+    ip netns exec "$SND" taskset -c "$GEN_CPU0" "$BL" blast "$VIP" "$rate" $((rate * secs)) $((secs + 1)) 7 "$every_us" >/dev/null
     sleep 0.3
     kill -INT "$rx" 2>/dev/null || true
     wait "$rx" 2>/dev/null || true
@@ -362,7 +408,8 @@ JSON=$(jq -n \
     --argjson rate "$RATE" --argjson rounds "$ROUNDS" --argjson secs "$SECS" --argjson sat_secs "$SAT_SECS" \
     --arg systems "$SYSTEMS_ARG" --arg machine "$MACHINE" --arg date "$DATE" --arg command "$COMMAND_LINE" \
     --arg settings "$SETTINGS" --argjson elapsed "$ELAPSED" --argjson sat_max "$SAT_MAX" \
-    --argjson ncpu "$(nproc)" --argjson max_other "$MAX_OTHER" '
+    --argjson ncpu "$(nproc)" --argjson max_other "$MAX_OTHER" \
+    --argjson workers "$WORKERS" --argjson generators "$GENERATORS" '
 def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
     else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 def r0: if . == null then null else (. + 0.5 | floor) end;
@@ -463,6 +510,7 @@ def other_share: (.busy_ns - .task_ns) / (.window_ns * $ncpu);
                 p50_met: (.io_uring_added_p50_us != null and .io_uring_added_p50_us <= $t.added_p50_us_max)})
       end)),
     order_rotated: true, elapsed_seconds: $elapsed, command: $command, machine: $machine, date: $date,
+    workers: $workers, generators: $generators,
     runs: $runs }')
 
 if [[ $FORMAT == json ]]; then
