@@ -330,23 +330,28 @@ int cmaglev_xsk_open_transmit(struct cmaglev_xsk **out, const struct cmaglev_xsk
     x->area = owner->area;
     x->area_size = owner->area_size;
     x->frame_mask = owner->frame_mask;
+    // A shared-UMEM bind takes its owner's mode (the kernel refuses flags with XDP_SHARED_UMEM):
+    // a zero-copy owner would force zero-copy on the other device, whose TX needs a native XDP
+    // program there and whose receive side would draw on this socket's empty fill ring.
+    // Copy mode only.
+    int r = -EOPNOTSUPP;
+    if (owner->zerocopy) {
+        say(step, step_size, "transmit sockets sharing a zero-copy UMEM", EOPNOTSUPP);
+        free(x);
+        return r;
+    }
     unsigned int size = (unsigned int)(owner->area_size / (~owner->frame_mask + 1)) / 2;
     struct xsk_socket_config config = {
         .rx_size = 0,
         .tx_size = size,
         .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
         .xdp_flags = 0,
-        .bind_flags = XDP_USE_NEED_WAKEUP | (owner->zerocopy ? XDP_ZEROCOPY : XDP_COPY),
+        .bind_flags = XDP_USE_NEED_WAKEUP,
     };
     // Its own fill and completion rings (another device); nothing is received on it, so the
     // fill ring stays empty.
-    int r = xsk_socket__create_shared(&x->socket, ifname, queue, owner->umem, NULL, &x->tx, &x->fill, &x->completion,
-                                      &config);
-    if (r && owner->zerocopy) {
-        config.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY;
-        r = xsk_socket__create_shared(&x->socket, ifname, queue, owner->umem, NULL, &x->tx, &x->fill, &x->completion,
-                                      &config);
-    }
+    r = xsk_socket__create_shared(&x->socket, ifname, queue, owner->umem, NULL, &x->tx, &x->fill, &x->completion,
+                                  &config);
     if (r) {
         say(step, step_size, "xsk_socket__create_shared (transmit)", -r);
         x->socket = NULL;
@@ -392,6 +397,12 @@ int cmaglev_xsk_rx_ready(const struct cmaglev_xsk *x) {
     return __atomic_load_n(x->rx.producer, __ATOMIC_ACQUIRE) != *x->rx.consumer;
 }
 
+void cmaglev_xsk_wake_receive(struct cmaglev_xsk *x) {
+    // A zero-copy driver that ran out of fill frames stopped and asks to be woken.
+    if (x->zerocopy && xsk_ring_prod__needs_wakeup(&x->fill))
+        recvfrom(xsk_socket__fd(x->socket), NULL, 0, MSG_DONTWAIT, NULL, NULL);
+}
+
 unsigned int cmaglev_xsk_refill(struct cmaglev_xsk *x, const uint64_t *addresses, unsigned int count) {
     if (!count) return 0;
     uint32_t index = 0;
@@ -404,13 +415,12 @@ unsigned int cmaglev_xsk_refill(struct cmaglev_xsk *x, const uint64_t *addresses
             xsk_ring_prod__submit(&x->fill, 1);
             n++;
         }
-        return n;
+    } else {
+        for (unsigned int i = 0; i < n; i++)
+            *xsk_ring_prod__fill_addr(&x->fill, index + i) = addresses[i] & x->frame_mask;
+        xsk_ring_prod__submit(&x->fill, n);
     }
-    for (unsigned int i = 0; i < n; i++) *xsk_ring_prod__fill_addr(&x->fill, index + i) = addresses[i] & x->frame_mask;
-    xsk_ring_prod__submit(&x->fill, n);
-    // A zero-copy driver that ran out of fill frames stopped and asks to be woken.
-    if (x->zerocopy && xsk_ring_prod__needs_wakeup(&x->fill))
-        recvfrom(xsk_socket__fd(x->socket), NULL, 0, MSG_DONTWAIT, NULL, NULL);
+    cmaglev_xsk_wake_receive(x);
     return n;
 }
 
@@ -445,16 +455,30 @@ static uint32_t tx_pending(const struct cmaglev_xsk *x) {
     return *x->tx.producer - __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE);
 }
 
+int cmaglev_xsk_tx_pending(const struct cmaglev_xsk *x) { return tx_pending(x) != 0; }
+
 int cmaglev_xsk_kick(struct cmaglev_xsk *x) {
+    int fd = xsk_socket__fd(x->socket);
+    if (x->zerocopy) {
+        // The driver sends on its own; one wake-up when it asks for one.
+        if (!tx_pending(x) || !xsk_ring_prod__needs_wakeup(&x->tx)) return 0;
+        if (sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN && errno != EBUSY && errno != ENOBUFS)
+            return -errno;
+        return 1;
+    }
+    // Copy mode sends in the call, up to 32 frames each (EAGAIN: more left). A call that took
+    // nothing (the device or the completion ring busy) ends the round: the next turn kicks again.
     int calls = 0;
-    // Copy mode sends up to 32 frames per call (EAGAIN: more left); EBUSY / ENOBUFS: the device
-    // or the completion ring is busy, try again. Bounded: the next batch kicks again.
-    while (tx_pending(x) && calls < 64) {
-        if (x->zerocopy && !xsk_ring_prod__needs_wakeup(&x->tx)) break;
+    uint32_t pending = tx_pending(x);
+    while (pending && calls < 64) {
         calls++;
-        if (sendto(xsk_socket__fd(x->socket), NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0) continue;
-        int e = errno;
-        if (e != EAGAIN && e != EBUSY && e != ENOBUFS && e != EINTR) return -e;
+        if (sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0) {
+            int e = errno;
+            if (e != EAGAIN && e != EBUSY && e != ENOBUFS && e != EINTR) return -e;
+        }
+        uint32_t left = tx_pending(x);
+        if (left == pending) break;
+        pending = left;
     }
     return calls;
 }
@@ -504,4 +528,19 @@ int cmaglev_xdp_rx_queues(const char *ifname) {
     if (r != 0) return e == EOPNOTSUPP ? 1 : -e;
     unsigned int n = channels.rx_count + channels.combined_count;
     return n ? (int)n : 1;
+}
+
+int cmaglev_xdp_gro_enabled(const char *ifname) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct ethtool_value value = {.cmd = ETHTOOL_GGRO};
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    snprintf(request.ifr_name, sizeof request.ifr_name, "%s", ifname);
+    request.ifr_data = (void *)&value;
+    int r = ioctl(fd, SIOCETHTOOL, &request);
+    int e = errno;
+    close(fd);
+    if (r != 0) return -e;
+    return value.data ? 1 : 0;
 }

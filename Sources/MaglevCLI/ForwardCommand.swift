@@ -235,6 +235,7 @@ struct ForwardCommand: AsyncParsableCommand {
                 "filter": .string(Set(first.workers.map(\.filterMode)).sorted().joined(separator: "/")),
                 "send": .string(forwarder.sendPath.rawValue), "config": .string(config),
             ])
+        for warning in forwarder.warnings { logger.warning("\(warning)") }
         for (id, hop) in forwarder.nextHopDescriptions.enumerated() {
             logger.info("next hop", metadata: ["backend": .string(forwarder.snapshot.backendNames[id]), "via": .string(hop)])
         }

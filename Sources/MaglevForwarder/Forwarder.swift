@@ -53,6 +53,8 @@ public final class Forwarder: @unchecked Sendable {
     /// `--io xdp`: the XDP program on the interface (attached by `start`, detached when the
     /// forwarder goes).
     var xdp: XDPProgram?
+    /// Start-up findings the operator should see (logged as warnings by `maglev forward`).
+    public private(set) var warnings: [String] = []
     /// The prefixes the XDP program steers: the VIPs (and the group address for redirects).
     var xdpPrefixes: [XDPProgram.Prefix]
     /// Stopping may be asked by the workers' service and by the runtime's final `stop()`.
@@ -261,7 +263,7 @@ public final class Forwarder: @unchecked Sendable {
             throw ForwarderError(
                 "--io xdp steers at most \(XDPProgram.maximumPrefixes) VIP prefixes (this config has \(prefixes.count))")
         }
-        let box = Mutex<Result<(XDPProgram, Int), SystemError>?>(nil)
+        let box = Mutex<Result<(XDPProgram, Int, Bool), SystemError>?>(nil)
         let namespace = options.networkNamespace
         let interface = options.interface
         let queues = max(64, options.workers)
@@ -272,7 +274,8 @@ public final class Forwarder: @unchecked Sendable {
                 let rx = try XDPProgram.receiveQueues(interface: interface)
                 let p = try XDPProgram(interface: interface, maximumQueues: queues, mode: mode)
                 try p.setPrefixes(prefixes)
-                box.withLock { $0 = .success((p, rx)) }
+                let gro = XDPProgram.mergesReceivedFrames(interface: interface) ?? false
+                box.withLock { $0 = .success((p, rx, gro)) }
             } catch {
                 box.withLock { $0 = .failure(error) }
             }
@@ -284,7 +287,7 @@ public final class Forwarder: @unchecked Sendable {
             throw ForwarderError("cannot start the XDP loader: \(error)")
         }
         switch box.withLock({ $0 }) {
-        case .success(let (p, rx)):
+        case .success(let (p, rx, gro)):
             // A queue without a socket would pass its VIP packets to the kernel (lost).
             guard rx == options.workers else {
                 throw ForwarderError(
@@ -293,6 +296,12 @@ public final class Forwarder: @unchecked Sendable {
                         + "`ethtool -L \(interface) combined \(options.workers)`")
             }
             xdp = p
+            if !p.isNative && gro {
+                warnings.append(
+                    "--io xdp runs in generic mode on '\(interface)', which merges received frames (GRO): a merged "
+                        + "frame over 1,792 bytes does not fit a UMEM frame and is dropped (kernel_drops); turn GRO "
+                        + "off (`ethtool -K \(interface) gro off`) or use a driver with native XDP")
+            }
         case .failure(let e): throw XDPWorker.attachError(e, interface: interface)
         case nil: throw ForwarderError("the XDP loader did not finish")
         }

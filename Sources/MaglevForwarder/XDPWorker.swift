@@ -55,10 +55,11 @@ final class XDPWorker: PacketEngineWorker {
     /// this batch asked for.
     var refusedEgress: [Int32] = []
     var wantedEgress: Int32 = 0
-    /// Frames to give back to the fill ring after the batch (released, or sent through io_uring)
-    /// and completed XSK sends.
+    /// Frames to give back to the fill ring after the batch (released, or sent through io_uring),
+    /// and the addresses of completed XSK sends.
     let giveBack: UnsafeMutablePointer<UInt64>
     var giveBackCount = 0
+    let completedFrames: UnsafeMutablePointer<UInt64>
     let completions: UnsafeMutableBufferPointer<IORingCompletion>
     var inflightSends = 0
     /// Frames on the TX ring whose completion has not come back yet.
@@ -80,9 +81,10 @@ final class XDPWorker: PacketEngineWorker {
         self.filterMode = .vips
         self.cpu = pinCallingThread(to: cpu)
         do {
+            // Zero-copy TX needs the driver's XDP rings, which exist only with a native program.
             socket = try XDPSocket(
                 interface: options.interface, queue: link.id, frameSize: options.bufferSize > 2048 ? 4096 : 2048,
-                frameCount: options.bufferCount)
+                frameCount: options.bufferCount, copyOnly: !program.isNative)
             try program.register(socket: socket.fd, queue: link.id)
             raw4 = try RawIPSocket(ipv6: false)
         } catch {
@@ -117,6 +119,8 @@ final class XDPWorker: PacketEngineWorker {
         egressQueued.initialize(repeating: 0, count: XDPWorker.maximumEgress)
         giveBack = .allocate(capacity: socket.frameCount)
         giveBack.initialize(repeating: 0, count: socket.frameCount)
+        completedFrames = .allocate(capacity: socket.frameCount)
+        completedFrames.initialize(repeating: 0, count: socket.frameCount)
         completions = .allocate(capacity: IORing.maximumDrain)
         completions.initialize(repeating: IORingCompletion())
     }
@@ -130,6 +134,7 @@ final class XDPWorker: PacketEngineWorker {
         egressFrames.deallocate()
         egressQueued.deallocate()
         giveBack.deallocate()
+        completedFrames.deallocate()
         completions.deallocate()
     }
 
@@ -154,7 +159,7 @@ final class XDPWorker: PacketEngineWorker {
             return ForwarderError(
                 "\(e): loading an XDP program needs CAP_BPF and CAP_NET_ADMIN (run as root); `--io io_uring` does not")
         }
-        if e.errno == 16 {  // EBUSY
+        if e.errno == 16 || e.errno == 17 {  // EBUSY, EEXIST
             return ForwarderError(
                 "\(e): '\(interface)' already has an XDP program attached (`ip link show \(interface)`); detach it "
                     + "(`ip link set \(interface) xdp off`) or use another --io")
@@ -174,7 +179,10 @@ final class XDPWorker: PacketEngineWorker {
     func receiveBatch() -> Int {
         if transmitting > 0 { reclaimTransmitted() }
         if !socket.hasReceived {
-            if options.busyPoll { return 0 }
+            if options.busyPoll {
+                socket.wakeReceive()
+                return 0
+            }
             socket.wait(timeoutMilliseconds: Int32(max(1, options.idleWaitNanoseconds / 1_000_000)))
         }
         let n = socket.receive(into: received, max: capacity)
@@ -195,14 +203,14 @@ final class XDPWorker: PacketEngineWorker {
     @inline(__always)
     func reclaimTransmitted() {
         for e in 0..<egressCount {
-            let n = egressSockets[e].completed(into: giveBack, max: socket.frameCount)
+            let n = egressSockets[e].completed(into: completedFrames, max: socket.frameCount)
             if n > 0 {
                 transmitting &-= n
                 var c = io
                 c.sent &+= UInt64(n)
                 c.sentThroughTxRing &+= UInt64(n)
                 io = c
-                _ = socket.refill(giveBack, count: n)
+                _ = socket.refill(completedFrames, count: n)
             }
         }
     }
@@ -211,7 +219,8 @@ final class XDPWorker: PacketEngineWorker {
     /// every other frame of the batch back to the fill ring.
     @inline(__always)
     func finishBatch() {
-        for e in 0..<egressCount where egressQueued[e] > 0 {
+        for e in 0..<egressCount where egressQueued[e] > 0 || (transmitting > 0 && egressSockets[e].hasPendingTransmit) {
+            // Also kicked: frames a busy device left on the ring in an earlier turn.
             let frames = egressFrames + e &* capacity
             let count = egressQueued[e]
             let out = egressSockets[e]
@@ -256,7 +265,10 @@ final class XDPWorker: PacketEngineWorker {
                 }
             }
         }
-        if giveBackCount > 0 {
+        // Frames of io_uring sends go back only once every send completed (a wait cut short by
+        // an error leaves them for the next turn: a frame refilled while the kernel still reads
+        // it could be overwritten by a new packet mid-send).
+        if giveBackCount > 0 && inflightSends == 0 {
             _ = socket.refill(giveBack, count: giveBackCount)
             giveBackCount = 0
         }

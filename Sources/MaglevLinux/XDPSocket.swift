@@ -63,7 +63,9 @@ public final class XDPProgram: @unchecked Sendable {
         interfaceName = interface
         program = cmaglev_xdp_program()
         var log = [CChar](repeating: 0, count: 1 << 16)
-        let r = cmaglev_xdp_load(&program, UInt32(XDPProgram.maximumPrefixes), UInt32(maximumQueues), &log, log.count)
+        // Room for twice the prefixes a config may have: a reload inserts the new ones before it
+        // deletes the stale ones.
+        let r = cmaglev_xdp_load(&program, UInt32(2 * XDPProgram.maximumPrefixes), UInt32(maximumQueues), &log, log.count)
         if r < 0 {
             let text = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw SystemError(call: "loading the XDP program (\(text.suffix(600)))", errno: -r)
@@ -117,6 +119,13 @@ public final class XDPProgram: @unchecked Sendable {
         let r = cmaglev_xdp_rx_queues(interface)
         if r < 0 { throw SystemError(call: "ioctl(SIOCETHTOOL, ETHTOOL_GCHANNELS, \(interface))", errno: -r) }
         return Int(r)
+    }
+
+    /// Whether the interface merges received frames (GRO; nil when it cannot say). Generic mode
+    /// runs on the merged frame, which may be larger than a UMEM frame.
+    public static func mergesReceivedFrames(interface: String) -> Bool? {
+        let r = cmaglev_xdp_gro_enabled(interface)
+        return r < 0 ? nil : r == 1
     }
 
     /// Steers queue `queue`'s packets to the socket `fd`.
@@ -237,6 +246,14 @@ public final class XDPSocket {
             Int(cmaglev_xsk_queue(handle, $0, UInt32(count)))
         }
     }
+
+    /// Whether the TX ring holds frames the kernel has not taken yet.
+    @inline(__always)
+    public var hasPendingTransmit: Bool { cmaglev_xsk_tx_pending(handle) != 0 }
+
+    /// Wakes a zero-copy driver that stopped for want of fill frames (when it asks).
+    @inline(__always)
+    public func wakeReceive() { cmaglev_xsk_wake_receive(handle) }
 
     /// Has the kernel send what is queued: returns the `sendto` calls made (copy mode sends 32
     /// frames per call), or throws the first hard error.

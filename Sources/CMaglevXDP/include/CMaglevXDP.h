@@ -51,6 +51,8 @@ int cmaglev_xdp_list_prefixes(const struct cmaglev_xdp_program *p, int ipv6, uin
 /// The interface's receive queues in use (ethtool channels: rx + combined; 1 when the driver
 /// does not say).
 int cmaglev_xdp_rx_queues(const char *ifname);
+/// 1 when the interface merges received frames (GRO), 0 when not, -errno when it cannot say.
+int cmaglev_xdp_gro_enabled(const char *ifname);
 /// Puts a socket in the XSKMAP at `queue`.
 int cmaglev_xdp_register_socket(const struct cmaglev_xdp_program *p, unsigned int queue, int xsk_fd);
 
@@ -96,12 +98,18 @@ unsigned int cmaglev_xsk_receive(struct cmaglev_xsk *x, struct cmaglev_xsk_frame
 /// Whether the RX ring has frames waiting.
 int cmaglev_xsk_rx_ready(const struct cmaglev_xsk *x);
 /// Gives frames (any address inside each frame) back to the fill ring; returns how many fit.
+/// Wakes a zero-copy driver that asks for it.
 unsigned int cmaglev_xsk_refill(struct cmaglev_xsk *x, const uint64_t *addresses, unsigned int count);
 /// Queues frames on the TX ring; returns how many fit (the rest stay the caller's).
 unsigned int cmaglev_xsk_queue(struct cmaglev_xsk *x, const struct cmaglev_xsk_frame *frames, unsigned int count);
-/// Tells the kernel to send what is queued (copy mode sends in this call, up to 32 frames per
-/// round): returns the number of `sendto` calls made, or -errno.
+/// Tells the kernel to send what is queued (copy mode sends in this call, 32 frames per
+/// `sendto`, until a call takes nothing; zero-copy: one wake-up if the driver asks): returns the
+/// number of `sendto` calls made, or -errno.
 int cmaglev_xsk_kick(struct cmaglev_xsk *x);
+/// Whether the TX ring holds frames the kernel has not taken yet.
+int cmaglev_xsk_tx_pending(const struct cmaglev_xsk *x);
+/// Wakes a zero-copy driver that stopped for want of fill frames (when it asks).
+void cmaglev_xsk_wake_receive(struct cmaglev_xsk *x);
 /// Takes up to `max` completed sends' addresses off the completion ring.
 unsigned int cmaglev_xsk_completed(struct cmaglev_xsk *x, uint64_t *addresses, unsigned int max);
 /// Waits up to `timeout_ms` for received frames (poll); wakes the driver if the fill ring asks.

@@ -47,11 +47,9 @@ extension ChecksumCompletion {
         }
         guard l4Length >= field &+ 2 else { return false }
         sum = fold(sum &+ UInt32(proto) &+ UInt32(truncatingIfNeeded: l4Length))
-        let stored = frame.loadBE16(l4 &+ field)
-        // Ones'-complement: 0 and 0xFFFF are the same sum.
-        guard stored == UInt16(sum) || (stored == 0 && sum == 0xFFFF) || (stored == 0xFFFF && sum == 0) else {
-            return false
-        }
+        // The kernel writes the folded sum itself (never 0: the protocol number is in it), so a
+        // UDP checksum of 0 ("none") never matches.
+        guard frame.loadBE16(l4 &+ field) == UInt16(sum) else { return false }
         // The pseudo-header plus the segment (field included) folds to 0xFFFF when complete.
         let whole = internetChecksumSum(frame + l4, count: l4Length, initial: sum)
         return whole != 0xFFFF
