@@ -4,7 +4,7 @@
 # A benchmark, not a test (run by hand, as root; figures go to docs/benchmarks.md).
 #
 #   Tools/bench live [--format json|text] [--rate PPS] [--rounds N] [--seconds S]
-#                    [--systems kernel,io_uring,mmsg] [--saturation yes|no] [--sat-seconds S]
+#                    [--systems kernel,io_uring,ring,ring-frames,xdp,mmsg] [--saturation yes|no] [--sat-seconds S]
 #                    [--workers N] [--generators M]
 #
 # Scaling (issue 10 §5): --workers N runs `maglev forward --workers N` pinned to CPUs 0..N-1,
@@ -67,14 +67,14 @@ set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 MAGLEV=${MAGLEV:-$REPO/.build/release/maglev}
-FORMAT=text RATE=150000 ROUNDS=3 SECS=3 SYSTEMS_ARG=kernel,io_uring,mmsg SATURATION=yes SAT_SECS=2
+FORMAT=text RATE=150000 ROUNDS=3 SECS=3 SYSTEMS_ARG=kernel,io_uring,ring,ring-frames,xdp,mmsg SATURATION=yes SAT_SECS=2
 WORKERS=1 GENERATORS=1
 SAT_MAX=${BENCH_SAT_MAX:-1000000}
 MAX_OTHER=${BENCH_MAX_OTHER:-0.10}   # a run is "disturbed" when other work used more of the CPUs
 COMMAND_LINE="Tools/bench live $*"
 usage() {
     echo "usage: Tools/bench live [--format json|text] [--rate PPS] [--rounds N] [--seconds S]" \
-        "[--systems kernel,io_uring,mmsg] [--saturation yes|no] [--sat-seconds S] [--workers N] [--generators M]" >&2
+        "[--systems kernel,io_uring,ring,ring-frames,xdp,mmsg] [--saturation yes|no] [--sat-seconds S] [--workers N] [--generators M]" >&2
     exit 2
 }
 while [[ $# -gt 0 ]]; do
