@@ -75,7 +75,7 @@ struct ForwardCommand: AsyncParsableCommand {
               maglev forward --config /etc/maglev.yaml --interface eth0
               maglev forward --config lb.yaml --interface eth1 --workers 4 --stats-interval 5
               maglev forward --config lb.yaml --interface eth1 --send raw
-              maglev forward --config lb.yaml --interface eth1 --io xdp --workers 4   # 4 RX queues
+              maglev forward --config lb.yaml --interface eth1 --io xdp   # AF_XDP
               maglev forward --config lb.yaml --interface veth0 --json-stats \\
                 --stats-interval 1 --duration 30
               maglev forward --config lb.yaml --interface eth0 --admin 127.0.0.1:9100
