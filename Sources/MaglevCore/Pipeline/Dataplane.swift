@@ -175,16 +175,17 @@ public final class Dataplane {
                 let s = batch[start &+ i]
                 bytes &+= s.length
                 let frame = s.base + s.offset
-                let status: DropReason?
                 if linkType == .ethernet
                     && PacketParser.parseCommonEthernetIPv4(frame, count: s.length, into: &scratchPackets[i])
                 {
-                    status = nil
-                } else {
-                    status = PacketParser.parse(
-                        UnsafeRawBufferPointer(start: frame, count: s.length), linkType: linkType,
-                        into: &scratchPackets[i])
+                    // Hashed in this branch, before any other store, so that the key comes from
+                    // the registers the parse just stored rather than being loaded back.
+                    scratchHashes[i] = FlowHash.hash(scratchPackets[i].key, seed: seed, zeroHighLane: zeroHighLane)
+                    scratchStatus[i] = nil
+                    continue
                 }
+                let status = PacketParser.parse(
+                    UnsafeRawBufferPointer(start: frame, count: s.length), linkType: linkType, into: &scratchPackets[i])
                 scratchStatus[i] = status
                 if status == nil {
                     scratchHashes[i] = FlowHash.hash(scratchPackets[i].key, seed: seed, zeroHighLane: zeroHighLane)
