@@ -415,19 +415,18 @@ public final class Dataplane {
         let flags = packet.tcpFlags
         let isTCP = key.proto == IPProtocol.tcp
         let isSYN = isTCP && flags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn
-        let i = connections.find(hash: hash, now: nowMs)
+        let found = connections.findEntry(hash: hash, now: nowMs)
         if packet.isICMPError {
             selection = .icmpQuote
             // An error about a flow: follow the flow, never create or refresh its entry.
-            if i >= 0 {
-                let b = connections.backend(at: i)
+            if let entry = found {
+                let b = entry.pointee.backend
                 if snapshot.backends[Int(b)].keepsConnections { return b }
             }
             return snapshot.select(vip: vip, hash: hash)
         }
-        if i >= 0 {
+        if let entry = found {
             // The entry read once: backend and state from one word, refreshed in place.
-            let entry = connections.entry(at: i)
             let (b, old) = ConnectionTable.backendAndState(of: entry)
             let reopened = isSYN && old == .tcpClosing
             if snapshot.backends[Int(b)].keepsConnections && !reopened {
@@ -439,11 +438,11 @@ public final class Dataplane {
             selection = reopened ? .tableLookup : .reselected
             let fresh = snapshot.select(vip: vip, hash: hash)
             if fresh != ForwardingSnapshot.noBackend {
-                connections.reassign(at: i, backend: fresh, state: initialState(isTCP: isTCP, flags: flags), now: nowMs)
+                ConnectionTable.reassign(entry, backend: fresh, state: initialState(isTCP: isTCP, flags: flags), now: nowMs)
                 if !reopened { counters.add(CounterBlock.reselected) }
                 newFlow = true
             } else {
-                connections.remove(at: i)
+                ConnectionTable.remove(entry)
             }
             return fresh
         }
