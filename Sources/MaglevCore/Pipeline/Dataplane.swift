@@ -198,9 +198,9 @@ public final class Dataplane {
             touchSink = touched
             for i in 0..<n {
                 let s = batch[start &+ i]
-                batch[start &+ i].verdict = decide(
+                decide(
                     scratchStatus[i], &scratchPackets[i], flowHash: scratchHashes[i], base: s.base, offset: s.offset,
-                    length: s.length, checksumPending: s.checksumPending, now: now)
+                    length: s.length, checksumPending: s.checksumPending, now: now, into: &batch[start &+ i].verdict)
             }
             start &+= n
         }
@@ -238,9 +238,9 @@ public final class Dataplane {
             for i in 0..<n {
                 let j = start &+ i
                 let s = batch[j]
-                batch[j].verdict = decide(
+                decide(
                     statuses[j], &packets[j], flowHash: scratchHashes[i], base: s.base, offset: s.offset,
-                    length: s.length, checksumPending: s.checksumPending, now: nows[j])
+                    length: s.length, checksumPending: s.checksumPending, now: nows[j], into: &batch[j].verdict)
             }
             start &+= n
         }
@@ -287,16 +287,36 @@ public final class Dataplane {
         _ status: DropReason?, _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer,
         offset: Int, length: Int, checksumPending: Bool, now: UInt64
     ) -> Verdict {
-        if let status { return notForwarded(status) }
+        var verdict = Verdict(action: .drop)
+        decide(
+            status, &packet, flowHash: flowHash, base: base, offset: offset, length: length,
+            checksumPending: checksumPending, now: now, into: &verdict)
+        return verdict
+    }
+
+    /// `decide`, its verdict written to `verdict` on the path that makes it. The batch loops
+    /// pass their slot's verdict: a forward then stores its fields where it computes them,
+    /// instead of every path meeting in one store of a verdict assembled from a dozen merged
+    /// values (which kept them all in registers, and spilled the loop's own).
+    @inline(__always)
+    func decide(
+        _ status: DropReason?, _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer,
+        offset: Int, length: Int, checksumPending: Bool, now: UInt64, into verdict: inout Verdict
+    ) {
+        if let status {
+            verdict = notForwarded(status)
+            return
+        }
         // The tracer's one branch for unmarked packets.
         if packet.traceMarked {
-            return decideMarked(
+            verdict = decideMarked(
                 &packet, flowHash: flowHash, base: base, offset: offset, length: length,
                 checksumPending: checksumPending, now: now)
+            return
         }
-        return decideParsed(
+        decideParsed(
             &packet, flowHash: flowHash, base: base, offset: offset, length: length,
-            checksumPending: checksumPending, now: now)
+            checksumPending: checksumPending, now: now, into: &verdict)
     }
 
     /// Everything after parsing, for a parsed packet (`inout`: read in place, never written).
@@ -305,18 +325,38 @@ public final class Dataplane {
         _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
         checksumPending: Bool, now: UInt64
     ) -> Verdict {
-        if packet.isTruncated && !view.acceptTruncated { return notForwarded(.truncatedPacket) }
+        var verdict = Verdict(action: .drop)
+        decideParsed(
+            &packet, flowHash: flowHash, base: base, offset: offset, length: length,
+            checksumPending: checksumPending, now: now, into: &verdict)
+        return verdict
+    }
+
+    /// `decideParsed`, its verdict written to `verdict` where it is made (see `decide(into:)`).
+    @inline(__always)
+    func decideParsed(
+        _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
+        checksumPending: Bool, now: UInt64, into verdict: inout Verdict
+    ) {
+        if packet.isTruncated && !view.acceptTruncated {
+            verdict = notForwarded(.truncatedPacket)
+            return
+        }
 
         // A fragment redirected here by a group member (checked before the VIPs: a VIP prefix
         // may cover the group's addresses).
         if packet.key.proto == IPProtocol.gre && view.redirect,
             let v = decideRedirected(&packet, base: base, offset: offset, length: length, now: now)
         {
-            return v
+            verdict = v
+            return
         }
         let hasPorts = packet.fragment != .nonFirst
         let vip = view.findVIP(packet.key, hasPorts: hasPorts)
-        if vip < 0 { return notForwarded(.unknownVIP) }
+        if vip < 0 {
+            verdict = notForwarded(.unknownVIP)
+            return
+        }
         let vipID = view.id(ofVIP: vip)
         counters.vip(vipID, bytes: packet.l3Length)
 
@@ -327,14 +367,15 @@ public final class Dataplane {
             &packet, flowHash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
         if backend >= ForwardingSnapshot.holdFull {
             // No backend, or a fragment to redirect or hold.
-            return fragmentVerdict(
+            verdict = fragmentVerdict(
                 backend, &packet, vipID: vipID, selection: selection, base: base, offset: offset, now: now)
+            return
         }
         // A selection is a new flow whatever becomes of this packet (too big, no headroom).
         if newFlow { counters.newFlow(Int(backend)) }
-        return encapsulate(
+        encapsulate(
             &packet, backend: backend, vipID: vipID, selection: selection, flowHash: flowHash, base: base,
-            offset: offset, checksumPending: checksumPending, now: now)
+            offset: offset, checksumPending: checksumPending, now: now, into: &verdict)
     }
 
     /// The end of a decision: the packet to `backend` (its checksum completed when pending), or
@@ -344,19 +385,32 @@ public final class Dataplane {
         _ packet: inout ParsedPacket, backend: UInt32, vipID: Int, selection: SelectionReason, flowHash: UInt64,
         base: UnsafeMutableRawPointer, offset: Int, checksumPending: Bool, now: UInt64
     ) -> Verdict {
+        var verdict = Verdict(action: .drop)
+        encapsulate(
+            &packet, backend: backend, vipID: vipID, selection: selection, flowHash: flowHash, base: base,
+            offset: offset, checksumPending: checksumPending, now: now, into: &verdict)
+        return verdict
+    }
+
+    /// `encapsulate`, its verdict written to `verdict` where it is made (see `decide(into:)`).
+    @inline(__always)
+    func encapsulate(
+        _ packet: inout ParsedPacket, backend: UInt32, vipID: Int, selection: SelectionReason, flowHash: UInt64,
+        base: UnsafeMutableRawPointer, offset: Int, checksumPending: Bool, now: UInt64, into verdict: inout Verdict
+    ) {
         let record = view.backends[Int(backend)]
         let outerIPv6 = record.address.isIPv6
         let overhead = GREEncapsulator.overhead(outerIPv6: outerIPv6)
         let innerStart = offset &+ packet.l3Offset
         if packet.l3ClaimedLength &+ overhead > view.pathMTU {
-            var v = tooBig(&packet, base: base, innerStart: innerStart, vip: vipID, overhead: overhead, now: now)
-            v.selection = selection
-            return v
+            verdict = tooBig(&packet, base: base, innerStart: innerStart, vip: vipID, overhead: overhead, now: now)
+            verdict.selection = selection
+            return
         }
         if innerStart < overhead {
-            var v = notForwarded(.noHeadroom, vip: vipID)
-            v.selection = selection
-            return v
+            verdict = notForwarded(.noHeadroom, vip: vipID)
+            verdict.selection = selection
+            return
         }
         if checksumPending {
             let completed = ChecksumCompletion.complete(base + offset, packet)
@@ -381,7 +435,7 @@ public final class Dataplane {
         c.add(CounterBlock.forwarded)
         c.backend(Int(backend), bytes: packet.l3Length)
         c.pair(vipID, Int(backend), bytes: packet.l3Length)
-        return Verdict(
+        verdict = Verdict(
             action: .forward, vip: Int32(truncatingIfNeeded: vipID), backend: Int32(bitPattern: backend),
             outputOffset: start,
             outputLength: packet.l3Length &+ overhead, outputIsIPv6: outerIPv6, selection: selection)
