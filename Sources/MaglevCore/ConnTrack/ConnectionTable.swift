@@ -220,8 +220,8 @@ public final class ConnectionTable {
     }
 
     /// `find(hash:now:)`, answered with the live entry itself (nil: none), for a
-    /// connection-table hit that reads it once: `backendAndState(of:)`, then
-    /// `refresh(_:backend:state:now:)`, `reassign(_:backend:state:now:)` or `remove(_:)`. The
+    /// connection-table hit that reads it once: `backendAndStateRaw(of:)`, then
+    /// `refresh(_:backend:stateRaw:now:)`, `reassign(_:backend:state:now:)` or `remove(_:)`. The
     /// pointer lies inside the table by construction (its bucket's ways), so none of the index
     /// checks of the `at:` accessors is needed; it is valid until the table goes.
     @inline(__always)
@@ -238,21 +238,21 @@ public final class ConnectionTable {
         return nil
     }
 
-    /// Backend and state of a non-empty entry (from `findEntry`), from one load.
+    /// Backend and state raw value of a non-empty entry (from `findEntry`), from one load. The
+    /// raw value, not a `ConnectionState`: only this table writes it, always from a state, so the
+    /// hit path compares raw values instead of checking the conversion on every packet.
     @inline(__always)
-    static func backendAndState(of entry: UnsafeMutablePointer<ConnectionEntry>) -> (UInt32, ConnectionState) {
+    static func backendAndStateRaw(of entry: UnsafeMutablePointer<ConnectionEntry>) -> (UInt32, UInt8) {
         let raw = entry.pointee.backendAndState
-        guard let state = ConnectionState(rawValue: UInt8(truncatingIfNeeded: raw >> 24)) else {
-            preconditionFailure("ConnectionTable: an empty way read as a connection")
-        }
-        return (raw & maxBackend, state)
+        return (raw & maxBackend, UInt8(truncatingIfNeeded: raw >> 24))
     }
 
-    /// `refresh(at:state:now:)` for an entry from `findEntry(hash:now:)` whose backend is `backend`.
+    /// `refresh(at:state:now:)` for an entry from `findEntry(hash:now:)` whose backend is
+    /// `backend`; `stateRaw` is a `ConnectionState`'s raw value (one `backendAndStateRaw` read).
     @inline(__always)
-    static func refresh(_ entry: UnsafeMutablePointer<ConnectionEntry>, backend: UInt32, state: ConnectionState, now: UInt32) {
+    static func refresh(_ entry: UnsafeMutablePointer<ConnectionEntry>, backend: UInt32, stateRaw: UInt8, now: UInt32) {
         entry.pointee.lastSeen = now
-        entry.pointee.backendAndState = backend | UInt32(state.rawValue) &<< 24
+        entry.pointee.backendAndState = backend | UInt32(stateRaw) &<< 24
     }
 
     /// Refreshes lastSeen and moves the entry to `state` (pass its current state to keep it).

@@ -488,11 +488,12 @@ public final class Dataplane {
         }
         if let entry = found {
             // The entry read once: backend and state from one word, refreshed in place.
-            let (b, old) = ConnectionTable.backendAndState(of: entry)
-            let reopened = isSYN && old == .tcpClosing
+            let (b, old) = ConnectionTable.backendAndStateRaw(of: entry)
+            let reopened = isSYN && old == ConnectionState.tcpClosing.rawValue
             if snapshot.backends[Int(b)].keepsConnections && !reopened {
                 selection = .connectionHit
-                ConnectionTable.refresh(entry, backend: b, state: nextState(old, isTCP: isTCP, flags: flags), now: nowMs)
+                ConnectionTable.refresh(
+                    entry, backend: b, stateRaw: nextState(old, isTCP: isTCP, flags: flags), now: nowMs)
                 return b
             }
             // Backend gone or down, or a new connection on a closed 5-tuple: select again.
@@ -524,11 +525,14 @@ public final class Dataplane {
         return .tcpEstablished  // mid-stream: the connection predates us
     }
 
+    /// The state after a packet with `flags`, as raw values (`ConnectionTable.backendAndStateRaw`).
     @inline(__always)
-    func nextState(_ old: ConnectionState, isTCP: Bool, flags: UInt8) -> ConnectionState {
+    func nextState(_ old: UInt8, isTCP: Bool, flags: UInt8) -> UInt8 {
         guard isTCP else { return old }
-        if flags & (TCPFlags.fin | TCPFlags.rst) != 0 { return .tcpClosing }
-        if old == .tcpHalfOpen && flags & TCPFlags.ack != 0 { return .tcpEstablished }
+        if flags & (TCPFlags.fin | TCPFlags.rst) != 0 { return ConnectionState.tcpClosing.rawValue }
+        if old == ConnectionState.tcpHalfOpen.rawValue && flags & TCPFlags.ack != 0 {
+            return ConnectionState.tcpEstablished.rawValue
+        }
         return old
     }
 
