@@ -33,6 +33,11 @@ public final class Dataplane {
     let scratchStatus: UnsafeMutablePointer<DropReason?>
     let scratchHashes: UnsafeMutablePointer<UInt64>
     var touchSink: UInt64 = 0
+    /// `FlowHash.Multipliers.standard`, kept here so that the batch loops read the multipliers
+    /// from memory (see `FlowHash.Multipliers`): 12 instructions per packet fewer (callgrind).
+    /// A `var`, never written: the optimizer folds a `let` with a constant value back into
+    /// literals.
+    var hashMultipliers = FlowHash.Multipliers.standard
     // Tracer probes' records since the last `takeTraces`, allocated once.
     let traceRecords: UnsafeMutablePointer<TraceRecord>
     var traceCount = 0
@@ -168,6 +173,7 @@ public final class Dataplane {
         var start = 0
         let seed = view.seed
         let zeroHighLane = FlowHash.zeroHighLane(seed: seed)
+        let multipliers = hashMultipliers
         while start < batch.count {
             let n = min(Dataplane.batchChunk, batch.count &- start)
             var bytes = 0
@@ -180,7 +186,8 @@ public final class Dataplane {
                 {
                     // Hashed in this branch, before any other store, so that the key comes from
                     // the registers the parse just stored rather than being loaded back.
-                    scratchHashes[i] = FlowHash.hash(scratchPackets[i].key, seed: seed, zeroHighLane: zeroHighLane)
+                    scratchHashes[i] = FlowHash.hash(
+                        scratchPackets[i].key, seed: seed, zeroHighLane: zeroHighLane, multipliers: multipliers)
                     scratchStatus[i] = nil
                     continue
                 }
@@ -188,7 +195,8 @@ public final class Dataplane {
                     UnsafeRawBufferPointer(start: frame, count: s.length), linkType: linkType, into: &scratchPackets[i])
                 scratchStatus[i] = status
                 if status == nil {
-                    scratchHashes[i] = FlowHash.hash(scratchPackets[i].key, seed: seed, zeroHighLane: zeroHighLane)
+                    scratchHashes[i] = FlowHash.hash(
+                        scratchPackets[i].key, seed: seed, zeroHighLane: zeroHighLane, multipliers: multipliers)
                 }
             }
             counters.add(CounterBlock.packets, UInt64(truncatingIfNeeded: n))
@@ -221,6 +229,7 @@ public final class Dataplane {
         var start = 0
         let seed = view.seed
         let zeroHighLane = FlowHash.zeroHighLane(seed: seed)
+        let multipliers = hashMultipliers
         while start < batch.count {
             let n = min(Dataplane.batchChunk, batch.count &- start)
             var bytes = 0
@@ -228,7 +237,9 @@ public final class Dataplane {
                 bytes &+= batch[start &+ i].length
                 scratchHashes[i] =
                     statuses[start &+ i] == nil
-                    ? FlowHash.hash(packets[start &+ i].key, seed: seed, zeroHighLane: zeroHighLane) : 0
+                    ? FlowHash.hash(
+                        packets[start &+ i].key, seed: seed, zeroHighLane: zeroHighLane, multipliers: multipliers)
+                    : 0
             }
             counters.add(CounterBlock.packets, UInt64(truncatingIfNeeded: n))
             counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: bytes))
