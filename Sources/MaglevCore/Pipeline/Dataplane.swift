@@ -174,6 +174,11 @@ public final class Dataplane {
         let seed = view.seed
         let zeroHighLane = FlowHash.zeroHighLane(seed: seed)
         let multipliers = hashMultipliers
+        // The scratch arrays as locals: read through `self`, each would be loaded again after
+        // every store the loops make (a store could alias the object).
+        let scratchPackets = self.scratchPackets
+        let scratchStatus = self.scratchStatus
+        let scratchHashes = self.scratchHashes
         while start < batch.count {
             let n = min(Dataplane.batchChunk, batch.count &- start)
             var bytes = 0
@@ -465,8 +470,16 @@ public final class Dataplane {
         newFlow: inout Bool, selection: inout SelectionReason
     ) -> UInt32 {
         if packet.fragment != .none {
-            return selectFragment(
-                &packet, flowHash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
+            // Through locals of this branch: `selectFragment` is a call, and handing it the
+            // caller's flags would keep those in memory on every packet's path.
+            var fragmentNewFlow = false
+            var fragmentSelection = SelectionReason.none
+            let b = selectFragment(
+                &packet, flowHash: flowHash, vip: vip, nowMs: nowMs, newFlow: &fragmentNewFlow,
+                selection: &fragmentSelection)
+            newFlow = fragmentNewFlow
+            selection = fragmentSelection
+            return b
         }
         return selectConnection(
             &packet, hash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
