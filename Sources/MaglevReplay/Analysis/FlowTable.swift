@@ -1,12 +1,15 @@
 import MaglevCore
+internal import CLibPcap
 
 /// The analysis's flows: an open-addressing index (linear probing, power-of-two size, at most
 /// half full) over one dense array of flows in insertion order, keyed by our own flow hash.
 /// Flows are only ever added, never removed, so there are no tombstones. Replaces
 /// `[Key: Flow]`: one hash per packet (ours, computed once), no Swift `Hasher`; each slot keeps
 /// the full hash beside the flow's index, so a lookup reads one slot and one flow (two cache
-/// lines) and compares keys only when the hashes agree.
-struct FlowTable {
+/// lines) and compares keys only when the hashes agree. The slots are one allocation the table
+/// owns (noncopyable: freed in `deinit`), so that a batch can take their addresses to prefetch
+/// them without retaining anything.
+struct FlowTable: ~Copyable {
     struct Slot {
         var hash: UInt64
         /// Index into `values` + 1 (0: empty).
@@ -15,14 +18,22 @@ struct FlowTable {
 
     /// Dense, in insertion order; each flow carries its key.
     var values: [ReplayAnalysis.Flow] = []
-    private var slots: [Slot]
+    private var slots: UnsafeMutableBufferPointer<Slot>
     private var mask: Int
 
     init(capacity: Int = 1 << 12) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        slots = [Slot](repeating: Slot(hash: 0, index: 0), count: size)
+        slots = FlowTable.emptySlots(size)
         mask = size - 1
+    }
+
+    deinit { slots.deallocate() }
+
+    private static func emptySlots(_ count: Int) -> UnsafeMutableBufferPointer<Slot> {
+        let slots = UnsafeMutableBufferPointer<Slot>.allocate(capacity: count)
+        slots.initialize(repeating: Slot(hash: 0, index: 0))
+        return slots
     }
 
     var count: Int { values.count }
@@ -54,14 +65,15 @@ struct FlowTable {
             && a.destination.isIPv6 == b.destination.isIPv6
     }
 
-    /// Reads `hash`'s first slot, so that a batch can start the cache misses of many lookups
-    /// at once; returns what it read.
+    /// Starts fetching `hash`'s first slot (`maglev_prefetch`: a hint, no wait), so that the
+    /// replay can start a packet's lookup as it batches the packet.
     @inline(__always)
-    func touchSlot(hash: UInt64) -> Int {
-        Int(slots[Int(truncatingIfNeeded: hash) & mask].index)
+    func prefetchSlot(hash: UInt64) {
+        maglev_prefetch(slots.baseAddress! + (Int(truncatingIfNeeded: hash) & mask))
     }
 
-    /// Reads the flow in `hash`'s first slot, if any (after `touchSlot`); returns what it read.
+    /// Reads the flow in `hash`'s first slot, if any (after `prefetchSlot`); returns what it
+    /// read, so that a batch can start the cache misses of many flows at once.
     @inline(__always)
     func touchFlow(hash: UInt64) -> Int {
         let index = Int(slots[Int(truncatingIfNeeded: hash) & mask].index)
@@ -83,8 +95,9 @@ struct FlowTable {
 
     private mutating func grow() {
         let old = slots
-        slots = [Slot](repeating: Slot(hash: 0, index: 0), count: old.count * 2)
+        slots = FlowTable.emptySlots(old.count * 2)
         mask = slots.count - 1
         for slot in old where slot.index != 0 { place(slot) }
+        old.deallocate()
     }
 }

@@ -191,7 +191,14 @@ public final class ReplayEngine {
                     if f != 0 { batches[f].packets[batches[f].count] = next.pointee }
                     if batchOrder.isEmpty { batchFirstIndex = index }
                     batchOrder.append(Int32(truncatingIfNeeded: f << 6 | batches[f].count))
+                    let i = batches[f].count
                     batches[f].add(frame, status: s, now: now)
+                    if s == nil {
+                        // The analysis's slot for its flow, fetched while the batch fills.
+                        let h = FlowTable.hash(batches[f].packets[i].key)
+                        batches[f].flowHashes[i] = h
+                        analysis.flows.prefetchSlot(hash: h)
+                    }
                     if batches[f].count == ForwarderBatch.capacity { flushBatches(writer: writer, csv: csv, total: total) }
                     continue
                 }
@@ -350,17 +357,9 @@ public final class ReplayEngine {
                 parsedBatch: UnsafeMutableBufferPointer(start: b.slots, count: b.count), packets: b.packets,
                 statuses: b.statuses, nows: b.nows)
         }
-        // The analysis's flows of the forwarded packets: their slots touched for all at once,
-        // then their flows, so that the cache misses overlap (as the data plane's buckets do).
-        var touched: Int = 0
-        for f in 0..<dataplanes.count where batches[f].count > 0 {
-            let b = batches[f]
-            for i in 0..<b.count where b.slots[i].verdict.action == .forward && b.statuses[i] == nil {
-                let h = FlowTable.hash(b.packets[i].key)
-                b.flowHashes[i] = h
-                touched &+= analysis.flows.touchSlot(hash: h)
-            }
-        }
+        // The analysis's flows of the forwarded packets, read for all at once (their slots
+        // were prefetched as the packets were batched), so that the cache misses overlap.
+        var touched = 0
         for f in 0..<dataplanes.count where batches[f].count > 0 {
             let b = batches[f]
             for i in 0..<b.count where b.slots[i].verdict.action == .forward && b.statuses[i] == nil {
@@ -701,8 +700,8 @@ struct ForwarderBatch {
     let packets: UnsafeMutablePointer<ParsedPacket>
     let statuses: UnsafeMutablePointer<DropReason?>
     let nows: UnsafeMutablePointer<UInt64>
-    /// Each packet's `FlowTable.hash` for the analysis (forwarded packets only), computed
-    /// while its flow's slot is touched.
+    /// Each parsed packet's `FlowTable.hash` for the analysis, computed as the packet is
+    /// batched (when its flow's slot is prefetched); read for forwarded packets.
     let flowHashes: UnsafeMutablePointer<UInt64>
     /// Packets in the batch, behind a pointer so that appending through `batches[f]` is not a
     /// mutation of the array (no uniqueness check per packet).
