@@ -72,12 +72,12 @@ struct FlowTable: ~Copyable {
         maglev_prefetch(slots.baseAddress! + (Int(truncatingIfNeeded: hash) & mask))
     }
 
-    /// Reads the flow in `hash`'s first slot, if any (after `prefetchSlot`); returns what it
-    /// read, so that a batch can start the cache misses of many flows at once.
+    /// Starts fetching the flow in `hash`'s first slot, if any (reads the slot: after
+    /// `prefetchSlot`).
     @inline(__always)
-    func touchFlow(hash: UInt64) -> Int {
+    func prefetchFlow(hash: UInt64) {
         let index = Int(slots[Int(truncatingIfNeeded: hash) & mask].index)
-        return index == 0 ? 0 : Int(values[index - 1].backend)
+        if index != 0 { values.withUnsafeBufferPointer { maglev_prefetch($0.baseAddress! + (index &- 1)) } }
     }
 
     /// Adds a flow whose key is not present yet (`hash`: its key's `FlowTable.hash`).

@@ -66,7 +66,6 @@ public final class ReplayEngine {
     var batches: [ForwarderBatch] = []
     var batchOrder: [Int32] = []
     var batchFirstIndex = 0
-    var touchSink = 0
     var maxBackwardsNs: UInt64 = 0
     static let headroom = 128
     static let bufferSize = 128 + 262_144
@@ -351,22 +350,18 @@ public final class ReplayEngine {
     func flushBatches(writer: PcapWriter?, csv: OutputFile?, total: Int?) {
         let n = batchOrder.count
         guard n > 0 else { return }
+        // The analysis's flows of the parsed packets (their slots were prefetched as the
+        // packets were batched) start coming while the data planes decide.
+        for f in 0..<dataplanes.count where batches[f].count > 0 {
+            let b = batches[f]
+            for i in 0..<b.count where b.statuses[i] == nil { analysis.flows.prefetchFlow(hash: b.flowHashes[i]) }
+        }
         for f in 0..<dataplanes.count where batches[f].count > 0 {
             let b = batches[f]
             dataplanes[f].process(
                 parsedBatch: UnsafeMutableBufferPointer(start: b.slots, count: b.count), packets: b.packets,
                 statuses: b.statuses, nows: b.nows)
         }
-        // The analysis's flows of the forwarded packets, read for all at once (their slots
-        // were prefetched as the packets were batched), so that the cache misses overlap.
-        var touched = 0
-        for f in 0..<dataplanes.count where batches[f].count > 0 {
-            let b = batches[f]
-            for i in 0..<b.count where b.slots[i].verdict.action == .forward && b.statuses[i] == nil {
-                touched &+= analysis.flows.touchFlow(hash: b.flowHashes[i])
-            }
-        }
-        touchSink = touched
         let first = batchFirstIndex
         let analysis = self.analysis
         for k in 0..<n {
