@@ -2,22 +2,33 @@ import MaglevCore
 internal import CLibPcap
 
 /// The analysis's flows: an open-addressing index (linear probing, power-of-two size, at most
-/// half full) over one dense array of flows in insertion order, keyed by our own flow hash.
-/// Flows are only ever added, never removed, so there are no tombstones. Replaces
-/// `[Key: Flow]`: one hash per packet (ours, computed once), no Swift `Hasher`; each slot keeps
-/// the full hash beside the flow's index, so a lookup reads one slot and one flow (two cache
-/// lines) and compares keys only when the hashes agree. The slots are one allocation the table
-/// owns (noncopyable: freed in `deinit`), so that a batch can take their addresses to prefetch
-/// them without retaining anything.
+/// half full) over the flows in insertion order, keyed by our own flow hash. Flows are only
+/// ever added, never removed, so there are no tombstones. Replaces `[Key: Flow]`: one hash per
+/// packet (ours, computed once), no Swift `Hasher`; each slot keeps the full hash beside the
+/// flow's index, so a lookup reads one slot and one flow (two cache lines) and compares keys
+/// only when the hashes agree.
+///
+/// Memory: the slots are one allocation, and the flows live in chunks of `chunkSize` that never
+/// move, all owned by the table (noncopyable: freed in `deinit`), so that a batch can take
+/// their addresses to prefetch them without retaining anything. Chunks, not one array: an
+/// array's doublings copied every flow again and faulted in twice the memory (the copies and
+/// faults were ~6% of a replay of 100,000 flows); a new chunk copies nothing and touches only
+/// the memory flows are written to.
 struct FlowTable: ~Copyable {
     struct Slot {
         var hash: UInt64
-        /// Index into `values` + 1 (0: empty).
+        /// Index of the flow + 1 (0: empty).
         var index: Int32
     }
 
-    /// Dense, in insertion order; each flow carries its key.
-    var values: [ReplayAnalysis.Flow] = []
+    static let chunkShift = 12
+    static let chunkSize = 1 << chunkShift
+
+    /// The flows' chunks: flow `i` is `chunks[i >> chunkShift][i & (chunkSize - 1)]`; the
+    /// first `count` flows are initialised.
+    private var chunks: [UnsafeMutablePointer<ReplayAnalysis.Flow>] = []
+    /// Flows in the table.
+    private(set) var count = 0
     private var slots: UnsafeMutableBufferPointer<Slot>
     private var mask: Int
 
@@ -28,7 +39,13 @@ struct FlowTable: ~Copyable {
         mask = size - 1
     }
 
-    deinit { slots.deallocate() }
+    deinit {
+        for (c, chunk) in chunks.enumerated() {
+            chunk.deinitialize(count: min(FlowTable.chunkSize, count - c << FlowTable.chunkShift))
+            chunk.deallocate()
+        }
+        slots.deallocate()
+    }
 
     private static func emptySlots(_ count: Int) -> UnsafeMutableBufferPointer<Slot> {
         let slots = UnsafeMutableBufferPointer<Slot>.allocate(capacity: count)
@@ -36,21 +53,39 @@ struct FlowTable: ~Copyable {
         return slots
     }
 
-    var count: Int { values.count }
+    /// Where flow `i` (`0..<count`) lives.
+    @inline(__always)
+    private func address(_ i: Int) -> UnsafeMutablePointer<ReplayAnalysis.Flow> {
+        chunks[i &>> FlowTable.chunkShift] + (i & (FlowTable.chunkSize &- 1))
+    }
+
+    /// Flow `i`, in insertion order (`0..<count`), read and changed in place.
+    subscript(i: Int) -> ReplayAnalysis.Flow {
+        unsafeAddress {
+            precondition(i >= 0 && i < count, "FlowTable index out of range")
+            return UnsafePointer(address(i))
+        }
+        nonmutating unsafeMutableAddress {
+            precondition(i >= 0 && i < count, "FlowTable index out of range")
+            return address(i)
+        }
+    }
 
     /// `FlowHash.hash(key, seed: 0x5EED)`, inlined, with its IPv4 lane computed once.
     @inline(__always)
     static func hash(_ key: FlowKey) -> UInt64 { FlowHash.hash(key, seed: 0x5EED, zeroHighLane: zeroHighLane) }
     static let zeroHighLane = FlowHash.zeroHighLane(seed: 0x5EED)
 
-    /// The dense index of `key` (hashed to `hash`), or nil.
+    /// The index of `key`'s flow (`key` hashed to `hash`), or nil.
     @inline(__always)
     func find(_ key: FlowKey, hash: UInt64) -> Int? {
         var s = Int(truncatingIfNeeded: hash) & mask
         while true {
             let slot = slots[s]
             if slot.index == 0 { return nil }
-            if slot.hash == hash && FlowTable.same(values[Int(slot.index) - 1].key, key) { return Int(slot.index) - 1 }
+            if slot.hash == hash && FlowTable.same(address(Int(slot.index) - 1).pointee.key, key) {
+                return Int(slot.index) - 1
+            }
             s = (s + 1) & mask
         }
     }
@@ -77,14 +112,18 @@ struct FlowTable: ~Copyable {
     @inline(__always)
     func prefetchFlow(hash: UInt64) {
         let index = Int(slots[Int(truncatingIfNeeded: hash) & mask].index)
-        if index != 0 { values.withUnsafeBufferPointer { maglev_prefetch($0.baseAddress! + (index &- 1)) } }
+        if index != 0 { maglev_prefetch(address(index &- 1)) }
     }
 
     /// Adds a flow whose key is not present yet (`hash`: its key's `FlowTable.hash`).
     mutating func insert(_ flow: ReplayAnalysis.Flow, hash: UInt64) {
-        if (values.count + 1) * 2 > slots.count { grow() }
-        values.append(flow)
-        place(Slot(hash: hash, index: Int32(truncatingIfNeeded: values.count)))
+        if (count + 1) * 2 > slots.count { grow() }
+        if count == chunks.count << FlowTable.chunkShift {
+            chunks.append(.allocate(capacity: FlowTable.chunkSize))
+        }
+        address(count).initialize(to: flow)
+        count += 1
+        place(Slot(hash: hash, index: Int32(truncatingIfNeeded: count)))
     }
 
     private mutating func place(_ slot: Slot) {
