@@ -227,9 +227,13 @@ public final class Dataplane {
     /// `process(parsed:_:base:offset:length:now:checksumPending:)` would give it called slot by
     /// slot in order with the same times, with the batch's bucket prefetch. The packets are
     /// read in place, never written.
+    ///
+    /// `hashes`, when given: `hashes[i]` is `flowHash(packets[i])` for each parsed packet (any
+    /// value for the others), computed by a caller that prefetched the packet's bucket
+    /// (`connectionBucket(hash:)`) as it batched the packet; without it the batch hashes them.
     public func process(
         parsedBatch batch: UnsafeMutableBufferPointer<PacketSlot>, packets: UnsafeMutablePointer<ParsedPacket>,
-        statuses: UnsafePointer<DropReason?>, nows: UnsafePointer<UInt64>
+        statuses: UnsafePointer<DropReason?>, nows: UnsafePointer<UInt64>, hashes: UnsafePointer<UInt64>? = nil
     ) {
         var start = 0
         let seed = view.seed
@@ -239,12 +243,16 @@ public final class Dataplane {
             let n = min(Dataplane.batchChunk, batch.count &- start)
             var bytes = 0
             for i in 0..<n {
-                bytes &+= batch[start &+ i].length
-                scratchHashes[i] =
-                    statuses[start &+ i] == nil
-                    ? FlowHash.hash(
-                        packets[start &+ i].key, seed: seed, zeroHighLane: zeroHighLane, multipliers: multipliers)
-                    : 0
+                let j = start &+ i
+                bytes &+= batch[j].length
+                if statuses[j] != nil {
+                    scratchHashes[i] = 0
+                } else if let hashes {
+                    scratchHashes[i] = hashes[j]
+                } else {
+                    scratchHashes[i] = FlowHash.hash(
+                        packets[j].key, seed: seed, zeroHighLane: zeroHighLane, multipliers: multipliers)
+                }
             }
             counters.add(CounterBlock.packets, UInt64(truncatingIfNeeded: n))
             counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: bytes))
@@ -261,6 +269,18 @@ public final class Dataplane {
             start &+= n
         }
     }
+
+    /// The flow hash `process(parsedBatch:...)` computes for a parsed packet (under the
+    /// installed snapshot's seed).
+    public func flowHash(_ packet: inout ParsedPacket) -> UInt64 {
+        FlowHash.hash(
+            packet.key, seed: view.seed, zeroHighLane: FlowHash.zeroHighLane(seed: view.seed),
+            multipliers: hashMultipliers)
+    }
+
+    /// Where the connection-table bucket of flow hash `hash` begins (its first cache line), for
+    /// a driver to prefetch; read nothing through it.
+    public func connectionBucket(hash: UInt64) -> UnsafeRawPointer { connections.bucketAddress(hash: hash) }
 
     /// Processes one frame at `base + offset` of `length` bytes (`checksumPending`: see
     /// `PacketSlot.checksumPending`).

@@ -1,6 +1,7 @@
 public import MaglevConfig
 import MaglevControl
 public import MaglevCore
+internal import CLibPcap
 
 /// How routers in front of the forwarders spread packets (ECMP).
 public enum ECMPHash: String, Sendable, CaseIterable {
@@ -193,7 +194,13 @@ public final class ReplayEngine {
                     let i = batches[f].count
                     batches[f].add(frame, status: s, now: now)
                     if s == nil {
-                        // The analysis's slot for its flow, fetched while the batch fills.
+                        // Its data plane's connection bucket and the analysis's slot for its
+                        // flow, fetched while the batch fills.
+                        let d = dataplanes[f].flowHash(&batches[f].packets[i])
+                        batches[f].dataplaneHashes[i] = d
+                        let bucket = dataplanes[f].connectionBucket(hash: d)
+                        maglev_prefetch(bucket)
+                        maglev_prefetch(bucket + 64)
                         let h = FlowTable.hash(batches[f].packets[i].key)
                         batches[f].flowHashes[i] = h
                         analysis.flows.prefetchSlot(hash: h)
@@ -360,7 +367,7 @@ public final class ReplayEngine {
             let b = batches[f]
             dataplanes[f].process(
                 parsedBatch: UnsafeMutableBufferPointer(start: b.slots, count: b.count), packets: b.packets,
-                statuses: b.statuses, nows: b.nows)
+                statuses: b.statuses, nows: b.nows, hashes: b.dataplaneHashes)
         }
         let first = batchFirstIndex
         let analysis = self.analysis
@@ -698,6 +705,9 @@ struct ForwarderBatch {
     /// Each parsed packet's `FlowTable.hash` for the analysis, computed as the packet is
     /// batched (when its flow's slot is prefetched); read for forwarded packets.
     let flowHashes: UnsafeMutablePointer<UInt64>
+    /// Each parsed packet's `Dataplane.flowHash`, computed as the packet is batched (when its
+    /// connection-table bucket is prefetched) and handed to `process(parsedBatch:...)`.
+    let dataplaneHashes: UnsafeMutablePointer<UInt64>
     /// Packets in the batch, behind a pointer so that appending through `batches[f]` is not a
     /// mutation of the array (no uniqueness check per packet).
     let counter: UnsafeMutablePointer<Int>
@@ -718,6 +728,8 @@ struct ForwarderBatch {
         nows.initialize(repeating: 0, count: n)
         flowHashes = .allocate(capacity: n)
         flowHashes.initialize(repeating: 0, count: n)
+        dataplaneHashes = .allocate(capacity: n)
+        dataplaneHashes.initialize(repeating: 0, count: n)
         counter = .allocate(capacity: 1)
         counter.initialize(to: 0)
         for i in 0..<n {
@@ -733,6 +745,7 @@ struct ForwarderBatch {
         statuses.deallocate()
         nows.deallocate()
         flowHashes.deallocate()
+        dataplaneHashes.deallocate()
         counter.deallocate()
     }
 
