@@ -228,9 +228,9 @@ public final class Dataplane {
     /// slot in order with the same times, with the batch's bucket prefetch. The packets are
     /// read in place, never written.
     ///
-    /// `hashes`, when given: `hashes[i]` is `flowHash(packets[i])` for each parsed packet (any
-    /// value for the others), computed by a caller that prefetched the packet's bucket
-    /// (`connectionBucket(hash:)`) as it batched the packet; without it the batch hashes them.
+    /// `hashes`, when given: `hashes[i]` is `flowHashAndBucket(packets[i]).hash` for each parsed
+    /// packet (any value for the others), from a caller that prefetched the packet's bucket as
+    /// it batched the packet; without it the batch hashes them.
     public func process(
         parsedBatch batch: UnsafeMutableBufferPointer<PacketSlot>, packets: UnsafeMutablePointer<ParsedPacket>,
         statuses: UnsafePointer<DropReason?>, nows: UnsafePointer<UInt64>, hashes: UnsafePointer<UInt64>? = nil
@@ -271,16 +271,15 @@ public final class Dataplane {
     }
 
     /// The flow hash `process(parsedBatch:...)` computes for a parsed packet (under the
-    /// installed snapshot's seed).
-    public func flowHash(_ packet: inout ParsedPacket) -> UInt64 {
-        FlowHash.hash(
+    /// installed snapshot's seed), and where that flow's connection-table bucket begins (128
+    /// bytes, two cache lines), for a driver to prefetch: nothing is read through it. One call
+    /// for both, as a driver asks per packet.
+    public func flowHashAndBucket(_ packet: inout ParsedPacket) -> (hash: UInt64, bucket: UnsafeRawPointer) {
+        let hash = FlowHash.hash(
             packet.key, seed: view.seed, zeroHighLane: FlowHash.zeroHighLane(seed: view.seed),
             multipliers: hashMultipliers)
+        return (hash, connections.bucketAddress(hash: hash))
     }
-
-    /// Where the connection-table bucket of flow hash `hash` begins (its first cache line), for
-    /// a driver to prefetch; read nothing through it.
-    public func connectionBucket(hash: UInt64) -> UnsafeRawPointer { connections.bucketAddress(hash: hash) }
 
     /// Processes one frame at `base + offset` of `length` bytes (`checksumPending`: see
     /// `PacketSlot.checksumPending`).

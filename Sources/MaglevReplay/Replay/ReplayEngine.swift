@@ -196,11 +196,10 @@ public final class ReplayEngine {
                     if s == nil {
                         // Its data plane's connection bucket and the analysis's slot for its
                         // flow, fetched while the batch fills.
-                        let d = dataplanes[f].flowHash(&batches[f].packets[i])
-                        batches[f].dataplaneHashes[i] = d
-                        let bucket = dataplanes[f].connectionBucket(hash: d)
-                        maglev_prefetch(bucket)
-                        maglev_prefetch(bucket + 64)
+                        let d = dataplanes[f].flowHashAndBucket(&batches[f].packets[i])
+                        batches[f].dataplaneHashes[i] = d.hash
+                        maglev_prefetch(d.bucket)
+                        maglev_prefetch(d.bucket + 64)
                         let h = FlowTable.hash(batches[f].packets[i].key)
                         batches[f].flowHashes[i] = h
                         analysis.flows.prefetchSlot(hash: h)
@@ -705,7 +704,7 @@ struct ForwarderBatch {
     /// Each parsed packet's `FlowTable.hash` for the analysis, computed as the packet is
     /// batched (when its flow's slot is prefetched); read for forwarded packets.
     let flowHashes: UnsafeMutablePointer<UInt64>
-    /// Each parsed packet's `Dataplane.flowHash`, computed as the packet is batched (when its
+    /// Each parsed packet's `Dataplane.flowHashAndBucket` hash, computed as the packet is batched (when its
     /// connection-table bucket is prefetched) and handed to `process(parsedBatch:...)`.
     let dataplaneHashes: UnsafeMutablePointer<UInt64>
     /// Packets in the batch, behind a pointer so that appending through `batches[f]` is not a
