@@ -204,7 +204,7 @@ public final class ConnectionTable {
 
     /// The start of `hash`'s bucket, for a caller to prefetch (`touch` reads it instead).
     @inline(__always)
-    public func bucketAddress(hash: UInt64) -> UnsafeRawPointer { UnsafeRawPointer(entries + firstWay(hash)) }
+    func bucketAddress(hash: UInt64) -> UnsafeRawPointer { UnsafeRawPointer(entries + firstWay(hash)) }
 
     /// The backend id of the entry at `index`.
     @inline(__always)
