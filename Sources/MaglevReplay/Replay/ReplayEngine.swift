@@ -61,10 +61,12 @@ public final class ReplayEngine {
     var timeWentBackwards = 0
     /// The first packet's capture time (the replay's time 0).
     var firstNs: UInt64 = 0
-    /// Packets waiting to be decided, per simulated forwarder (`flushBatches`), and where
-    /// each is (forwarder << 6 | position in its batch), in packet order from packet number
-    /// `batchFirstIndex`.
+    /// Packets waiting to be decided, per simulated forwarder (`flushBatches`): `batched` of
+    /// them, from packet number `batchFirstIndex`, and with several forwarders where each is
+    /// (forwarder << 6 | position in its batch), in packet order. One forwarder needs no
+    /// order: its batch holds the packets in packet order.
     var batches: [ForwarderBatch] = []
+    var batched = 0
     var batchOrder: [Int32] = []
     var batchFirstIndex = 0
     var maxBackwardsNs: UInt64 = 0
@@ -189,8 +191,9 @@ public final class ReplayEngine {
                             && next.pointee.l3Offset + next.pointee.l3ClaimedLength > packet.originalLength))
                 if batchable {
                     if f != 0 { batches[f].packets[batches[f].count] = next.pointee }
-                    if batchOrder.isEmpty { batchFirstIndex = index }
-                    batchOrder.append(Int32(truncatingIfNeeded: f << 6 | batches[f].count))
+                    if batched == 0 { batchFirstIndex = index }
+                    batched += 1
+                    if dataplanes.count > 1 { batchOrder.append(Int32(truncatingIfNeeded: f << 6 | batches[f].count)) }
                     let i = batches[f].count
                     batches[f].add(frame, status: s, now: now)
                     if s == nil {
@@ -354,7 +357,7 @@ public final class ReplayEngine {
     /// Called before anything that must see them decided: an event, a packet replayed on its
     /// own, the end.
     func flushBatches(writer: PcapWriter?, csv: OutputFile?, total: Int?) {
-        let n = batchOrder.count
+        let n = batched
         guard n > 0 else { return }
         // The analysis's flows of the parsed packets (their slots were prefetched as the
         // packets were batched) start coming while the data planes decide.
@@ -370,9 +373,10 @@ public final class ReplayEngine {
         }
         let first = batchFirstIndex
         let analysis = self.analysis
+        let one = dataplanes.count == 1
         for k in 0..<n {
-            let f = Int(batchOrder[k] >> 6)
-            let i = Int(batchOrder[k] & 63)
+            let f = one ? 0 : Int(batchOrder[k] >> 6)
+            let i = one ? k : Int(batchOrder[k] & 63)
             let b = batches[f]
             let now = b.nows[i]
             let verdict = b.slots[i].verdict
@@ -385,6 +389,7 @@ public final class ReplayEngine {
                 verdict: verdict, base: b.slots[i].base, writer: writer, csv: csv, total: total)
         }
         for f in 0..<dataplanes.count { batches[f].count = 0 }
+        batched = 0
         batchOrder.removeAll(keepingCapacity: true)
     }
 
@@ -704,8 +709,9 @@ struct ForwarderBatch {
     /// Each parsed packet's `FlowTable.hash` for the analysis, computed as the packet is
     /// batched (when its flow's slot is prefetched); read for forwarded packets.
     let flowHashes: UnsafeMutablePointer<UInt64>
-    /// Each parsed packet's `Dataplane.flowHashAndBucket` hash, computed as the packet is batched (when its
-    /// connection-table bucket is prefetched) and handed to `process(parsedBatch:...)`.
+    /// Each parsed packet's `Dataplane.flowHashAndBucket` hash, computed as the packet is
+    /// batched (when its connection-table bucket is prefetched) and handed to
+    /// `process(parsedBatch:...)`.
     let dataplaneHashes: UnsafeMutablePointer<UInt64>
     /// Packets in the batch, behind a pointer so that appending through `batches[f]` is not a
     /// mutation of the array (no uniqueness check per packet).
