@@ -230,7 +230,7 @@ public final class Dataplane {
     ///
     /// `hashes`, when given: `hashes[i]` is `flowHashAndBucket(packets[i]).hash` for each parsed
     /// packet (any value for the others), from a caller that prefetched the packet's bucket as
-    /// it batched the packet; without it the batch hashes them.
+    /// it batched the packet, with no `install` since; without it the batch hashes them.
     public func process(
         parsedBatch batch: UnsafeMutableBufferPointer<PacketSlot>, packets: UnsafeMutablePointer<ParsedPacket>,
         statuses: UnsafePointer<DropReason?>, nows: UnsafePointer<UInt64>, hashes: UnsafePointer<UInt64>? = nil
