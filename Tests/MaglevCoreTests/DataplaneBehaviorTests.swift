@@ -133,13 +133,18 @@ private typealias H = DataplaneHarness
         }
         let single = Dataplane(snapshot: try ForwardingSnapshot(config: config))
         let batched = Dataplane(snapshot: try ForwardingSnapshot(config: config))
+        let hashed = Dataplane(snapshot: try ForwardingSnapshot(config: config))
         let one = zip(frames, nows).map { H.run(single, $0.0, now: $0.1) }
         var many: [H.Output] = []
+        var manyHashed: [H.Output] = []
         var start = 0
         var size = 5
         while start < frames.count {
             let end = min(frames.count, start + size)
             many += H.runParsedBatch(batched, Array(frames[start..<end]), nows: Array(nows[start..<end]))
+            // The hashes handed in, as replay does after prefetching the buckets.
+            manyHashed += H.runParsedBatch(
+                hashed, Array(frames[start..<end]), nows: Array(nows[start..<end]), withHashes: true)
             start = end
             size = size * 7 % 45 + 1
         }
@@ -147,6 +152,8 @@ private typealias H = DataplaneHarness
         #expect(one.count == many.count)
         #expect(differing.isEmpty, "frames \(differing.prefix(5)) differ")
         #expect(single.statistics == batched.statistics)
+        #expect(manyHashed == many)
+        #expect(hashed.statistics == batched.statistics)
         let actions = Set(one.map(\.verdict.action))
         #expect(actions.contains(.icmpReply) && actions.contains(.forward) && actions.contains(.pass))
         #expect(one.contains { $0.verdict.reason == .icmpRateLimited })

@@ -28,7 +28,7 @@ import Testing
     }
 
     /// The batch path's hash (third lane computed once per batch for keys whose high words
-    /// cancel) equals the definition for every key: IPv4, IPv6, and IPv6 keys whose high words
+    /// cancel; the multipliers passed in) equals the definition for every key: IPv4, IPv6, and IPv6 keys whose high words
     /// cancel or are zero.
     @Test func theBatchHashEqualsTheDefinition() {
         var state: UInt64 = 0x1234_5678
@@ -61,6 +61,10 @@ import Testing
                 destinationPort: UInt16(truncatingIfNeeded: r >> 16), proto: UInt8(truncatingIfNeeded: r >> 32))
             let lane = FlowHash.zeroHighLane(seed: seed)
             #expect(FlowHash.hash(key, seed: seed, zeroHighLane: lane) == FlowHash.hash(key, seed: seed), "\(key)")
+            // The batch loops' form, multipliers passed in.
+            #expect(
+                FlowHash.hash(key, seed: seed, zeroHighLane: lane, multipliers: .standard)
+                    == FlowHash.hash(key, seed: seed), "\(key)")
         }
     }
 

@@ -202,6 +202,10 @@ public final class ConnectionTable {
         entries[firstWay(hash)].fingerprint
     }
 
+    /// The start of `hash`'s bucket, for a caller to prefetch (`touch` reads it instead).
+    @inline(__always)
+    func bucketAddress(hash: UInt64) -> UnsafeRawPointer { UnsafeRawPointer(entries + firstWay(hash)) }
+
     /// The backend id of the entry at `index`.
     @inline(__always)
     public func backend(at index: Int) -> UInt32 {
@@ -219,29 +223,40 @@ public final class ConnectionTable {
         return state
     }
 
-    /// The entry at `index` (one that `find` returned), for a connection-table hit that reads
-    /// it once: `backendAndState(of:)`, then `refresh(_:backend:state:now:)`.
+    /// `find(hash:now:)`, answered with the live entry itself (nil: none), for a
+    /// connection-table hit that reads it once: `backendAndStateRaw(of:)`, then
+    /// `refresh(_:backend:stateRaw:now:)`, `reassign(_:backend:state:now:)` or `remove(_:)`. The
+    /// pointer lies inside the table by construction (its bucket's ways), so none of the index
+    /// checks of the `at:` accessors is needed; it is valid until the table goes.
     @inline(__always)
-    func entry(at index: Int) -> UnsafeMutablePointer<ConnectionEntry> {
-        checkIndex(index)
-        return entries + index
-    }
-
-    /// Backend and state of a non-empty entry, from one load.
-    @inline(__always)
-    static func backendAndState(of entry: UnsafeMutablePointer<ConnectionEntry>) -> (UInt32, ConnectionState) {
-        let raw = entry.pointee.backendAndState
-        guard let state = ConnectionState(rawValue: UInt8(truncatingIfNeeded: raw >> 24)) else {
-            preconditionFailure("ConnectionTable: an empty way read as a connection")
+    func findEntry(hash: UInt64, now: UInt32) -> UnsafeMutablePointer<ConnectionEntry>? {
+        let fingerprint = Self.fingerprint(hash)
+        let bucket = entries + firstWay(hash)
+        var way = 0
+        while way < Self.ways {
+            if bucket[way].fingerprint == fingerprint {
+                return isLive(bucket[way], now: now) ? bucket + way : nil
+            }
+            way &+= 1
         }
-        return (raw & maxBackend, state)
+        return nil
     }
 
-    /// `refresh(at:state:now:)` for an entry from `entry(at:)` whose backend is `backend`.
+    /// Backend and state raw value of a non-empty entry (from `findEntry`), from one load. The
+    /// raw value, not a `ConnectionState`: only this table writes it, always from a state, so the
+    /// hit path compares raw values instead of checking the conversion on every packet.
     @inline(__always)
-    static func refresh(_ entry: UnsafeMutablePointer<ConnectionEntry>, backend: UInt32, state: ConnectionState, now: UInt32) {
+    static func backendAndStateRaw(of entry: UnsafeMutablePointer<ConnectionEntry>) -> (UInt32, UInt8) {
+        let raw = entry.pointee.backendAndState
+        return (raw & maxBackend, UInt8(truncatingIfNeeded: raw >> 24))
+    }
+
+    /// `refresh(at:state:now:)` for an entry from `findEntry(hash:now:)` whose backend is
+    /// `backend`; `stateRaw` is a `ConnectionState`'s raw value (one `backendAndStateRaw` read).
+    @inline(__always)
+    static func refresh(_ entry: UnsafeMutablePointer<ConnectionEntry>, backend: UInt32, stateRaw: UInt8, now: UInt32) {
         entry.pointee.lastSeen = now
-        entry.pointee.backendAndState = backend | UInt32(state.rawValue) &<< 24
+        entry.pointee.backendAndState = backend | UInt32(stateRaw) &<< 24
     }
 
     /// Refreshes lastSeen and moves the entry to `state` (pass its current state to keep it).
@@ -253,6 +268,14 @@ public final class ConnectionTable {
         entry.pointee.backendAndState = entry.pointee.backend | UInt32(state.rawValue) &<< 24
     }
 
+    /// `reassign(at:backend:state:now:)` for an entry from `findEntry(hash:now:)`.
+    @inline(__always)
+    static func reassign(_ entry: UnsafeMutablePointer<ConnectionEntry>, backend: UInt32, state: ConnectionState, now: UInt32) {
+        precondition(backend <= Self.maxBackend, "backend id \(backend) exceeds 24 bits")
+        entry.pointee.lastSeen = now
+        entry.pointee.backendAndState = backend | UInt32(state.rawValue) &<< 24
+    }
+
     /// Points an existing entry at another backend (reselection) and refreshes it.
     @inline(__always)
     public func reassign(at index: Int, backend: UInt32, state: ConnectionState, now: UInt32) {
@@ -262,6 +285,10 @@ public final class ConnectionTable {
         entry.pointee.lastSeen = now
         entry.pointee.backendAndState = backend | UInt32(state.rawValue) &<< 24
     }
+
+    /// `remove(at:)` for an entry from `findEntry(hash:now:)`.
+    @inline(__always)
+    static func remove(_ entry: UnsafeMutablePointer<ConnectionEntry>) { entry.pointee = .empty }
 
     /// Empties the way at `index`.
     @inline(__always)

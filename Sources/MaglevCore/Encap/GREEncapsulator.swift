@@ -51,21 +51,44 @@ public enum GREEncapsulator {
         _ base: UnsafeMutableRawPointer, innerStart: Int, innerLength: Int, innerIPv6: Bool,
         trafficClass: UInt8, source: IPAddress, destination: IPAddress, flowHash: UInt64, ipv4PartialSum: UInt32
     ) -> Int {
-        let greProtocol: UInt16 = innerIPv6 ? 0x86DD : 0x0800
         if destination.isIPv6 {
-            let start = innerStart &- ipv6Overhead
-            let p = base + start
-            let label = UInt32(truncatingIfNeeded: flowHash) & 0xF_FFFF
-            p.storeBE32(0x6000_0000 | UInt32(trafficClass) << 20 | label, 0)
-            p.storeBE16(UInt16(truncatingIfNeeded: innerLength &+ 4), 4)
-            p.storeBE8(IPProtocol.gre, 6)
-            p.storeBE8(64, 7)
-            source.store(to: p, 8)
-            destination.store(to: p, 24)
-            p.storeBE16(0, 40)
-            p.storeBE16(greProtocol, 42)
-            return start
+            return encapsulateIPv6(
+                base, innerStart: innerStart, innerLength: innerLength, innerIPv6: innerIPv6,
+                trafficClass: trafficClass, source: source, destination: destination, flowHash: flowHash)
         }
+        return encapsulateIPv4(
+            base, innerStart: innerStart, innerLength: innerLength, innerIPv6: innerIPv6, trafficClass: trafficClass,
+            source: source.ipv4Value, destination: destination.ipv4Value, partialSum: ipv4PartialSum)
+    }
+
+    /// `encapsulate` to an IPv6 destination (outer IPv6 from `source`).
+    @inline(__always)
+    static func encapsulateIPv6(
+        _ base: UnsafeMutableRawPointer, innerStart: Int, innerLength: Int, innerIPv6: Bool,
+        trafficClass: UInt8, source: IPAddress, destination: IPAddress, flowHash: UInt64
+    ) -> Int {
+        let start = innerStart &- ipv6Overhead
+        let p = base + start
+        let label = UInt32(truncatingIfNeeded: flowHash) & 0xF_FFFF
+        p.storeBE32(0x6000_0000 | UInt32(trafficClass) << 20 | label, 0)
+        p.storeBE16(UInt16(truncatingIfNeeded: innerLength &+ 4), 4)
+        p.storeBE8(IPProtocol.gre, 6)
+        p.storeBE8(64, 7)
+        source.store(to: p, 8)
+        destination.store(to: p, 24)
+        p.storeBE16(0, 40)
+        p.storeBE16(innerIPv6 ? 0x86DD : 0x0800, 42)
+        return start
+    }
+
+    /// `encapsulate` to an IPv4 destination, the addresses as 32-bit host-order values and
+    /// `partialSum` their `ipv4HeaderPartialSum` (the data plane passes the backend's, kept in
+    /// the snapshot, and never chooses between address families at run time here).
+    @inline(__always)
+    static func encapsulateIPv4(
+        _ base: UnsafeMutableRawPointer, innerStart: Int, innerLength: Int, innerIPv6: Bool,
+        trafficClass: UInt8, source: UInt32, destination: UInt32, partialSum: UInt32
+    ) -> Int {
         let start = innerStart &- ipv4Overhead
         let p = base + start
         let totalLength = UInt16(truncatingIfNeeded: innerLength &+ 24)
@@ -75,17 +98,17 @@ public enum GREEncapsulator {
         p.storeBE32(0x0000_4000, 4)  // id 0, DF
         p.storeBE8(64, 8)
         p.storeBE8(IPProtocol.gre, 9)
-        p.storeBE32(source.ipv4Value, 12)
-        p.storeBE32(destination.ipv4Value, 16)
+        p.storeBE32(source, 12)
+        p.storeBE32(destination, 16)
         // The header checksum without reading the header back (RFC 1071: the same value as
         // `internetChecksum` over the 20 bytes): the constant words' sum plus TOS and length,
         // below 2^20, so two folds leave 16 bits.
-        var sum = ipv4PartialSum &+ UInt32(trafficClass) &+ UInt32(totalLength)
+        var sum = partialSum &+ UInt32(trafficClass) &+ UInt32(totalLength)
         sum = (sum & 0xFFFF) &+ (sum >> 16)
         sum = (sum & 0xFFFF) &+ (sum >> 16)
         p.storeBE16(~UInt16(truncatingIfNeeded: sum), 10)
         p.storeBE16(0, 20)
-        p.storeBE16(greProtocol, 22)
+        p.storeBE16(innerIPv6 ? 0x86DD : 0x0800, 22)
         return start
     }
 

@@ -18,10 +18,29 @@
 /// (`::ffff:a.b.c.d`), so the family needs no word. Not a keyed PRF: someone who knows the
 /// seed can aim flows at one backend, as with any stateless balancer hash.
 public enum FlowHash {
+    /// `mix`'s two multipliers, as a value a hot loop can hold (`Dataplane.hashMultipliers`).
+    /// Read from memory, they stay operands: with literal multipliers the compiler folds each
+    /// rotation that follows a multiply into a second multiply by a shifted constant, and in a
+    /// loop short of registers it then materialises every 64-bit constant again per key.
+    public struct Multipliers: Sendable {
+        let first: UInt64
+        let second: UInt64
+
+        /// The definition's (and `mix`'s) multipliers.
+        public static let standard = Multipliers(first: 0xC2B2_AE3D_27D4_EB4F, second: 0x9E37_79B1_85EB_CA87)
+    }
+
     @inlinable @inline(__always)
     static func mix(_ x: UInt64) -> UInt64 {
         let y = x &* 0xC2B2_AE3D_27D4_EB4F
         return ((y << 31) | (y >> 33)) &* 0x9E37_79B1_85EB_CA87
+    }
+
+    /// `mix(x)` with its multipliers passed in (`multipliers` must be `Multipliers.standard`).
+    @inline(__always)
+    static func mix(_ x: UInt64, _ multipliers: Multipliers) -> UInt64 {
+        let y = x &* multipliers.first
+        return ((y << 31) | (y >> 33)) &* multipliers.second
     }
 
     @inlinable @inline(__always)
@@ -65,6 +84,19 @@ public enum FlowHash {
         let b = mix(key.destination.low ^ ports ^ 0x9E37_79B9_7F4A_7C15)
         let high = key.source.high ^ rotl(key.destination.high, 32)
         let c = _fastPath(high == 0) ? zeroHighLane : rotl(mix(high ^ ~seed), 42)
+        return fmix64(a ^ rotl(b, 21) ^ c)
+    }
+
+    /// `hash(key, seed: seed, zeroHighLane: zeroHighLane)`, the same value, with `mix`'s
+    /// multipliers passed in: `multipliers` must be `Multipliers.standard`, read from memory the
+    /// compiler cannot see into (a stored property), for the data plane's batch loops.
+    @inline(__always)
+    static func hash(_ key: FlowKey, seed: UInt64, zeroHighLane: UInt64, multipliers: Multipliers) -> UInt64 {
+        let ports = UInt64(key.proto) << 32 | UInt64(key.sourcePort) << 16 | UInt64(key.destinationPort)
+        let a = mix(key.source.low ^ seed, multipliers)
+        let b = mix(key.destination.low ^ ports ^ 0x9E37_79B9_7F4A_7C15, multipliers)
+        let high = key.source.high ^ rotl(key.destination.high, 32)
+        let c = _fastPath(high == 0) ? zeroHighLane : rotl(mix(high ^ ~seed, multipliers), 42)
         return fmix64(a ^ rotl(b, 21) ^ c)
     }
 

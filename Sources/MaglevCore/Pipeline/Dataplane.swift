@@ -33,6 +33,11 @@ public final class Dataplane {
     let scratchStatus: UnsafeMutablePointer<DropReason?>
     let scratchHashes: UnsafeMutablePointer<UInt64>
     var touchSink: UInt64 = 0
+    /// `FlowHash.Multipliers.standard`, kept here so that the batch loops read the multipliers
+    /// from memory (see `FlowHash.Multipliers`): 12 instructions per packet fewer (callgrind).
+    /// A `var`, never written: the optimizer folds a `let` with a constant value back into
+    /// literals.
+    var hashMultipliers = FlowHash.Multipliers.standard
     // Tracer probes' records since the last `takeTraces`, allocated once.
     let traceRecords: UnsafeMutablePointer<TraceRecord>
     var traceCount = 0
@@ -168,6 +173,12 @@ public final class Dataplane {
         var start = 0
         let seed = view.seed
         let zeroHighLane = FlowHash.zeroHighLane(seed: seed)
+        let multipliers = hashMultipliers
+        // The scratch arrays as locals: read through `self`, each would be loaded again after
+        // every store the loops make (a store could alias the object).
+        let scratchPackets = self.scratchPackets
+        let scratchStatus = self.scratchStatus
+        let scratchHashes = self.scratchHashes
         while start < batch.count {
             let n = min(Dataplane.batchChunk, batch.count &- start)
             var bytes = 0
@@ -175,19 +186,22 @@ public final class Dataplane {
                 let s = batch[start &+ i]
                 bytes &+= s.length
                 let frame = s.base + s.offset
-                let status: DropReason?
                 if linkType == .ethernet
                     && PacketParser.parseCommonEthernetIPv4(frame, count: s.length, into: &scratchPackets[i])
                 {
-                    status = nil
-                } else {
-                    status = PacketParser.parse(
-                        UnsafeRawBufferPointer(start: frame, count: s.length), linkType: linkType,
-                        into: &scratchPackets[i])
+                    // Hashed in this branch, before any other store, so that the key comes from
+                    // the registers the parse just stored rather than being loaded back.
+                    scratchHashes[i] = FlowHash.hash(
+                        scratchPackets[i].key, seed: seed, zeroHighLane: zeroHighLane, multipliers: multipliers)
+                    scratchStatus[i] = nil
+                    continue
                 }
+                let status = PacketParser.parse(
+                    UnsafeRawBufferPointer(start: frame, count: s.length), linkType: linkType, into: &scratchPackets[i])
                 scratchStatus[i] = status
                 if status == nil {
-                    scratchHashes[i] = FlowHash.hash(scratchPackets[i].key, seed: seed, zeroHighLane: zeroHighLane)
+                    scratchHashes[i] = FlowHash.hash(
+                        scratchPackets[i].key, seed: seed, zeroHighLane: zeroHighLane, multipliers: multipliers)
                 }
             }
             counters.add(CounterBlock.packets, UInt64(truncatingIfNeeded: n))
@@ -197,9 +211,9 @@ public final class Dataplane {
             touchSink = touched
             for i in 0..<n {
                 let s = batch[start &+ i]
-                batch[start &+ i].verdict = decide(
+                decide(
                     scratchStatus[i], &scratchPackets[i], flowHash: scratchHashes[i], base: s.base, offset: s.offset,
-                    length: s.length, checksumPending: s.checksumPending, now: now)
+                    length: s.length, checksumPending: s.checksumPending, now: now, into: &batch[start &+ i].verdict)
             }
             start &+= n
         }
@@ -213,21 +227,32 @@ public final class Dataplane {
     /// `process(parsed:_:base:offset:length:now:checksumPending:)` would give it called slot by
     /// slot in order with the same times, with the batch's bucket prefetch. The packets are
     /// read in place, never written.
+    ///
+    /// `hashes`, when given: `hashes[i]` is `flowHashAndBucket(packets[i]).hash` for each parsed
+    /// packet (any value for the others), from a caller that prefetched the packet's bucket as
+    /// it batched the packet, with no `install` since; without it the batch hashes them.
     public func process(
         parsedBatch batch: UnsafeMutableBufferPointer<PacketSlot>, packets: UnsafeMutablePointer<ParsedPacket>,
-        statuses: UnsafePointer<DropReason?>, nows: UnsafePointer<UInt64>
+        statuses: UnsafePointer<DropReason?>, nows: UnsafePointer<UInt64>, hashes: UnsafePointer<UInt64>? = nil
     ) {
         var start = 0
         let seed = view.seed
         let zeroHighLane = FlowHash.zeroHighLane(seed: seed)
+        let multipliers = hashMultipliers
         while start < batch.count {
             let n = min(Dataplane.batchChunk, batch.count &- start)
             var bytes = 0
             for i in 0..<n {
-                bytes &+= batch[start &+ i].length
-                scratchHashes[i] =
-                    statuses[start &+ i] == nil
-                    ? FlowHash.hash(packets[start &+ i].key, seed: seed, zeroHighLane: zeroHighLane) : 0
+                let j = start &+ i
+                bytes &+= batch[j].length
+                if statuses[j] != nil {
+                    scratchHashes[i] = 0
+                } else if let hashes {
+                    scratchHashes[i] = hashes[j]
+                } else {
+                    scratchHashes[i] = FlowHash.hash(
+                        packets[j].key, seed: seed, zeroHighLane: zeroHighLane, multipliers: multipliers)
+                }
             }
             counters.add(CounterBlock.packets, UInt64(truncatingIfNeeded: n))
             counters.add(CounterBlock.bytes, UInt64(truncatingIfNeeded: bytes))
@@ -237,12 +262,23 @@ public final class Dataplane {
             for i in 0..<n {
                 let j = start &+ i
                 let s = batch[j]
-                batch[j].verdict = decide(
+                decide(
                     statuses[j], &packets[j], flowHash: scratchHashes[i], base: s.base, offset: s.offset,
-                    length: s.length, checksumPending: s.checksumPending, now: nows[j])
+                    length: s.length, checksumPending: s.checksumPending, now: nows[j], into: &batch[j].verdict)
             }
             start &+= n
         }
+    }
+
+    /// The flow hash `process(parsedBatch:...)` computes for a parsed packet (under the
+    /// installed snapshot's seed), and where that flow's connection-table bucket begins (128
+    /// bytes, two cache lines), for a driver to prefetch: nothing is read through it. One call
+    /// for both, as a driver asks per packet.
+    public func flowHashAndBucket(_ packet: inout ParsedPacket) -> (hash: UInt64, bucket: UnsafeRawPointer) {
+        let hash = FlowHash.hash(
+            packet.key, seed: view.seed, zeroHighLane: FlowHash.zeroHighLane(seed: view.seed),
+            multipliers: hashMultipliers)
+        return (hash, connections.bucketAddress(hash: hash))
     }
 
     /// Processes one frame at `base + offset` of `length` bytes (`checksumPending`: see
@@ -286,16 +322,36 @@ public final class Dataplane {
         _ status: DropReason?, _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer,
         offset: Int, length: Int, checksumPending: Bool, now: UInt64
     ) -> Verdict {
-        if let status { return notForwarded(status) }
+        var verdict = Verdict(action: .drop)
+        decide(
+            status, &packet, flowHash: flowHash, base: base, offset: offset, length: length,
+            checksumPending: checksumPending, now: now, into: &verdict)
+        return verdict
+    }
+
+    /// `decide`, its verdict written to `verdict` on the path that makes it. The batch loops
+    /// pass their slot's verdict: a forward then stores its fields where it computes them,
+    /// instead of every path meeting in one store of a verdict assembled from a dozen merged
+    /// values (which kept them all in registers, and spilled the loop's own).
+    @inline(__always)
+    func decide(
+        _ status: DropReason?, _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer,
+        offset: Int, length: Int, checksumPending: Bool, now: UInt64, into verdict: inout Verdict
+    ) {
+        if let status {
+            verdict = notForwarded(status)
+            return
+        }
         // The tracer's one branch for unmarked packets.
         if packet.traceMarked {
-            return decideMarked(
+            verdict = decideMarked(
                 &packet, flowHash: flowHash, base: base, offset: offset, length: length,
                 checksumPending: checksumPending, now: now)
+            return
         }
-        return decideParsed(
+        decideParsed(
             &packet, flowHash: flowHash, base: base, offset: offset, length: length,
-            checksumPending: checksumPending, now: now)
+            checksumPending: checksumPending, now: now, into: &verdict)
     }
 
     /// Everything after parsing, for a parsed packet (`inout`: read in place, never written).
@@ -304,18 +360,38 @@ public final class Dataplane {
         _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
         checksumPending: Bool, now: UInt64
     ) -> Verdict {
-        if packet.isTruncated && !view.acceptTruncated { return notForwarded(.truncatedPacket) }
+        var verdict = Verdict(action: .drop)
+        decideParsed(
+            &packet, flowHash: flowHash, base: base, offset: offset, length: length,
+            checksumPending: checksumPending, now: now, into: &verdict)
+        return verdict
+    }
+
+    /// `decideParsed`, its verdict written to `verdict` where it is made (see `decide(into:)`).
+    @inline(__always)
+    func decideParsed(
+        _ packet: inout ParsedPacket, flowHash: UInt64, base: UnsafeMutableRawPointer, offset: Int, length: Int,
+        checksumPending: Bool, now: UInt64, into verdict: inout Verdict
+    ) {
+        if packet.isTruncated && !view.acceptTruncated {
+            verdict = notForwarded(.truncatedPacket)
+            return
+        }
 
         // A fragment redirected here by a group member (checked before the VIPs: a VIP prefix
         // may cover the group's addresses).
         if packet.key.proto == IPProtocol.gre && view.redirect,
             let v = decideRedirected(&packet, base: base, offset: offset, length: length, now: now)
         {
-            return v
+            verdict = v
+            return
         }
         let hasPorts = packet.fragment != .nonFirst
         let vip = view.findVIP(packet.key, hasPorts: hasPorts)
-        if vip < 0 { return notForwarded(.unknownVIP) }
+        if vip < 0 {
+            verdict = notForwarded(.unknownVIP)
+            return
+        }
         let vipID = view.id(ofVIP: vip)
         counters.vip(vipID, bytes: packet.l3Length)
 
@@ -326,14 +402,15 @@ public final class Dataplane {
             &packet, flowHash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
         if backend >= ForwardingSnapshot.holdFull {
             // No backend, or a fragment to redirect or hold.
-            return fragmentVerdict(
+            verdict = fragmentVerdict(
                 backend, &packet, vipID: vipID, selection: selection, base: base, offset: offset, now: now)
+            return
         }
         // A selection is a new flow whatever becomes of this packet (too big, no headroom).
         if newFlow { counters.newFlow(Int(backend)) }
-        return encapsulate(
+        encapsulate(
             &packet, backend: backend, vipID: vipID, selection: selection, flowHash: flowHash, base: base,
-            offset: offset, checksumPending: checksumPending, now: now)
+            offset: offset, checksumPending: checksumPending, now: now, into: &verdict)
     }
 
     /// The end of a decision: the packet to `backend` (its checksum completed when pending), or
@@ -343,37 +420,57 @@ public final class Dataplane {
         _ packet: inout ParsedPacket, backend: UInt32, vipID: Int, selection: SelectionReason, flowHash: UInt64,
         base: UnsafeMutableRawPointer, offset: Int, checksumPending: Bool, now: UInt64
     ) -> Verdict {
+        var verdict = Verdict(action: .drop)
+        encapsulate(
+            &packet, backend: backend, vipID: vipID, selection: selection, flowHash: flowHash, base: base,
+            offset: offset, checksumPending: checksumPending, now: now, into: &verdict)
+        return verdict
+    }
+
+    /// `encapsulate`, its verdict written to `verdict` where it is made (see `decide(into:)`).
+    @inline(__always)
+    func encapsulate(
+        _ packet: inout ParsedPacket, backend: UInt32, vipID: Int, selection: SelectionReason, flowHash: UInt64,
+        base: UnsafeMutableRawPointer, offset: Int, checksumPending: Bool, now: UInt64, into verdict: inout Verdict
+    ) {
         let record = view.backends[Int(backend)]
         let outerIPv6 = record.address.isIPv6
         let overhead = GREEncapsulator.overhead(outerIPv6: outerIPv6)
         let innerStart = offset &+ packet.l3Offset
         if packet.l3ClaimedLength &+ overhead > view.pathMTU {
-            var v = tooBig(&packet, base: base, innerStart: innerStart, vip: vipID, overhead: overhead, now: now)
-            v.selection = selection
-            return v
+            verdict = tooBig(&packet, base: base, innerStart: innerStart, vip: vipID, overhead: overhead, now: now)
+            verdict.selection = selection
+            return
         }
         if innerStart < overhead {
-            var v = notForwarded(.noHeadroom, vip: vipID)
-            v.selection = selection
-            return v
+            verdict = notForwarded(.noHeadroom, vip: vipID)
+            verdict.selection = selection
+            return
         }
         if checksumPending {
             let completed = ChecksumCompletion.complete(base + offset, packet)
             counters.add(completed ? CounterBlock.checksumsCompleted : CounterBlock.checksumsNotCompletable)
         }
 
-        let start = GREEncapsulator.encapsulate(
-            base, innerStart: innerStart, innerLength: packet.l3Length, innerIPv6: packet.isIPv6,
-            trafficClass: packet.trafficClass,
-            source: outerIPv6 ? view.encapSourceIPv6 : view.encapSourceIPv4,
-            destination: record.address, flowHash: flowHash, ipv4PartialSum: record.ipv4HeaderSum)
+        // One branch on the family, each with only the fields it reads (choosing the source
+        // address first cost a select of two 17-byte values).
+        let start =
+            outerIPv6
+            ? GREEncapsulator.encapsulateIPv6(
+                base, innerStart: innerStart, innerLength: packet.l3Length, innerIPv6: packet.isIPv6,
+                trafficClass: packet.trafficClass, source: view.encapSourceIPv6, destination: record.address,
+                flowHash: flowHash)
+            : GREEncapsulator.encapsulateIPv4(
+                base, innerStart: innerStart, innerLength: packet.l3Length, innerIPv6: packet.isIPv6,
+                trafficClass: packet.trafficClass, source: view.encapSourceIPv4.ipv4Value,
+                destination: record.address.ipv4Value, partialSum: record.ipv4HeaderSum)
         // The block's base and strides loaded once for the three counts (through `self`, each
         // store to the counters could alias them and would reload them).
         let c = counters
         c.add(CounterBlock.forwarded)
         c.backend(Int(backend), bytes: packet.l3Length)
         c.pair(vipID, Int(backend), bytes: packet.l3Length)
-        return Verdict(
+        verdict = Verdict(
             action: .forward, vip: Int32(truncatingIfNeeded: vipID), backend: Int32(bitPattern: backend),
             outputOffset: start,
             outputLength: packet.l3Length &+ overhead, outputIsIPv6: outerIPv6, selection: selection)
@@ -392,8 +489,16 @@ public final class Dataplane {
         newFlow: inout Bool, selection: inout SelectionReason
     ) -> UInt32 {
         if packet.fragment != .none {
-            return selectFragment(
-                &packet, flowHash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
+            // Through locals of this branch: `selectFragment` is a call, and handing it the
+            // caller's flags would keep those in memory on every packet's path.
+            var fragmentNewFlow = false
+            var fragmentSelection = SelectionReason.none
+            let b = selectFragment(
+                &packet, flowHash: flowHash, vip: vip, nowMs: nowMs, newFlow: &fragmentNewFlow,
+                selection: &fragmentSelection)
+            newFlow = fragmentNewFlow
+            selection = fragmentSelection
+            return b
         }
         return selectConnection(
             &packet, hash: flowHash, vip: vip, nowMs: nowMs, newFlow: &newFlow, selection: &selection)
@@ -414,35 +519,35 @@ public final class Dataplane {
         let flags = packet.tcpFlags
         let isTCP = key.proto == IPProtocol.tcp
         let isSYN = isTCP && flags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn
-        let i = connections.find(hash: hash, now: nowMs)
+        let found = connections.findEntry(hash: hash, now: nowMs)
         if packet.isICMPError {
             selection = .icmpQuote
             // An error about a flow: follow the flow, never create or refresh its entry.
-            if i >= 0 {
-                let b = connections.backend(at: i)
+            if let entry = found {
+                let b = entry.pointee.backend
                 if snapshot.backends[Int(b)].keepsConnections { return b }
             }
             return snapshot.select(vip: vip, hash: hash)
         }
-        if i >= 0 {
+        if let entry = found {
             // The entry read once: backend and state from one word, refreshed in place.
-            let entry = connections.entry(at: i)
-            let (b, old) = ConnectionTable.backendAndState(of: entry)
-            let reopened = isSYN && old == .tcpClosing
+            let (b, old) = ConnectionTable.backendAndStateRaw(of: entry)
+            let reopened = isSYN && old == ConnectionState.tcpClosing.rawValue
             if snapshot.backends[Int(b)].keepsConnections && !reopened {
                 selection = .connectionHit
-                ConnectionTable.refresh(entry, backend: b, state: nextState(old, isTCP: isTCP, flags: flags), now: nowMs)
+                ConnectionTable.refresh(
+                    entry, backend: b, stateRaw: nextState(old, isTCP: isTCP, flags: flags), now: nowMs)
                 return b
             }
             // Backend gone or down, or a new connection on a closed 5-tuple: select again.
             selection = reopened ? .tableLookup : .reselected
             let fresh = snapshot.select(vip: vip, hash: hash)
             if fresh != ForwardingSnapshot.noBackend {
-                connections.reassign(at: i, backend: fresh, state: initialState(isTCP: isTCP, flags: flags), now: nowMs)
+                ConnectionTable.reassign(entry, backend: fresh, state: initialState(isTCP: isTCP, flags: flags), now: nowMs)
                 if !reopened { counters.add(CounterBlock.reselected) }
                 newFlow = true
             } else {
-                connections.remove(at: i)
+                ConnectionTable.remove(entry)
             }
             return fresh
         }
@@ -463,11 +568,14 @@ public final class Dataplane {
         return .tcpEstablished  // mid-stream: the connection predates us
     }
 
+    /// The state after a packet with `flags`, as raw values (`ConnectionTable.backendAndStateRaw`).
     @inline(__always)
-    func nextState(_ old: ConnectionState, isTCP: Bool, flags: UInt8) -> ConnectionState {
+    func nextState(_ old: UInt8, isTCP: Bool, flags: UInt8) -> UInt8 {
         guard isTCP else { return old }
-        if flags & (TCPFlags.fin | TCPFlags.rst) != 0 { return .tcpClosing }
-        if old == .tcpHalfOpen && flags & TCPFlags.ack != 0 { return .tcpEstablished }
+        if flags & (TCPFlags.fin | TCPFlags.rst) != 0 { return ConnectionState.tcpClosing.rawValue }
+        if old == ConnectionState.tcpHalfOpen.rawValue && flags & TCPFlags.ack != 0 {
+            return ConnectionState.tcpEstablished.rawValue
+        }
         return old
     }
 

@@ -184,7 +184,7 @@ final class ReplayAnalysis {
             return
         }
         update(
-            &flows.values[index], tally: t, backend: backend, vip: vip, timeNs: timeNs, countsAsConnection: countsAsConnection,
+            &flows[index], tally: t, backend: backend, vip: vip, timeNs: timeNs, countsAsConnection: countsAsConnection,
             isTCP: isTCP, isSYN: isSYN, flags: flags)
     }
 
@@ -286,11 +286,11 @@ final class ReplayAnalysis {
     @discardableResult
     func sweep(now: UInt64) -> Int {
         var open = 0
-        for i in flows.values.indices {
-            let c = flows.values[i].connection
+        for i in 0..<flows.count {
+            let c = flows[i].connection
             if c.open {
                 if now &- c.lastNs > timeoutNs(c.state) {
-                    end(&flows.values[i].connection)
+                    end(&flows[i].connection)
                 } else if c.state != .tcpClosing {
                     open += 1  // a connection past its FIN/RST has ended, though not yet swept
                 }
@@ -313,10 +313,10 @@ final class ReplayAnalysis {
     /// with the backend and VIP it is on. Call after `beginEvent` (which swept at `now`).
     func aliveConnections(now: UInt64) -> [(key: FlowKey, backend: Int32, vip: Int32)] {
         var out: [(key: FlowKey, backend: Int32, vip: Int32)] = []
-        for i in flows.values.indices {
-            let c = flows.values[i].connection
+        for i in 0..<flows.count {
+            let c = flows[i].connection
             guard c.open && c.state != .tcpClosing && now &- c.lastNs <= timeoutNs(c.state) else { continue }
-            out.append((flows.values[i].key, c.backend, c.vip))
+            out.append((flows[i].key, c.backend, c.vip))
         }
         return out
     }

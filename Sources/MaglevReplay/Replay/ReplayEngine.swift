@@ -1,6 +1,7 @@
 public import MaglevConfig
 import MaglevControl
 public import MaglevCore
+internal import CLibPcap
 
 /// How routers in front of the forwarders spread packets (ECMP).
 public enum ECMPHash: String, Sendable, CaseIterable {
@@ -60,13 +61,14 @@ public final class ReplayEngine {
     var timeWentBackwards = 0
     /// The first packet's capture time (the replay's time 0).
     var firstNs: UInt64 = 0
-    /// Packets waiting to be decided, per simulated forwarder (`flushBatches`), and where
-    /// each is (forwarder << 6 | position in its batch), in packet order from packet number
-    /// `batchFirstIndex`.
+    /// Packets waiting to be decided, per simulated forwarder (`flushBatches`): `batched` of
+    /// them, from packet number `batchFirstIndex`, and with several forwarders where each is
+    /// (forwarder << 6 | position in its batch), in packet order. One forwarder needs no
+    /// order: its batch holds the packets in packet order.
     var batches: [ForwarderBatch] = []
+    var batched = 0
     var batchOrder: [Int32] = []
     var batchFirstIndex = 0
-    var touchSink = 0
     var maxBackwardsNs: UInt64 = 0
     static let headroom = 128
     static let bufferSize = 128 + 262_144
@@ -189,9 +191,22 @@ public final class ReplayEngine {
                             && next.pointee.l3Offset + next.pointee.l3ClaimedLength > packet.originalLength))
                 if batchable {
                     if f != 0 { batches[f].packets[batches[f].count] = next.pointee }
-                    if batchOrder.isEmpty { batchFirstIndex = index }
-                    batchOrder.append(Int32(truncatingIfNeeded: f << 6 | batches[f].count))
+                    if batched == 0 { batchFirstIndex = index }
+                    batched += 1
+                    if dataplanes.count > 1 { batchOrder.append(Int32(truncatingIfNeeded: f << 6 | batches[f].count)) }
+                    let i = batches[f].count
                     batches[f].add(frame, status: s, now: now)
+                    if s == nil {
+                        // Its data plane's connection bucket and the analysis's slot for its
+                        // flow, fetched while the batch fills.
+                        let d = dataplanes[f].flowHashAndBucket(&batches[f].packets[i])
+                        batches[f].dataplaneHashes[i] = d.hash
+                        maglev_prefetch(d.bucket)
+                        maglev_prefetch(d.bucket + 64)
+                        let h = FlowTable.hash(batches[f].packets[i].key)
+                        batches[f].flowHashes[i] = h
+                        analysis.flows.prefetchSlot(hash: h)
+                    }
                     if batches[f].count == ForwarderBatch.capacity { flushBatches(writer: writer, csv: csv, total: total) }
                     continue
                 }
@@ -342,37 +357,26 @@ public final class ReplayEngine {
     /// Called before anything that must see them decided: an event, a packet replayed on its
     /// own, the end.
     func flushBatches(writer: PcapWriter?, csv: OutputFile?, total: Int?) {
-        let n = batchOrder.count
+        let n = batched
         guard n > 0 else { return }
+        // The analysis's flows of the parsed packets (their slots were prefetched as the
+        // packets were batched) start coming while the data planes decide.
+        for f in 0..<dataplanes.count where batches[f].count > 0 {
+            let b = batches[f]
+            for i in 0..<b.count where b.statuses[i] == nil { analysis.flows.prefetchFlow(hash: b.flowHashes[i]) }
+        }
         for f in 0..<dataplanes.count where batches[f].count > 0 {
             let b = batches[f]
             dataplanes[f].process(
                 parsedBatch: UnsafeMutableBufferPointer(start: b.slots, count: b.count), packets: b.packets,
-                statuses: b.statuses, nows: b.nows)
+                statuses: b.statuses, nows: b.nows, hashes: b.dataplaneHashes)
         }
-        // The analysis's flows of the forwarded packets: their slots touched for all at once,
-        // then their flows, so that the cache misses overlap (as the data plane's buckets do).
-        var touched: Int = 0
-        for f in 0..<dataplanes.count where batches[f].count > 0 {
-            let b = batches[f]
-            for i in 0..<b.count where b.slots[i].verdict.action == .forward && b.statuses[i] == nil {
-                let h = FlowTable.hash(b.packets[i].key)
-                b.flowHashes[i] = h
-                touched &+= analysis.flows.touchSlot(hash: h)
-            }
-        }
-        for f in 0..<dataplanes.count where batches[f].count > 0 {
-            let b = batches[f]
-            for i in 0..<b.count where b.slots[i].verdict.action == .forward && b.statuses[i] == nil {
-                touched &+= analysis.flows.touchFlow(hash: b.flowHashes[i])
-            }
-        }
-        touchSink = touched
         let first = batchFirstIndex
         let analysis = self.analysis
+        let one = dataplanes.count == 1
         for k in 0..<n {
-            let f = Int(batchOrder[k] >> 6)
-            let i = Int(batchOrder[k] & 63)
+            let f = one ? 0 : Int(batchOrder[k] >> 6)
+            let i = one ? k : Int(batchOrder[k] & 63)
             let b = batches[f]
             let now = b.nows[i]
             let verdict = b.slots[i].verdict
@@ -385,6 +389,7 @@ public final class ReplayEngine {
                 verdict: verdict, base: b.slots[i].base, writer: writer, csv: csv, total: total)
         }
         for f in 0..<dataplanes.count { batches[f].count = 0 }
+        batched = 0
         batchOrder.removeAll(keepingCapacity: true)
     }
 
@@ -701,9 +706,13 @@ struct ForwarderBatch {
     let packets: UnsafeMutablePointer<ParsedPacket>
     let statuses: UnsafeMutablePointer<DropReason?>
     let nows: UnsafeMutablePointer<UInt64>
-    /// Each packet's `FlowTable.hash` for the analysis (forwarded packets only), computed
-    /// while its flow's slot is touched.
+    /// Each parsed packet's `FlowTable.hash` for the analysis, computed as the packet is
+    /// batched (when its flow's slot is prefetched); read for forwarded packets.
     let flowHashes: UnsafeMutablePointer<UInt64>
+    /// Each parsed packet's `Dataplane.flowHashAndBucket` hash, computed as the packet is
+    /// batched (when its connection-table bucket is prefetched) and handed to
+    /// `process(parsedBatch:...)`.
+    let dataplaneHashes: UnsafeMutablePointer<UInt64>
     /// Packets in the batch, behind a pointer so that appending through `batches[f]` is not a
     /// mutation of the array (no uniqueness check per packet).
     let counter: UnsafeMutablePointer<Int>
@@ -724,6 +733,8 @@ struct ForwarderBatch {
         nows.initialize(repeating: 0, count: n)
         flowHashes = .allocate(capacity: n)
         flowHashes.initialize(repeating: 0, count: n)
+        dataplaneHashes = .allocate(capacity: n)
+        dataplaneHashes.initialize(repeating: 0, count: n)
         counter = .allocate(capacity: 1)
         counter.initialize(to: 0)
         for i in 0..<n {
@@ -739,6 +750,7 @@ struct ForwarderBatch {
         statuses.deallocate()
         nows.deallocate()
         flowHashes.deallocate()
+        dataplaneHashes.deallocate()
         counter.deallocate()
     }
 

@@ -70,10 +70,12 @@ struct DataplaneHarness {
     }
 
     /// The same frames parsed here (as replay parses them) and decided in one
-    /// `process(parsedBatch:packets:statuses:nows:)` call, frame `i` at `nows[i]`.
+    /// `process(parsedBatch:packets:statuses:nows:hashes:)` call, frame `i` at `nows[i]`;
+    /// `withHashes`: the parsed packets' hashes taken from `flowHashAndBucket` and handed in, as
+    /// replay does.
     static func runParsedBatch(
         _ dataplane: Dataplane, _ frames: [[UInt8]], nows: [UInt64], linkType: LinkType = .ethernet,
-        headroom: Int = headroom
+        headroom: Int = headroom, withHashes: Bool = false
     ) -> [Output] {
         let buffers = frames.map { frame -> UnsafeMutableRawPointer in
             let b = UnsafeMutableRawPointer.allocate(byteCount: headroom + frame.count + 1, alignment: 16)
@@ -99,8 +101,15 @@ struct DataplaneHarness {
                     UnsafeRawBufferPointer(start: buffers[i] + headroom, count: frame.count), linkType: linkType,
                     into: &packets[i]))
         }
-        nows.withUnsafeBufferPointer {
-            dataplane.process(parsedBatch: slots, packets: packets, statuses: statuses, nows: $0.baseAddress!)
+        // Any value for packets not parsed: they must be ignored.
+        var hashes = [UInt64](repeating: 0xDEAD_BEEF, count: n)
+        for i in 0..<n where statuses[i] == nil { hashes[i] = dataplane.flowHashAndBucket(&packets[i]).hash }
+        nows.withUnsafeBufferPointer { nows in
+            hashes.withUnsafeBufferPointer { hashes in
+                dataplane.process(
+                    parsedBatch: slots, packets: packets, statuses: statuses, nows: nows.baseAddress!,
+                    hashes: withHashes ? hashes.baseAddress! : nil)
+            }
         }
         return (0..<n).map { Output(verdict: slots[$0].verdict, bytes: output(of: slots[$0].verdict, in: buffers[$0])) }
     }
