@@ -7,7 +7,8 @@ public struct IOCounters: Sendable, Equatable {
     public var received: UInt64 = 0
     /// Frames longer than a receive buffer (cut short; the data plane sees them truncated).
     public var truncated: UInt64 = 0
-    /// Frames the kernel dropped because the packet socket's receive queue was full
+    /// Frames the kernel could not hand over: the packet socket's receive queue was full (for
+    /// `--io xdp`: a full RX ring, no free UMEM frame, or a frame larger than one)
     /// (`PACKET_STATISTICS`; read when statistics are published).
     public var kernelDrops: UInt64 = 0
     /// Receive completions with an error other than an empty buffer ring.

@@ -74,7 +74,7 @@ public enum MaglevMetrics {
     public static let configGeneration = MetricFamily(
         "maglev_config_generation", .gauge, "Generation of the desired state the workers run (bumped by every change).")
     public static let kernelDrops = MetricFamily(
-        "maglev_kernel_drops_total", .counter, "Frames the kernel dropped because the worker's receive queue was full.",
+        "maglev_kernel_drops_total", .counter, "Frames the kernel could not hand to the worker: its receive queue or ring was full (--io xdp: also no free UMEM frame, or a frame larger than one).",
         labels: ["worker"])
     public static let workerPackets = MetricFamily(
         "maglev_worker_received_packets_total", .counter, "Frames the worker received from its packet socket.",
