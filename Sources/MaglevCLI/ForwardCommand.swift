@@ -156,6 +156,11 @@ struct ForwardCommand: AsyncParsableCommand {
         if ForwarderIO(rawValue: io) == nil { throw ValidationError("--io must be io_uring, ring, ring-frames, xdp or mmsg") }
         if busyPoll && io == "mmsg" { throw ValidationError("--busy-poll needs --io io_uring, ring, ring-frames or xdp") }
         if XDPProgram.AttachMode(rawValue: xdpMode) == nil { throw ValidationError("--xdp-mode must be auto, native or generic") }
+        if io == "xdp" && filter == "ethertype" {
+            throw ValidationError(
+                "--filter ethertype does not apply to --io xdp: its XDP program takes only VIP traffic (all IP "
+                    + "frames would take the host's own traffic from the kernel)")
+        }
         if let send, ForwarderSend(rawValue: send) == nil { throw ValidationError("--send must be packet or raw") }
         if let admin {
             guard let a = AdminAddress(admin) else {
