@@ -18,6 +18,12 @@ import Testing
     @Test func ioModeIsParsed() throws {
         #expect(try ForwardCommand.parse(["--config", "lb.yaml", "--interface", "eth0"]).io == "io_uring")
         #expect(try ForwardCommand.parse(["--config", "lb.yaml", "--interface", "eth0", "--io", "mmsg"]).io == "mmsg")
+        for io in ["io_uring", "ring", "ring-frames", "xdp", "mmsg"] {
+            #expect(try ForwardCommand.parse(["--config", "lb.yaml", "--interface", "eth0", "--io", io]).io == io)
+        }
+        let xdp = try ForwardCommand.parse(["--config", "lb.yaml", "--interface", "eth0", "--io", "xdp", "--xdp-mode", "generic"])
+        #expect(xdp.xdpMode == "generic")
+        #expect(ForwardCommand.helpMessage().contains("--xdp-mode"))
     }
 
     @Test func sendPathAndBusyPollAreParsed() throws {
@@ -37,6 +43,7 @@ import Testing
             ["--io", "epoll"], ["--send", "xdp"], ["--busy-poll", "--io", "mmsg"],
             ["--admin", "0.0.0.0:9100"], ["--admin", "10.1.2.3:9100"], ["--admin", "127.0.0.1:0"],
             ["--admin", "localhost"], ["--log-format", "yaml"], ["--log-level", "loud"],
+            ["--io", "xdp", "--xdp-mode", "offload"], ["--io", "xdp", "--filter", "ethertype"],
         ] {
             #expect(throws: (any Error).self) {
                 _ = try ForwardCommand.parse(["--config", "lb.yaml", "--interface", "eth0"] + args)
