@@ -28,7 +28,8 @@ let package = Package(
     ],
     targets: [
         // The pure data plane: no I/O, no clock, no Foundation, no C modules.
-        .target(name: "MaglevCore", swiftSettings: strict),
+        // `BuiltinModule`: LLVM's prefetch intrinsic for the batch loops (ConnTrack/Prefetch.swift).
+        .target(name: "MaglevCore", swiftSettings: strict + [.enableExperimentalFeature("BuiltinModule")]),
 
         // System libraries and the tiny C shim for macros Swift cannot import.
         .systemLibrary(

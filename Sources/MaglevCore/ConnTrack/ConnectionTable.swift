@@ -195,14 +195,16 @@ public final class ConnectionTable {
         return -1
     }
 
-    /// Reads the first word of `hash`'s bucket and returns it, so that a batch can start the
-    /// bucket's cache misses for many packets at once before any of them is looked up.
+    /// Starts loading both cache lines of `hash`'s bucket (a miss scans all 8 ways, and a hit
+    /// on ways 4-7 reads the second line); returns at once.
     @inline(__always)
-    public func touch(hash: UInt64) -> UInt64 {
-        entries[firstWay(hash)].fingerprint
+    func prefetchBucket(hash: UInt64) {
+        let bucket = UnsafeRawPointer(entries + firstWay(hash))
+        prefetch(bucket)
+        prefetch(bucket + 64)
     }
 
-    /// The start of `hash`'s bucket, for a caller to prefetch (`touch` reads it instead).
+    /// The start of `hash`'s bucket, for a caller to prefetch.
     @inline(__always)
     func bucketAddress(hash: UInt64) -> UnsafeRawPointer { UnsafeRawPointer(entries + firstWay(hash)) }
 
