@@ -123,8 +123,11 @@ public final class ConnectionTable {
 
         self.memory = memory
         let raw = memory.allocate(self.capacity &* MemoryLayout<ConnectionEntry>.stride)
-        self.entries = raw.initializeMemory(
-            as: ConnectionEntry.self, repeating: .empty, count: self.capacity)
+        // `.empty` is all zero bits, which zero-filled memory holds already.
+        self.entries =
+            memory.zeroFilled
+            ? raw.bindMemory(to: ConnectionEntry.self, capacity: self.capacity)
+            : raw.initializeMemory(as: ConnectionEntry.self, repeating: .empty, count: self.capacity)
         self.timeoutByState = .allocate(capacity: 8)
         timeoutByState.initialize(repeating: 0, count: 8)
         Self.fill(timeoutByState, from: timeouts)
