@@ -201,10 +201,11 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         }
         var vipTables: [VIPTable] = []
         vipTables.reserveCapacity(config.vips.count)
-        // Equal inputs give identical tables, so VIPs of one snapshot with equal inputs share one
-        // object, built once (the catch-all config's IPv4 and IPv6 VIPs: replay built two equal
-        // tables at every start and event). Keyed by backend ids: the position in `vipTables` of
-        // the first table with those ids.
+        // Equal inputs give identical tables, so the tables this snapshot builds are built once
+        // per distinct inputs and shared (the catch-all config's IPv4 and IPv6 VIPs: replay built
+        // two equal tables at every start and event). Keyed by backend ids: the position in
+        // `vipTables` of the first table built here with those ids. Tables taken from `previous`
+        // are not entered, so that a reload of one VIP of many hashes no other VIP's ids.
         var firstWithIDs: [[UInt32]: Int] = [:]
         for vip in config.vips {
             let eligible = vip.backends.filter { $0.state == .active && $0.weight > 0 }
