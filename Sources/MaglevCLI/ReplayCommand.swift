@@ -124,7 +124,7 @@ struct ReplayCommand: ParsableCommand {
         options.forwarders = forwarders
         // Connection tables on huge pages, as `maglev forward` keeps them (fewer page faults
         // and TLB misses; the decisions are the same).
-        options.tableMemory = TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate)
+        options.tableMemory = TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate, zeroFilled: true)
         options.ecmpHash = ecmpHash
         options.outputPcap = out
         options.decisionsCSV = decisions

@@ -251,7 +251,7 @@ final class WorkerSockets {
 func makeWorkerDataplane(snapshot: ForwardingSnapshot, options: ForwarderOptions) -> Dataplane {
     let memory =
         options.hugePages
-        ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate) : .heap
+        ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate, zeroFilled: true) : .heap
     let dataplane = Dataplane(snapshot: snapshot, connectionCapacity: options.connectionCapacity, memory: memory)
     dataplane.memberName = options.memberName
     return dataplane

@@ -44,6 +44,34 @@ private func hash(bucket: Int, tag: Int) -> UInt64 {
         #expect(table.liveCount(now: 0) == 0)
     }
 
+    /// Memory that is filled with `byte` before the table gets it, and says `zeroFilled`.
+    private static func memory(filledWith byte: UInt8, zeroFilled: Bool) -> TableMemory {
+        TableMemory(
+            allocate: { count in
+                let p = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 128)
+                p.initializeMemory(as: UInt8.self, repeating: byte, count: count)
+                return p
+            },
+            deallocate: { pointer, _ in pointer.deallocate() }, zeroFilled: zeroFilled)
+    }
+
+    @Test func zeroFilledMemoryIsTakenAsItIsAndOtherMemoryIsCleared() {
+        // Zero-filled memory (huge pages): the table starts empty without clearing it.
+        let zeroed = ConnectionTable(capacity: 64, memory: Self.memory(filledWith: 0, zeroFilled: true))
+        #expect(zeroed.liveCount(now: 0) == 0)
+        let index = zeroed.insert(hash: 0xDEAD_BEEF_0000_0005, backend: 7, state: .tcpEstablished, now: 10)
+        #expect(zeroed.find(hash: 0xDEAD_BEEF_0000_0005, now: 11) == index)
+        #expect(zeroed.liveCount(now: 11) == 1)
+        // Memory that is not zero-filled is cleared, whatever it held.
+        let cleared = ConnectionTable(capacity: 64, memory: Self.memory(filledWith: 0xA5, zeroFilled: false))
+        #expect(cleared.liveCount(now: 0) == 0)
+        #expect(
+            (0..<cleared.capacity).allSatisfy {
+                let e = cleared.entries[$0]
+                return e.fingerprint == 0 && e.lastSeen == 0 && e.backendAndState == 0
+            })
+    }
+
     // MARK: Round trips
 
     @Test func insertFindRefreshReassignRemove() {

@@ -55,6 +55,40 @@ private typealias H = DataplaneHarness
         #expect(s2.vipTables[2] === s1.vipTables[0])
     }
 
+    @Test func vipsWithEqualInputsShareOneTableBuiltOnce() throws {
+        // Two VIPs over the same pool (as the catch-all config's IPv4 and IPv6 VIPs), one over
+        // the same pool with another table size.
+        let other = Self.vip("web-b", Self.addresses[1], 5, first: 0)
+        let sized = Self.vip("web-c", Self.addresses[2], 5, first: 0, tableSize: 4093)
+        let s0 = try ForwardingSnapshot(config: Self.config([Self.web, other, sized]))
+        #expect(s0.vipTables[1] === s0.vipTables[0])
+        #expect(s0.vipTables[2] !== s0.vipTables[0])
+        // The same table as built alone.
+        let alone = try ForwardingSnapshot(config: Self.config([other]))
+        #expect(s0.tables[1]?.entries == alone.tables[0]?.entries)
+
+        // One of them changes: it gets its own table, the other keeps the shared object.
+        var changed = other
+        changed.backends.removeLast()
+        let s1 = try ForwardingSnapshot(config: Self.config([Self.web, changed, sized]), previous: s0)
+        #expect(s1.vipTables[0] === s0.vipTables[0])
+        #expect(s1.vipTables[1] !== s0.vipTables[0])
+        #expect(s1.tables[1]?.backends.count == 4)
+        // And back: equal to its neighbour's inputs again, it gets the same table (built anew:
+        // only tables built in the same snapshot are shared).
+        let s2 = try ForwardingSnapshot(config: Self.config([Self.web, other, sized]), previous: s1)
+        #expect(s2.vipTables[0] === s0.vipTables[0])
+        #expect(s2.tables[1]?.entries == s2.tables[0]?.entries)
+        // Both changed in one reload: built once, shared.
+        var web = Self.web
+        web.backends.removeFirst()
+        changed = other
+        changed.backends.removeFirst()
+        let s3 = try ForwardingSnapshot(config: Self.config([web, changed, sized]), previous: s2)
+        #expect(s3.vipTables[1] === s3.vipTables[0])
+        #expect(s3.vipTables[0] !== s2.vipTables[0])
+    }
+
     @Test func everyInputOfATableRebuildsIt() throws {
         let s0 = try ForwardingSnapshot(config: Self.config([Self.web, Self.api]))
         func rebuilt(_ edit: (inout DataplaneConfig) -> Void) throws -> Bool {

@@ -17,7 +17,7 @@ struct DataplaneBench {
     var allocationsNotCounted: String? = nil
 
     var memory: TableMemory {
-        hugePages ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate) : .heap
+        hugePages ? TableMemory(allocate: HugePageMemory.allocate, deallocate: HugePageMemory.deallocate, zeroFilled: true) : .heap
     }
 
     struct Results {

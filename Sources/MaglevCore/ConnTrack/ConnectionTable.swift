@@ -123,8 +123,11 @@ public final class ConnectionTable {
 
         self.memory = memory
         let raw = memory.allocate(self.capacity &* MemoryLayout<ConnectionEntry>.stride)
-        self.entries = raw.initializeMemory(
-            as: ConnectionEntry.self, repeating: .empty, count: self.capacity)
+        // `.empty` is all zero bits, which zero-filled memory holds already.
+        self.entries =
+            memory.zeroFilled
+            ? raw.bindMemory(to: ConnectionEntry.self, capacity: self.capacity)
+            : raw.initializeMemory(as: ConnectionEntry.self, repeating: .empty, count: self.capacity)
         self.timeoutByState = .allocate(capacity: 8)
         timeoutByState.initialize(repeating: 0, count: 8)
         Self.fill(timeoutByState, from: timeouts)
@@ -195,14 +198,16 @@ public final class ConnectionTable {
         return -1
     }
 
-    /// Reads the first word of `hash`'s bucket and returns it, so that a batch can start the
-    /// bucket's cache misses for many packets at once before any of them is looked up.
+    /// Starts loading both cache lines of `hash`'s bucket (a miss scans all 8 ways, and a hit
+    /// on ways 4-7 reads the second line); returns at once.
     @inline(__always)
-    public func touch(hash: UInt64) -> UInt64 {
-        entries[firstWay(hash)].fingerprint
+    func prefetchBucket(hash: UInt64) {
+        let bucket = UnsafeRawPointer(entries + firstWay(hash))
+        prefetch(bucket)
+        prefetch(bucket + 64)
     }
 
-    /// The start of `hash`'s bucket, for a caller to prefetch (`touch` reads it instead).
+    /// The start of `hash`'s bucket, for a caller to prefetch.
     @inline(__always)
     func bucketAddress(hash: UInt64) -> UnsafeRawPointer { UnsafeRawPointer(entries + firstWay(hash)) }
 

@@ -201,6 +201,12 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         }
         var vipTables: [VIPTable] = []
         vipTables.reserveCapacity(config.vips.count)
+        // Equal inputs give identical tables, so the tables this snapshot builds are built once
+        // per distinct inputs and shared (the catch-all config's IPv4 and IPv6 VIPs: replay built
+        // two equal tables at every start and event). Keyed by backend ids: the position in
+        // `vipTables` of the first table built here with those ids. Tables taken from `previous`
+        // are not entered, so that a reload of one VIP of many hashes no other VIP's ids.
+        var firstWithIDs: [[UInt32]: Int] = [:]
         for vip in config.vips {
             let eligible = vip.backends.filter { $0.state == .active && $0.weight > 0 }
             let inputs = VIPTable.Inputs(
@@ -211,7 +217,12 @@ public final class ForwardingSnapshot: @unchecked Sendable {
                 vipTables.append(old)
                 continue
             }
+            if let same = firstWithIDs[inputs.backendIDs], vipTables[same].inputs == inputs {
+                vipTables.append(vipTables[same])
+                continue
+            }
             do {
+                firstWithIDs[inputs.backendIDs] = firstWithIDs[inputs.backendIDs] ?? vipTables.count
                 vipTables.append(try VIPTable(inputs))
             } catch {
                 throw .table(vip: vip.name, error)
