@@ -9,7 +9,7 @@ import MaglevForwarder
 struct CtlCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ctl",
-        abstract: "Talk to a running forwarder's admin API: status, drain, reload, metrics, withdraw.",
+        abstract: "Talk to a running forwarder's admin API: status, drain, fail, weight, reload, metrics, withdraw.",
         discussion: """
             Sends one request to the admin API of `maglev forward --admin ADDRESS` and prints the \
             answer. Exits 0 when the forwarder accepted the request, 1 when it refused it (the \
@@ -19,6 +19,10 @@ struct CtlCommand: AsyncParsableCommand {
               drain NAME     keep NAME's connections, send it no new ones
                              (--timeout: take it out after that long anyway)
               undrain NAME   end a drain
+              fail NAME      take NAME out now (its connections move), whatever its health
+              recover NAME   end a fail (its failed health checks are forgotten too)
+              weight NAME --value N
+                             NAME's share of new connections (0: none; existing ones stay)
               reload         re-read the config file (as SIGHUP)
               withdraw       withdraw every VIP route from the BGP peers (maintenance)
               announce       announce them again
@@ -28,32 +32,41 @@ struct CtlCommand: AsyncParsableCommand {
               maglev ctl --admin 127.0.0.1:9100 status
               maglev ctl --admin 127.0.0.1:9100 drain backend-1 --timeout 5m
               maglev ctl --admin 127.0.0.1:9100 undrain backend-1
+              maglev ctl --admin 127.0.0.1:9100 weight backend-2 --value 3
               ip netns exec mglab-fwd1 maglev ctl --admin 9100 reload
             """)
 
     @Option(help: "The admin API: HOST:PORT or PORT (127.0.0.1).")
     var admin = "127.0.0.1:9100"
 
-    @Argument(help: "status, drain, undrain, reload, metrics, withdraw or announce.")
+    @Argument(help: "status, drain, undrain, fail, recover, weight, reload, metrics, withdraw or announce.")
     var action: String
 
-    @Argument(help: "The backend name (drain, undrain).")
+    @Argument(help: "The backend name (drain, undrain, fail, recover, weight).")
     var name: String?
 
     @Option(help: "drain: take the backend out after this long (30s, 5m, ...) even if connections remain.")
     var timeout: String?
 
-    static let actions = ["status", "drain", "undrain", "reload", "metrics", "withdraw", "announce"]
+    @Option(help: "weight: the backend's new weight (0 .. 4294967295).")
+    var value: UInt32?
+
+    static let actions = [
+        "status", "drain", "undrain", "fail", "recover", "weight", "reload", "metrics", "withdraw", "announce",
+    ]
+    static let backendActions: Set = ["drain", "undrain", "fail", "recover", "weight"]
 
     func validate() throws {
         guard AdminAddress(admin) != nil else { throw ValidationError("--admin must be PORT or HOST:PORT, got '\(admin)'") }
         guard Self.actions.contains(action) else {
             throw ValidationError("unknown action '\(action)': use one of \(Self.actions.joined(separator: ", "))")
         }
-        let needsName = action == "drain" || action == "undrain"
+        let needsName = Self.backendActions.contains(action)
         if needsName && name == nil { throw ValidationError("\(action) needs a backend name: maglev ctl \(action) NAME") }
         if !needsName && name != nil { throw ValidationError("\(action) takes no backend name") }
         if timeout != nil && action != "drain" { throw ValidationError("--timeout applies to drain only") }
+        if action == "weight" && value == nil { throw ValidationError("weight needs --value N: maglev ctl weight NAME --value 2") }
+        if value != nil && action != "weight" { throw ValidationError("--value applies to weight only") }
     }
 
     func run() async throws {
@@ -67,6 +80,7 @@ struct CtlCommand: AsyncParsableCommand {
         default:
             var t = "/backends/\(Self.percentEncoded(name!))/\(action)"
             if let timeout { t += "?timeout=\(Self.percentEncoded(timeout))" }
+            if let value { t += "?value=\(value)" }
             (method, target) = ("POST", t)
         }
         let reply: AdminClient.Reply

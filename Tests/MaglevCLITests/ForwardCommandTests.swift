@@ -80,7 +80,13 @@ import Testing
     @Test func ctlValidatesItsArguments() throws {
         #expect(try CtlCommand.parse(["status"]).action == "status")
         #expect(try CtlCommand.parse(["drain", "backend-1", "--timeout", "30s"]).name == "backend-1")
-        for args in [["drain"], ["status", "x"], ["explode"], ["undrain", "b", "--timeout", "1s"], ["--admin", "x", "status"]] {
+        #expect(try CtlCommand.parse(["weight", "backend-2", "--value", "3"]).value == 3)
+        #expect(try CtlCommand.parse(["fail", "backend-2"]).action == "fail")
+        #expect(try CtlCommand.parse(["recover", "backend-2"]).action == "recover")
+        for args in [
+            ["drain"], ["status", "x"], ["explode"], ["undrain", "b", "--timeout", "1s"], ["--admin", "x", "status"],
+            ["weight", "b"], ["weight", "b", "--value", "-1"], ["fail", "b", "--value", "2"], ["fail"],
+        ] {
             #expect(throws: (any Error).self, "\(args)") { _ = try CtlCommand.parse(args) }
         }
         #expect(CtlCommand.percentEncoded("be 1/ü") == "be%201%2F%C3%BC")

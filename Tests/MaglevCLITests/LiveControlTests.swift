@@ -212,6 +212,30 @@ struct LiveControlTests {
             }
             let after = try requests(lab, 60)
             #expect((after.perBackend["backend-1"] ?? 0) > 0, "backend-1 got no new connection after undrain:\n\(after.output)")
+
+            // fail / recover / weight through `maglev ctl` on both forwarders.
+            func state(_ k: Int) throws -> [String] {
+                LabSession.backends(try lab.status(k), named: "backend-1").map { $0["state"] as? String ?? "?" }
+            }
+            for k in [1, 2] {
+                let fail = try lab.lab(["ctl", String(k), "fail", "backend-1"])
+                #expect(fail.status == 0, "fwd\(k): maglev ctl fail backend-1 failed:\n\(fail.output)")
+                let states = try state(k)
+                #expect(states.allSatisfy { $0 == "down" }, "fwd\(k): \(states)")
+            }
+            let failed = try requests(lab, 60)
+            #expect(failed.perBackend["backend-1"] == nil, "a connection reached failed backend-1:\n\(failed.output)")
+            for k in [1, 2] {
+                let recover = try lab.lab(["ctl", String(k), "recover", "backend-1"])
+                #expect(recover.status == 0, "fwd\(k): maglev ctl recover backend-1 failed:\n\(recover.output)")
+                let states = try state(k)
+                #expect(states.allSatisfy { $0 == "active" } && !states.isEmpty, "fwd\(k): \(states)")
+                let weight = try lab.lab(["ctl", String(k), "weight", "backend-1", "--value", "2"])
+                #expect(weight.status == 0, "fwd\(k): maglev ctl weight failed:\n\(weight.output)")
+                #expect(weight.output.contains("weight backend-1=2"), "\(weight.output)")
+            }
+            let recovered = try requests(lab, 60)
+            #expect((recovered.perBackend["backend-1"] ?? 0) > 0, "backend-1 got no new connection after recover:\n\(recovered.output)")
         }
     }
 

@@ -163,7 +163,7 @@ import Testing
         let c = try Self.control()
         let action = await AdminAPI.handle(method: "POST", target: "/backends/a/explode", control: c)
         #expect(action.status == 404)
-        #expect(errorMessage(action) == "unknown action 'explode': use drain or undrain")
+        #expect(errorMessage(action) == "unknown action 'explode': use drain, undrain, fail, recover or weight")
         let name = await AdminAPI.handle(method: "POST", target: "/backends/zz/drain", control: c)
         #expect(name.status == 404)
         #expect(errorMessage(name) == "no backend named 'zz' (drain zz); known backends: a, b 1, c")
@@ -191,6 +191,35 @@ import Testing
         #expect(try json(undrain)["edit"] as? String == "undrain b 1")
         #expect(await c.state.holds.isEmpty)
         #expect(await c.forwarder.snapshot.config.vips[0].backends.first { $0.name == "b 1" }?.state == .active)
+    }
+
+    /// fail, recover and weight reach the running snapshot as the drain does; bad parameters are
+    /// 400s that say what is expected.
+    @Test func failRecoverAndWeight() async throws {
+        let c = try Self.control()
+        func running(_ name: String) async -> BackendConfig? {
+            await c.forwarder.snapshot.config.vips[0].backends.first { $0.name == name }
+        }
+        let fail = await AdminAPI.handle(method: "POST", target: "/backends/a/fail", control: c)
+        #expect(fail.status == 200)
+        #expect(try json(fail)["edit"] as? String == "fail a")
+        #expect(await running("a")?.state == .down)
+        let recover = await AdminAPI.handle(method: "POST", target: "/backends/a/recover", control: c)
+        #expect(recover.status == 200)
+        #expect(await running("a")?.state == .active)
+
+        let weight = await AdminAPI.handle(method: "POST", target: "/backends/b%201/weight?value=3", control: c)
+        #expect(weight.status == 200)
+        #expect(try json(weight)["edit"] as? String == "weight b 1=3")
+        #expect(await running("b 1")?.weight == 3)
+
+        for bad in ["/backends/a/weight", "/backends/a/weight?value=-1", "/backends/a/weight?value=x",
+            "/backends/a/weight?w=2", "/backends/a/fail?now=1"] {
+            let r = await AdminAPI.handle(method: "POST", target: bad, control: c)
+            #expect(r.status == 400, "\(bad)")
+        }
+        let unknown = await AdminAPI.handle(method: "POST", target: "/backends/zz/fail", control: c)
+        #expect(unknown.status == 404)
     }
 
     @Test func statusAnswersWithoutWorkers() async throws {

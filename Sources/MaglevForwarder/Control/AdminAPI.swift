@@ -8,6 +8,9 @@ import MaglevCore
 ///     GET  /healthz                       "ok" while the control plane answers
 ///     POST /backends/NAME/drain[?timeout=30s]   keep NAME's connections, no new ones
 ///     POST /backends/NAME/undrain
+///     POST /backends/NAME/fail            out of service now (its connections move), health aside
+///     POST /backends/NAME/recover         end a fail (and forget its failed health checks)
+///     POST /backends/NAME/weight?value=N  its share of new connections (0: none)
 ///     POST /reload                        re-read the config file
 ///     POST /bgp/withdraw, /bgp/announce   withdraw every VIP route by hand (maintenance), and back
 ///
@@ -32,7 +35,8 @@ public enum AdminAPI {
 
     static let endpoints =
         "GET /metrics, GET /status, GET /healthz, POST /backends/NAME/drain[?timeout=DURATION], "
-        + "POST /backends/NAME/undrain, POST /reload, POST /bgp/withdraw, POST /bgp/announce"
+        + "POST /backends/NAME/undrain, POST /backends/NAME/fail, POST /backends/NAME/recover, "
+        + "POST /backends/NAME/weight?value=N, POST /reload, POST /bgp/withdraw, POST /bgp/announce"
 
     /// Answers one request. `target` is the request target (path and query).
     public static func handle(method: String, target: String, control: ControlPlane) async -> Response {
@@ -91,9 +95,20 @@ public enum AdminAPI {
                     timeout = ms
                 }
                 edit = .drain(name, timeoutMs: timeout)
-            case "undrain": edit = .undrain(name)
+            case "undrain", "fail", "recover":
+                if let (key, _) = query.first {
+                    return .error(400, "unknown parameter '\(key)': \(parts[2]) takes none")
+                }
+                edit = parts[2] == "undrain" ? .undrain(name) : parts[2] == "fail" ? .fail(name) : .recover(name)
+            case "weight":
+                guard query.count == 1, query[0].0 == "value", let w = UInt32(query[0].1) else {
+                    return .error(
+                        400, "weight takes value=N, N an integer 0 .. 4294967295 (0: no new connections): "
+                            + "POST /backends/\(parts[1])/weight?value=2")
+                }
+                edit = .weight(name, w)
             default:
-                return .error(404, "unknown action '\(parts[2])': use drain or undrain")
+                return .error(404, "unknown action '\(parts[2])': use drain, undrain, fail, recover or weight")
             }
             do {
                 try await control.apply(edit)
