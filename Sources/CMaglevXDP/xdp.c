@@ -514,33 +514,32 @@ int cmaglev_xsk_counters(const struct cmaglev_xsk *x, struct cmaglev_xsk_counter
 #include <net/if.h>
 #include <sys/ioctl.h>
 
-int cmaglev_xdp_rx_queues(const char *ifname) {
+/// One SIOCETHTOOL request for `ifname` with `data` (its first word the ethtool command);
+/// 0 or -errno.
+static int ethtool(const char *ifname, void *data) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    struct ethtool_channels channels = {.cmd = ETHTOOL_GCHANNELS};
     struct ifreq request;
     memset(&request, 0, sizeof request);
     snprintf(request.ifr_name, sizeof request.ifr_name, "%s", ifname);
-    request.ifr_data = (void *)&channels;
+    request.ifr_data = data;
     int r = ioctl(fd, SIOCETHTOOL, &request);
     int e = errno;
     close(fd);
-    if (r != 0) return e == EOPNOTSUPP ? 1 : -e;
+    return r == 0 ? 0 : -e;
+}
+
+int cmaglev_xdp_rx_queues(const char *ifname) {
+    struct ethtool_channels channels = {.cmd = ETHTOOL_GCHANNELS};
+    int r = ethtool(ifname, &channels);
+    if (r != 0) return r == -EOPNOTSUPP ? 1 : r;
     unsigned int n = channels.rx_count + channels.combined_count;
     return n ? (int)n : 1;
 }
 
 int cmaglev_xdp_gro_enabled(const char *ifname) {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -errno;
     struct ethtool_value value = {.cmd = ETHTOOL_GGRO};
-    struct ifreq request;
-    memset(&request, 0, sizeof request);
-    snprintf(request.ifr_name, sizeof request.ifr_name, "%s", ifname);
-    request.ifr_data = (void *)&value;
-    int r = ioctl(fd, SIOCETHTOOL, &request);
-    int e = errno;
-    close(fd);
-    if (r != 0) return -e;
+    int r = ethtool(ifname, &value);
+    if (r != 0) return r;
     return value.data ? 1 : 0;
 }

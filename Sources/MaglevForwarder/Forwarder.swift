@@ -123,29 +123,37 @@ public final class Forwarder: @unchecked Sendable {
         }
     }
 
-    /// Opens the next-hop resolver in the workers' network namespace.
-    func openResolver() throws(ForwarderError) {
-        let box = Mutex<Result<NextHopResolver, SystemError>?>(nil)
+    /// Runs `body` on a thread of its own in the workers' network namespace (when they have
+    /// one), as the workers open their sockets there, and returns its outcome. `what` names the
+    /// work in errors about the thread itself.
+    func inWorkersNamespace<T: Sendable>(
+        _ what: String, _ body: @escaping @Sendable () throws(SystemError) -> T
+    ) throws(ForwarderError) -> Result<T, SystemError> {
+        let box = Mutex<Result<T, SystemError>?>(nil)
         let namespace = options.networkNamespace
-        let open: @Sendable () -> Void = {
+        let run: @Sendable () -> Void = {
             do throws(SystemError) {
                 if let namespace { try ThreadContext.enterNetworkNamespace(path: namespace) }
-                let r = try NextHopResolver()
-                box.withLock { $0 = .success(r) }
+                let value = try body()
+                box.withLock { $0 = .success(value) }
             } catch {
                 box.withLock { $0 = .failure(error) }
             }
         }
         do {
-            let thread = try OSThread(open)
-            thread.join()
+            try OSThread(run).join()
         } catch {
-            throw ForwarderError("cannot start the next-hop resolver: \(error)")
+            throw ForwarderError("cannot start the \(what): \(error)")
         }
-        switch box.withLock({ $0 }) {
+        guard let outcome = box.withLock({ $0 }) else { throw ForwarderError("the \(what) did not finish") }
+        return outcome
+    }
+
+    /// Opens the next-hop resolver in the workers' network namespace.
+    func openResolver() throws(ForwarderError) {
+        switch try inWorkersNamespace("next-hop resolver", { () throws(SystemError) in try NextHopResolver() }) {
         case .success(let r): resolver = r
         case .failure(let e): throw ForwarderError("cannot open the next-hop resolver (netlink): \(e); `--send raw` works without it")
-        case nil: throw ForwarderError("the next-hop resolver did not start")
         }
     }
 
@@ -263,30 +271,16 @@ public final class Forwarder: @unchecked Sendable {
             throw ForwarderError(
                 "--io xdp steers at most \(XDPProgram.maximumPrefixes) VIP prefixes (this config has \(prefixes.count))")
         }
-        let box = Mutex<Result<(XDPProgram, Int, Bool), SystemError>?>(nil)
-        let namespace = options.networkNamespace
         let interface = options.interface
         let queues = max(64, options.workers)
         let mode = options.xdpMode
-        let open: @Sendable () -> Void = {
-            do throws(SystemError) {
-                if let namespace { try ThreadContext.enterNetworkNamespace(path: namespace) }
-                let rx = try XDPProgram.receiveQueues(interface: interface)
-                let p = try XDPProgram(interface: interface, maximumQueues: queues, mode: mode)
-                try p.setPrefixes(prefixes)
-                let gro = XDPProgram.mergesReceivedFrames(interface: interface) ?? false
-                box.withLock { $0 = .success((p, rx, gro)) }
-            } catch {
-                box.withLock { $0 = .failure(error) }
-            }
+        let loaded = try inWorkersNamespace("XDP loader") { () throws(SystemError) in
+            let rx = try XDPProgram.receiveQueues(interface: interface)
+            let p = try XDPProgram(interface: interface, maximumQueues: queues, mode: mode)
+            try p.setPrefixes(prefixes)
+            return (p, rx, XDPProgram.mergesReceivedFrames(interface: interface) ?? false)
         }
-        do {
-            let thread = try OSThread(open)
-            thread.join()
-        } catch {
-            throw ForwarderError("cannot start the XDP loader: \(error)")
-        }
-        switch box.withLock({ $0 }) {
+        switch loaded {
         case .success(let (p, rx, gro)):
             // A queue without a socket would pass its VIP packets to the kernel (lost).
             guard rx == options.workers else {
@@ -303,7 +297,6 @@ public final class Forwarder: @unchecked Sendable {
                         + "off (`ethtool -K \(interface) gro off`) or use a driver with native XDP")
             }
         case .failure(let e): throw XDPWorker.attachError(e, interface: interface)
-        case nil: throw ForwarderError("the XDP loader did not finish")
         }
     }
 

@@ -39,6 +39,17 @@ public struct IOCounters: Sendable, Equatable {
 
     public init() {}
 
+    /// Counts one send's completion: sent, or an error (and its errno).
+    @inline(__always)
+    mutating func countSend(result: Int32) {
+        if result < 0 {
+            sendErrors &+= 1
+            lastSendErrno = -result
+        } else {
+            sent &+= 1
+        }
+    }
+
     public static func + (a: IOCounters, b: IOCounters) -> IOCounters {
         var s = a
         s.received += b.received

@@ -167,43 +167,25 @@ final class RingWorker: PacketEngineWorker {
             }
         }
         if inflightSends > 0 {
-            do {
-                try ring.submitAndWait(count: inflightSends)
-            } catch {
-                io.sendErrors &+= 1
-            }
-            while inflightSends > 0 {
-                let n = ring.drain(into: completions)
-                if n == 0 {
-                    // Not all complete yet (a wait cut short): wait for the rest.
-                    do { try ring.submitAndWait(count: 1) } catch { break }
-                    continue
-                }
-                for i in 0..<n {
-                    let c = completions[i]
-                    if c.userData & (0xFF << 56) == RingWorker.flushTag, let transmit {
-                        // The kernel took every queued slot (or refused the flush: all lost).
-                        inflightSends &-= 1
-                        if c.result < 0 {
-                            io.sendErrors &+= UInt64(transmit.flushing)
-                            io.lastSendErrno = -c.result
-                        } else {
-                            io.sent &+= UInt64(transmit.flushing)
-                            io.sentThroughTxRing &+= UInt64(transmit.flushing)
-                        }
-                        transmit.flushing = 0
-                        continue
-                    }
-                    guard c.userData & (0xFF << 56) == RingWorker.sendTag else { continue }
-                    inflightSends &-= 1
+            let outcome = ring.submitAndAwait(inflightSends, into: completions) { c in
+                if c.userData & (0xFF << 56) == RingWorker.flushTag, let transmit {
+                    // The kernel took every queued slot (or refused the flush: all lost).
                     if c.result < 0 {
-                        io.sendErrors &+= 1
+                        io.sendErrors &+= UInt64(transmit.flushing)
                         io.lastSendErrno = -c.result
                     } else {
-                        io.sent &+= 1
+                        io.sent &+= UInt64(transmit.flushing)
+                        io.sentThroughTxRing &+= UInt64(transmit.flushing)
                     }
+                    transmit.flushing = 0
+                    return true
                 }
+                guard c.userData & (0xFF << 56) == RingWorker.sendTag else { return false }
+                io.countSend(result: c.result)
+                return true
             }
+            if outcome.submitFailed { io.sendErrors &+= 1 }
+            inflightSends = outcome.remaining
         }
         if let transmit, transmit.ring.refused != transmit.refusedCounted {
             // Frames the kernel refused after their flush (counted as sent then).

@@ -265,12 +265,7 @@ final class Worker: PacketEngineWorker {
             case Worker.sendTag:
                 inflightSends &-= 1
                 ring.recycle(bufferID: Int(truncatingIfNeeded: c.userData & 0xFFFF_FFFF))
-                if c.result < 0 {
-                    io.sendErrors &+= 1
-                    io.lastSendErrno = -c.result
-                } else {
-                    io.sent &+= 1
-                }
+                io.countSend(result: c.result)
             default:
                 break
             }

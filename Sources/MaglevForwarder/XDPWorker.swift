@@ -243,27 +243,13 @@ final class XDPWorker: PacketEngineWorker {
             egressQueued[e] = 0
         }
         if inflightSends > 0 {
-            do {
-                try ring.submitAndWait(count: inflightSends)
-            } catch {
-                io.sendErrors &+= 1
+            let outcome = ring.submitAndAwait(inflightSends, into: completions) { c in
+                guard c.userData & (0xFF << 56) == XDPWorker.sendTag else { return false }
+                io.countSend(result: c.result)
+                return true
             }
-            while inflightSends > 0 {
-                let n = ring.drain(into: completions)
-                if n == 0 {
-                    do { try ring.submitAndWait(count: 1) } catch { break }
-                    continue
-                }
-                for i in 0..<n where completions[i].userData & (0xFF << 56) == XDPWorker.sendTag {
-                    inflightSends &-= 1
-                    if completions[i].result < 0 {
-                        io.sendErrors &+= 1
-                        io.lastSendErrno = -completions[i].result
-                    } else {
-                        io.sent &+= 1
-                    }
-                }
-            }
+            if outcome.submitFailed { io.sendErrors &+= 1 }
+            inflightSends = outcome.remaining
         }
         // Frames of io_uring sends go back only once every send completed (a wait cut short by
         // an error leaves them for the next turn: a frame refilled while the kernel still reads

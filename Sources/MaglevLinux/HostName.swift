@@ -8,7 +8,7 @@ public enum HostName {
     public static func current() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return string(fromCBuffer: buffer)
     }
 
     /// The name of the network namespace this process runs in, when it is a named one (`ip

@@ -420,4 +420,31 @@ public struct IORing: ~Copyable {
         io_uring_cq_advance(ring, UInt32(n))
         return n
     }
+
+    /// Submits queued SQEs and waits until `count` awaited completions came back, handing every
+    /// completion drained to `isAwaited` (true: one of the `count`). A wait cut short waits
+    /// again; a failed wait after the first ends it. Returns how many are still outstanding and
+    /// whether the first submit failed (the caller counts it).
+    @inline(__always)
+    public func submitAndAwait(
+        _ count: Int, into completions: UnsafeMutableBufferPointer<IORingCompletion>,
+        _ isAwaited: (IORingCompletion) -> Bool
+    ) -> (remaining: Int, submitFailed: Bool) {
+        var remaining = count
+        var submitFailed = false
+        do {
+            try submitAndWait(count: remaining)
+        } catch {
+            submitFailed = true
+        }
+        while remaining > 0 {
+            let n = drain(into: completions)
+            if n == 0 {
+                do { try submitAndWait(count: 1) } catch { break }
+                continue
+            }
+            for i in 0..<n where isAwaited(completions[i]) { remaining &-= 1 }
+        }
+        return (remaining, submitFailed)
+    }
 }

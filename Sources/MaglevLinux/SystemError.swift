@@ -66,3 +66,8 @@ enum SystemCall {
 func closeDescriptor(_ fd: Int32) {
     if fd >= 0 { _ = Glibc.close(fd) }
 }
+
+/// The UTF-8 text of a NUL-terminated C character buffer (up to its first NUL, or all of it).
+func string(fromCBuffer buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

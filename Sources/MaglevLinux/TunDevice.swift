@@ -56,7 +56,7 @@ public struct TunDevice: ~Copyable {
         let rc = cmaglev_decap_tun_open(name, &actual)
         guard rc >= 0 else { throw TunError(call: rc == -ENOENT ? "open /dev/net/tun" : "ioctl TUNSETIFF", errno: -rc, device: name) }
         fileDescriptor = rc
-        self.name = String(decoding: actual.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        self.name = string(fromCBuffer: actual)
     }
 
     /// Sets the interface up (`SIOCSIFFLAGS` with `IFF_UP`), so that packets written to it are

@@ -67,7 +67,7 @@ public final class XDPProgram: @unchecked Sendable {
         // deletes the stale ones.
         let r = cmaglev_xdp_load(&program, UInt32(2 * XDPProgram.maximumPrefixes), UInt32(maximumQueues), &log, log.count)
         if r < 0 {
-            let text = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let text = string(fromCBuffer: log)
             throw SystemError(call: "loading the XDP program (\(text.suffix(600)))", errno: -r)
         }
         let a = cmaglev_xdp_attach(&program, Int32(index), mode == .auto ? 0 : mode == .native ? 1 : 2)
@@ -172,7 +172,7 @@ public final class XDPSocket {
         var h: OpaquePointer?
         let r = cmaglev_xsk_open(&h, interface, UInt32(queue), UInt32(frameSize), UInt32(frameCount), copyOnly ? 1 : 0, &step, step.count)
         guard r == 0, let h else {
-            let text = String(decoding: step.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let text = string(fromCBuffer: step)
             throw SystemError(call: "AF_XDP socket on \(interface) queue \(queue) (\(text))", errno: -r)
         }
         handle = h
@@ -193,7 +193,7 @@ public final class XDPSocket {
         var h: OpaquePointer?
         let r = cmaglev_xsk_open_transmit(&h, owner.handle, interface, UInt32(queue), &step, step.count)
         guard r == 0, let h else {
-            let text = String(decoding: step.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let text = string(fromCBuffer: step)
             throw SystemError(call: "AF_XDP transmit socket on \(interface) queue \(queue) (\(text))", errno: -r)
         }
         handle = h
@@ -212,7 +212,7 @@ public final class XDPSocket {
         guard if_indextoname(UInt32(bitPattern: interfaceIndex), &name) != nil else {
             throw SystemError(call: "if_indextoname(\(interfaceIndex))", errno: Glibc.errno)
         }
-        let text = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let text = string(fromCBuffer: name)
         try self.init(transmittingFor: owner, interface: text, queue: queue)
     }
 
